@@ -1,0 +1,3 @@
+"""jobstream: an event-sourced workflow engine for command-line job campaigns on NATS JetStream."""
+
+__version__ = "0.1.0"

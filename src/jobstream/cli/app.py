@@ -1,0 +1,50 @@
+"""The ``jobstream`` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jobstream import __version__
+from jobstream.cli import check, run, server, status, submit, worker
+from jobstream.cli.common import DEBUG, out
+from jobstream.cli.config import config_app
+
+app = typer.Typer(
+    name="jobstream",
+    help="Event-sourced workflow engine for command-line job campaigns (NATS JetStream).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"jobstream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print version")
+    ] = False,
+) -> None:
+    """Run thousands to millions of jobs with dependencies; lose nothing; query everything."""
+    DEBUG["on"] = debug
+
+
+app.command()(run.run)
+app.command()(check.check)
+app.command()(submit.submit)
+app.command()(server.server)
+app.command()(worker.worker)
+app.command()(status.status)
+app.add_typer(config_app, name="config")
+
+
+def main() -> None:
+    app()

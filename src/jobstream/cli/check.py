@@ -1,0 +1,48 @@
+"""``jobstream check SPEC``: validate and expand a spec without touching any server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jobstream.cli.common import Json, guarded, out, print_json
+from jobstream.model import WorkflowDef
+from jobstream.spec import load_spec
+
+
+def spec_summary(workflow: WorkflowDef) -> dict[str, object]:
+    """Counts a user checks before submitting (stable --json field names)."""
+    return {
+        "name": workflow.name,
+        "jobs": len(workflow.jobs),
+        "files": len(workflow.files),
+        "user_data": len(workflow.user_data),
+        "edges": workflow.edges(),
+        "roots": sum(1 for job in workflow.jobs if not job.depends_on),
+        "classes": workflow.hardware_classes(),
+    }
+
+
+@guarded
+def check(
+    spec: Annotated[Path, typer.Argument(help="workflow spec (.yaml, .yml, .json, .json5)")],
+    json_output: Json = False,
+) -> None:
+    """Validate a workflow spec and print what it expands to."""
+    summary = spec_summary(load_spec(spec))
+    if json_output:
+        print_json(summary)
+        return
+    out.print(f"[bold]{summary['name']}[/]: {spec} is valid")
+    table = Table(show_header=False, box=None)
+    for key in ("jobs", "files", "user_data", "edges", "roots"):
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    out.print(table)
+    classes = summary["classes"]
+    assert isinstance(classes, dict)
+    out.print("hardware classes:")
+    for name, count in sorted(classes.items()):
+        out.print(f"  {name}: {count} job{'s' if count != 1 else ''}")

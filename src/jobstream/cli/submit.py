@@ -1,0 +1,68 @@
+"""``jobstream submit SPEC``: validate, expand and durably submit a workflow to a server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobstream.cli.common import (
+    Json,
+    NatsUrl,
+    StateDir,
+    err,
+    guarded,
+    out,
+    print_json,
+    run_async,
+    settings_from,
+)
+from jobstream.cli.render import ProgressView, print_summary
+from jobstream.config import Settings
+from jobstream.local import follow_workflow
+from jobstream.model import WorkflowDef
+from jobstream.progress import WorkflowStatus
+from jobstream.spec import load_spec
+from jobstream.streams.connection import connect
+from jobstream.submit import submit_workflow
+
+
+async def submit_and_maybe_wait(
+    settings: Settings, workflow: WorkflowDef, wait: bool, view: ProgressView | None
+) -> tuple[str, WorkflowStatus | None]:
+    async with connect(settings, embedded=False, name="jobstream-submit") as conn:
+        wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
+        if not wait:
+            return wf, None
+        err.print(f"workflow {wf} submitted; waiting for it to finish")
+        return wf, await follow_workflow(conn, wf, view.update if view else None)
+
+
+@guarded
+def submit(
+    spec: Annotated[Path, typer.Argument(help="workflow spec (.yaml, .yml, .json, .json5)")],
+    wait: Annotated[bool, typer.Option(help="wait for the workflow to finish")] = False,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """Submit a workflow to a running server; prints the workflow id.
+
+    With --wait, exits 1 when any job did not complete.
+    """
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    workflow = load_spec(spec)
+    with ProgressView(workflow.name) as view:
+        wf, status = run_async(submit_and_maybe_wait, settings, workflow, wait, view)
+    if json_output:
+        print_json(
+            {"workflow": wf, "jobs": len(workflow.jobs), **(status.summary() if status else {})}
+        )
+    elif status is not None:
+        print_summary(status)
+    else:
+        out.print(wf)
+    if status is not None and not status.succeeded():
+        raise typer.Exit(1)

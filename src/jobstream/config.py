@@ -1,0 +1,110 @@
+"""Settings: defaults < jobstream.toml < JOBSTREAM_* environment < CLI flags.
+
+``jobstream.toml`` is searched upward from the current directory, then in the user
+config directory (``$XDG_CONFIG_HOME/jobstream/jobstream.toml``). ``sources()`` says where
+each value came from, for ``jobstream config show``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobstream.errors import ConfigError
+
+CONFIG_NAME = "jobstream.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of jobstream, with the default a single-machine user wants."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBSTREAM_", extra="forbid")
+
+    nats_url: str | None = Field(
+        None, description="NATS server to use; unset: start or find the embedded one"
+    )
+    state_dir: Path = Field(Path(".jobstream"), description="embedded server store, logs")
+    pool: str = Field("default", description="worker pool (routing label)")
+    lease_s: float = Field(
+        30.0, gt=0, description="WORK ack_wait: how long a claim lasts unrenewed"
+    )
+    idle_timeout_s: float = Field(
+        0.0, ge=0, description="worker exits after this long without work (0: never)"
+    )
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """The nearest jobstream.toml upward from ``start``, else the user's one, else None."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    user_dir = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "jobstream"
+    candidate = user_dir / CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def _file_values(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(Settings.model_fields)}"
+        )
+    return values
+
+
+def _env_values() -> dict[str, str]:
+    prefix = "JOBSTREAM_"
+    names = {name.upper(): name for name in Settings.model_fields}
+    return {
+        names[key[len(prefix) :]]: value
+        for key, value in os.environ.items()
+        if key.startswith(prefix) and key[len(prefix) :] in names
+    }
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Merge the layers; ``flags`` whose value is None are treated as not given."""
+    path = find_config_file()
+    merged: dict[str, Any] = {**_file_values(path), **_env_values()}
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        # Values are already merged by precedence: bypass the env source.
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"setting {key!r}: {first['msg']} (from {_origin(key, path, flags)})"
+        ) from exc
+
+
+def _origin(key: str, path: Path | None, flags: dict[str, Any]) -> str:
+    if flags.get(key) is not None:
+        return "command line"
+    if key in _env_values():
+        return f"environment JOBSTREAM_{key.upper()}"
+    if key in _file_values(path):
+        return str(path)
+    return "default"
+
+
+def sources(**flags: Any) -> dict[str, tuple[Any, str]]:
+    """Each setting's merged value and where it came from."""
+    settings = load_settings(**flags)
+    path = find_config_file()
+    return {
+        key: (getattr(settings, key), _origin(key, path, flags)) for key in Settings.model_fields
+    }

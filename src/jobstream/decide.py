@@ -1,0 +1,203 @@
+"""The job state machine: every rule about job states, as two pure functions.
+
+``decide(job, command) -> list[event]`` says what a command means in the job's current
+state (or raises :class:`IllegalTransition`); ``evolve(job, event) -> job`` folds a fact
+into the state. No I/O, no clock: time and actor arrive inside the command. The
+scheduler, the workers, replay and the tests fold with these same functions.
+
+    submitted -> blocked -> ready -> claimed -> running -> completed | failed | timed_out
+    submitted -> ready;  claimed -> failed (spawn error);  any non-terminal -> canceled
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import msgspec
+
+from jobstream.errors import IllegalTransition
+from jobstream.events import (
+    AttemptEnded,
+    JobBlocked,
+    JobCanceled,
+    JobClaimed,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobReady,
+    JobStarted,
+    JobSubmitted,
+    JobTimedOut,
+)
+from jobstream.model import TERMINAL, JobDef, JobState
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """What the rules need to know about one job: the folded aggregate."""
+
+    wf: str
+    index: int
+    state: JobState | None = None
+    attempt: int = 0
+    worker: str | None = None
+    spec: JobDef | None = None
+
+
+class _Ids(TypedDict):
+    wf: str
+    job: int
+    at: float
+    actor: str
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    at: float
+    actor: str
+
+
+class Submit(Command, frozen=True, kw_only=True):
+    spec: JobDef
+
+
+class Block(Command, frozen=True, kw_only=True):
+    unmet: tuple[int, ...]
+
+
+class MakeReady(Command, frozen=True, kw_only=True):
+    pool: str
+    hardware_class: str
+
+
+class Claim(Command, frozen=True, kw_only=True):
+    worker: str
+    lease_s: float
+
+
+class Start(Command, frozen=True, kw_only=True):
+    worker: str
+    pid: int
+    host: str
+    gpu_ids: tuple[int, ...] = ()
+
+
+class Finish(Command, frozen=True, kw_only=True):
+    worker: str
+    attempt: int
+    return_code: int
+    exec_time_s: float
+    timed_out: bool = False
+    peak_memory_mib: float = 0.0
+    cpu_time_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+
+
+class Cancel(Command, frozen=True, kw_only=True):
+    reason: str
+
+
+AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel
+
+# Which states each command may be applied in.
+ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
+    Submit: frozenset({None}),
+    Block: frozenset({JobState.SUBMITTED}),
+    MakeReady: frozenset({JobState.SUBMITTED, JobState.BLOCKED}),
+    Claim: frozenset({JobState.READY}),
+    Start: frozenset({JobState.CLAIMED}),
+    Finish: frozenset({JobState.CLAIMED, JobState.RUNNING}),
+    Cancel: frozenset(set(JobState) - TERMINAL),
+}
+
+
+def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
+    """The events a command produces for ``job``; IllegalTransition when it may not apply."""
+    allowed = ALLOWED[type(command)]
+    if job.state not in allowed:
+        state = job.state.value if job.state else "unsubmitted"
+        raise IllegalTransition(
+            f"job {job.wf}.{job.index}: {type(command).__name__} not allowed when {state}"
+        )
+    base = _Ids(wf=job.wf, job=job.index, at=command.at, actor=command.actor)
+    match command:
+        case Submit(spec=spec):
+            return [JobSubmitted(**base, spec=spec)]
+        case Block(unmet=unmet):
+            return [JobBlocked(**base, unmet=unmet)]
+        case MakeReady(pool=pool, hardware_class=hardware_class):
+            return [JobReady(**base, pool=pool, hardware_class=hardware_class)]
+        case Claim(worker=worker, lease_s=lease_s):
+            return [JobClaimed(**base, worker=worker, attempt=job.attempt + 1, lease_s=lease_s)]
+        case Start(worker=worker, pid=pid, host=host, gpu_ids=gpu_ids):
+            _require_owner(job, worker, job.attempt)
+            return [
+                JobStarted(
+                    **base, worker=worker, attempt=job.attempt, pid=pid, host=host, gpu_ids=gpu_ids
+                )
+            ]
+        case Finish():
+            _require_owner(job, command.worker, command.attempt)
+            return [
+                _ending(command)(
+                    **base,
+                    worker=command.worker,
+                    attempt=command.attempt,
+                    return_code=command.return_code,
+                    exec_time_s=command.exec_time_s,
+                    peak_memory_mib=command.peak_memory_mib,
+                    cpu_time_s=command.cpu_time_s,
+                    stdout=command.stdout,
+                    stderr=command.stderr,
+                )
+            ]
+        case Cancel(reason=reason):
+            return [JobCanceled(**base, reason=reason)]
+    raise TypeError(f"unknown command {command!r}")  # pragma: no cover - exhaustive match
+
+
+def _require_owner(job: Job, worker: str, attempt: int) -> None:
+    """Only the worker holding the current attempt may advance it (fencing)."""
+    if job.worker != worker or job.attempt != attempt:
+        raise IllegalTransition(
+            f"job {job.wf}.{job.index}: attempt {attempt} of {worker} is not the current "
+            f"attempt {job.attempt} of {job.worker}"
+        )
+
+
+def _ending(command: Finish) -> type[AttemptEnded]:
+    if command.timed_out:
+        return JobTimedOut
+    return JobCompleted if command.return_code == 0 else JobFailed
+
+
+_NEXT_STATE: dict[type[JobEvent], JobState] = {
+    JobSubmitted: JobState.SUBMITTED,
+    JobBlocked: JobState.BLOCKED,
+    JobReady: JobState.READY,
+    JobClaimed: JobState.CLAIMED,
+    JobStarted: JobState.RUNNING,
+    JobCompleted: JobState.COMPLETED,
+    JobFailed: JobState.FAILED,
+    JobTimedOut: JobState.TIMED_OUT,
+    JobCanceled: JobState.CANCELED,
+}
+
+
+def evolve(job: Job, event: JobEvent) -> Job:
+    """Fold one event into the job. Trusts the log: the server enforced the order."""
+    state = _NEXT_STATE[type(event)]
+    if isinstance(event, JobSubmitted):
+        return msgspec.structs.replace(job, state=state, spec=event.spec)
+    if isinstance(event, JobClaimed):
+        return msgspec.structs.replace(job, state=state, attempt=event.attempt, worker=event.worker)
+    return msgspec.structs.replace(job, state=state)
+
+
+def fold(job: Job, events: list[JobEvent]) -> Job:
+    """Fold a job's history, oldest first."""
+    for event in events:
+        job = evolve(job, event)
+    return job

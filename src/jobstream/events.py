@@ -1,0 +1,151 @@
+"""Every fact jobstream records: one tagged union of immutable msgspec Structs.
+
+Events are past-tense facts, JSON on the wire. Each carries the workflow id, the job
+index (job events), the time it was decided and the actor that decided it. The ``type``
+tag and the schema version also travel in message headers so tools can route without
+decoding. Add fields only with defaults; bump ``VERSION`` and add an upcaster in
+``jobstream.codec`` for any change that is not additive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from jobstream.model import JobDef, Resources
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields common to every event: when (unix seconds) and who decided it."""
+
+    VERSION: ClassVar[int] = 1
+
+    at: float
+    actor: str
+
+
+class WorkflowEvent(Event, frozen=True, kw_only=True):
+    """An event of one workflow; ``wf`` is its id."""
+
+    wf: str
+
+
+class JobEvent(WorkflowEvent, frozen=True, kw_only=True):
+    """An event on one job's own subject ``ev.<wf>.job.<n>``."""
+
+    job: int
+
+
+# --- workflow --------------------------------------------------------------------------
+
+
+class WorkflowSubmitted(WorkflowEvent, frozen=True, kw_only=True, tag=True):
+    name: str
+    user: str
+    description: str = ""
+    spec_digest: str
+    job_count: int
+    workdir: str = ""
+    files: dict[str, str] = {}
+    user_data: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+
+
+class WorkflowCompleted(WorkflowEvent, frozen=True, kw_only=True, tag=True):
+    counts: dict[str, int]
+
+
+# --- job -------------------------------------------------------------------------------
+
+
+class JobSubmitted(JobEvent, frozen=True, kw_only=True, tag=True):
+    spec: JobDef
+
+
+class JobBlocked(JobEvent, frozen=True, kw_only=True, tag=True):
+    unmet: tuple[int, ...]
+
+
+class JobReady(JobEvent, frozen=True, kw_only=True, tag=True):
+    pool: str
+    hardware_class: str
+
+
+class JobClaimed(JobEvent, frozen=True, kw_only=True, tag=True):
+    worker: str
+    attempt: int
+    lease_s: float
+
+
+class JobStarted(JobEvent, frozen=True, kw_only=True, tag=True):
+    worker: str
+    attempt: int
+    pid: int
+    host: str
+    gpu_ids: tuple[int, ...] = ()
+
+
+class AttemptEnded(JobEvent, frozen=True, kw_only=True):
+    """Fields of every event that ends an attempt: why, how long, where the logs are."""
+
+    worker: str
+    attempt: int
+    return_code: int
+    exec_time_s: float
+    peak_memory_mib: float = 0.0
+    cpu_time_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+
+
+class JobCompleted(AttemptEnded, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class JobFailed(AttemptEnded, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class JobTimedOut(AttemptEnded, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class JobCanceled(JobEvent, frozen=True, kw_only=True, tag=True):
+    reason: str
+
+
+# --- workers ---------------------------------------------------------------------------
+
+
+class WorkerStarted(Event, frozen=True, kw_only=True, tag=True):
+    worker: str
+    host: str
+    capacity: Resources
+    pools: tuple[str, ...]
+    walltime_s: float
+
+
+class WorkerStopped(Event, frozen=True, kw_only=True, tag=True):
+    worker: str
+    reason: str
+    jobs_run: int
+
+
+AnyEvent = (
+    WorkflowSubmitted
+    | WorkflowCompleted
+    | JobSubmitted
+    | JobBlocked
+    | JobReady
+    | JobClaimed
+    | JobStarted
+    | JobCompleted
+    | JobFailed
+    | JobTimedOut
+    | JobCanceled
+    | WorkerStarted
+    | WorkerStopped
+)
+
+ATTEMPT_ENDINGS = (JobCompleted, JobFailed, JobTimedOut)

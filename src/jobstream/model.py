@@ -1,0 +1,158 @@
+"""The one schema every layer shares: resources, expanded jobs, files, workflows, job states.
+
+A spec file is parsed into these types (``jobstream.spec``), the client puts them in
+events, the scheduler routes on them and the worker runs them. They are frozen msgspec
+Structs so they can be hashed, encoded and compared cheaply.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+DEFAULT_POOL = "default"
+
+
+class Resources(msgspec.Struct, frozen=True, kw_only=True):
+    """An exact, normalized resource requirement of one job (or capacity of one worker)."""
+
+    num_cpus: int = 1
+    memory_mib: int = 1024
+    num_gpus: int = 0
+    num_nodes: int = 1
+    runtime_s: int = 3600
+
+    def hardware_class(self) -> str:
+        """The routing key of every job with this requirement: ``c1.m1024.g0.n1.t3600``."""
+        return (
+            f"c{self.num_cpus}.m{self.memory_mib}.g{self.num_gpus}"
+            f".n{self.num_nodes}.t{self.runtime_s}"
+        )
+
+    @classmethod
+    def from_hardware_class(cls, name: str) -> Resources:
+        """Inverse of :meth:`hardware_class`; raises ValueError on a malformed name."""
+        parts = name.split(".")
+        keys = {
+            "c": "num_cpus",
+            "m": "memory_mib",
+            "g": "num_gpus",
+            "n": "num_nodes",
+            "t": "runtime_s",
+        }
+        if len(parts) != len(keys) or [p[:1] for p in parts] != list(keys):
+            raise ValueError(f"not a hardware class: {name!r}")
+        return cls(**{keys[p[0]]: int(p[1:]) for p in parts})
+
+    def fits_in(self, capacity: Resources) -> bool:
+        """True when a job needing ``self`` can run inside ``capacity`` (one node)."""
+        return (
+            self.num_cpus <= capacity.num_cpus
+            and self.memory_mib <= capacity.memory_mib
+            and self.num_gpus <= capacity.num_gpus
+            and self.num_nodes <= capacity.num_nodes
+            and self.runtime_s <= capacity.runtime_s
+        )
+
+
+class FileDef(msgspec.Struct, frozen=True, kw_only=True):
+    """A named file of the workflow; jobs name it in input_files/output_files."""
+
+    name: str
+    path: str
+
+
+class UserDataDef(msgspec.Struct, frozen=True, kw_only=True):
+    """A named piece of user data (any JSON value) jobs may consume or produce."""
+
+    name: str
+    data: Any = None
+    is_ephemeral: bool = False
+
+
+class JobDef(msgspec.Struct, frozen=True, kw_only=True):
+    """One expanded job: no parameters, no templates, dependencies as job indexes."""
+
+    index: int
+    name: str
+    command: str
+    resources: Resources = Resources()
+    resource_requirements: str | None = None
+    invocation_script: str | None = None
+    env: dict[str, str] = {}
+    priority: int = 0
+    depends_on: tuple[int, ...] = ()
+    input_files: tuple[str, ...] = ()
+    output_files: tuple[str, ...] = ()
+    input_user_data: tuple[str, ...] = ()
+    output_user_data: tuple[str, ...] = ()
+    failure_handler: str | None = None
+    cancel_on_blocking_job_failure: bool = True
+    pool: str = DEFAULT_POOL
+
+
+class WorkflowDef(msgspec.Struct, frozen=True, kw_only=True):
+    """A fully expanded workflow, ready to submit.
+
+    ``extras`` keeps the torc sections jobstream stores but does not act on yet
+    (actions, failure_handlers, slurm_schedulers, resource_monitor, metadata, project)
+    so nothing a user wrote is silently dropped.
+    """
+
+    name: str
+    description: str = ""
+    user: str = ""
+    jobs: tuple[JobDef, ...] = ()
+    files: tuple[FileDef, ...] = ()
+    user_data: tuple[UserDataDef, ...] = ()
+    resource_requirements: dict[str, Resources] = {}
+    extras: dict[str, Any] = {}
+
+    def edges(self) -> int:
+        """Number of dependency edges (job → job)."""
+        return sum(len(j.depends_on) for j in self.jobs)
+
+    def hardware_classes(self) -> dict[str, int]:
+        """Jobs per hardware class, for summaries and capacity checks."""
+        counts: dict[str, int] = {}
+        for job in self.jobs:
+            key = job.resources.hardware_class()
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+class JobState(enum.StrEnum):
+    """Every state a job can be in; see ``jobstream.decide`` for the transitions."""
+
+    SUBMITTED = "submitted"
+    BLOCKED = "blocked"
+    READY = "ready"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+
+
+TERMINAL: frozenset[JobState] = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELED}
+)
+UNSUCCESSFUL: frozenset[JobState] = TERMINAL - {JobState.COMPLETED}
+
+
+class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A WORK message: one dispatch of a ready job, everything a worker needs to run it.
+
+    ``ready_seq`` is the stream sequence of the JobReady event it dispatches; a worker
+    claims against it (CAS), so a stale or duplicate dispatch can never run twice.
+    """
+
+    wf: str
+    job: int
+    ready_seq: int
+    attempts_before: int = 0
+    workdir: str
+    spec: JobDef

@@ -1,0 +1,129 @@
+"""Per-workflow status folded from events: counts per state, failures, completion.
+
+``jobstream status`` and the progress bar of ``jobstream run`` fold the same events the
+scheduler does, with the same ``evolve``; this module only keeps what a person asks
+about (how many in each state, which failed and why, where the logs are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from jobstream.decide import Job, evolve
+from jobstream.events import (
+    AttemptEnded,
+    Event,
+    JobCanceled,
+    JobEvent,
+    JobSubmitted,
+    WorkflowCompleted,
+    WorkflowSubmitted,
+)
+from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
+
+
+class JobProblem(msgspec.Struct, frozen=True):
+    """A job that did not complete: why, and where to look."""
+
+    job: int
+    name: str
+    state: str
+    return_code: int | None
+    reason: str
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class WorkflowStatus:
+    wf: str
+    name: str = ""
+    user: str = ""
+    submitted_at: float = 0.0
+    job_count: int = 0
+    finished: bool = False
+    jobs: dict[int, Job] = field(default_factory=dict)
+    last_end: dict[int, AttemptEnded | JobCanceled] = field(default_factory=dict)
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, WorkflowSubmitted):
+            self.name, self.user, self.job_count = event.name, event.user, event.job_count
+            self.submitted_at = event.at
+        elif isinstance(event, WorkflowCompleted):
+            self.finished = True
+        elif isinstance(event, JobEvent):
+            job = self.jobs.get(event.job) or Job(wf=event.wf, index=event.job)
+            self.jobs[event.job] = evolve(job, event)
+            if isinstance(event, AttemptEnded | JobCanceled):
+                self.last_end[event.job] = event
+            elif isinstance(event, JobSubmitted):
+                self.last_end.pop(event.job, None)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state, every state listed (zeros included) for stable --json output."""
+        counts = {state.value: 0 for state in JobState}
+        for job in self.jobs.values():
+            assert job.state is not None
+            counts[job.state.value] += 1
+        return counts
+
+    def done_count(self) -> int:
+        return sum(1 for job in self.jobs.values() if job.state in TERMINAL)
+
+    def succeeded(self) -> bool:
+        return self.finished and all(j.state is JobState.COMPLETED for j in self.jobs.values())
+
+    def problems(self) -> list[JobProblem]:
+        """Jobs that failed, timed out, were canceled, or are stuck behind those."""
+        found = []
+        for n, job in sorted(self.jobs.items()):
+            if job.state is JobState.COMPLETED or (
+                job.state not in UNSUCCESSFUL and not self.finished
+            ):
+                continue
+            ended = self.last_end.get(n)
+            name = job.spec.name if job.spec else str(n)
+            found.append(
+                JobProblem(
+                    job=n,
+                    name=name,
+                    state=job.state.value if job.state else "unknown",
+                    return_code=ended.return_code if isinstance(ended, AttemptEnded) else None,
+                    reason=ended.reason if isinstance(ended, JobCanceled) else "",
+                    stdout=ended.stdout if isinstance(ended, AttemptEnded) else "",
+                    stderr=ended.stderr if isinstance(ended, AttemptEnded) else "",
+                )
+            )
+        return found
+
+    def summary(self) -> dict[str, object]:
+        """The stable ``--json`` shape of one workflow's status."""
+        return {
+            "workflow": self.wf,
+            "name": self.name,
+            "user": self.user,
+            "jobs": self.job_count,
+            "finished": self.finished,
+            "succeeded": self.succeeded(),
+            "counts": self.counts(),
+            "problems": [msgspec.structs.asdict(p) for p in self.problems()],
+        }
+
+
+class StatusBoard:
+    """Status of every workflow seen in a stream of events."""
+
+    def __init__(self) -> None:
+        self.workflows: dict[str, WorkflowStatus] = {}
+
+    def apply(self, event: Event) -> WorkflowStatus | None:
+        wf = getattr(event, "wf", None)
+        if not isinstance(wf, str):
+            return None  # worker lifecycle events belong to no workflow
+        status = self.workflows.get(wf)
+        if status is None:
+            status = self.workflows[wf] = WorkflowStatus(wf)
+        status.apply(event)
+        return status

@@ -1,0 +1,126 @@
+"""The scheduler process: replay the log, then turn every new fact into decisions.
+
+It holds no state of its own on disk. At start it reads EVENTS from sequence 1 (an
+ordered, ephemeral reader: a durable consumer would not spare the replay, since the
+state lives in memory), then carries out what the replay left undone: undecided jobs,
+jobs released but not made ready, ready jobs whose WORK message is gone. Each decision
+is appended with CAS on the job's last sequence, so a second scheduler or a restarted one
+can never make a job ready twice, and each WORK message carries a deterministic
+Nats-Msg-Id so a repeated dispatch is deduplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+
+from jobstream.decide import AnyCommand, Block, Cancel, MakeReady, decide
+from jobstream.errors import IllegalTransition
+from jobstream.events import Event, WorkflowCompleted
+from jobstream.scheduler.dispatch import Dispatcher
+from jobstream.scheduler.state import (
+    BlockIntent,
+    CancelIntent,
+    CompleteIntent,
+    DispatchIntent,
+    Intent,
+    MakeReadyIntent,
+    SchedulerState,
+    WorkflowTrack,
+)
+from jobstream.streams.connection import Connection
+from jobstream.streams.reader import read_batches
+from jobstream.streams.store import Conflict, EventStore
+
+log = logging.getLogger(__name__)
+ACTOR = "scheduler"
+
+
+class Scheduler:
+    """Folds EVENTS and appends JobBlocked/JobReady/JobCanceled/WorkflowCompleted."""
+
+    def __init__(self, conn: Connection, lease_s: float) -> None:
+        self.conn = conn
+        self.store = EventStore(conn.js)
+        self.state = SchedulerState()
+        self.dispatcher = Dispatcher(conn.js, lease_s)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve forever; ``task_status.started()`` fires once the replay has caught up."""
+        live = False
+        async for batch in read_batches(self.conn.js, "ev.>", from_seq=1):
+            intents: list[Intent] = []
+            for stored in batch.events:
+                intents += self.state.apply(stored.seq, stored.event)
+            if not live:
+                if not batch.caught_up:
+                    continue
+                live = True
+                intents = self.state.reconcile()
+                intents = await self.dispatcher.skip_already_queued(intents)
+                log.info("scheduler caught up at sequence %d", self.state.last_seq)
+                task_status.started()
+            await self.carry_out(intents)
+
+    async def carry_out(self, intents: Sequence[Intent]) -> None:
+        """Append the decisions, fold them back, and repeat until nothing follows."""
+        pending = list(intents)
+        while pending:
+            dispatches = [i for i in pending if isinstance(i, DispatchIntent)]
+            appends = self._decide_all(i for i in pending if not isinstance(i, DispatchIntent))
+            await self.dispatcher.dispatch(self.state, dispatches)
+            pending = await self._append_and_apply(appends)
+        completions = self.state.completions()
+        if completions:
+            await self._append_and_apply([self._completion(c) for c in completions])
+
+    def _decide_all(self, intents: Iterable[Intent]) -> list[tuple[Event, int | None]]:
+        now = time.time()
+        appends: list[tuple[Event, int | None]] = []
+        for intent in intents:
+            assert not isinstance(intent, DispatchIntent | CompleteIntent)
+            track = self.state.workflows[intent.wf]
+            command = _command_for(intent, track, now)
+            try:
+                events = decide(track.jobs[intent.job], command)
+            except IllegalTransition as exc:
+                log.debug("skipped: %s", exc)  # the job moved on since the intent was formed
+                continue
+            appends += [(event, track.seqs[intent.job]) for event in events]
+        return appends
+
+    def _completion(self, intent: CompleteIntent) -> tuple[Event, int | None]:
+        track = self.state.workflows[intent.wf]
+        event = WorkflowCompleted(wf=intent.wf, at=time.time(), actor=ACTOR, counts=intent.counts)
+        return event, track.wf_seq
+
+    async def _append_and_apply(self, appends: list[tuple[Event, int | None]]) -> list[Intent]:
+        follow_up: list[Intent] = []
+        if not appends:
+            return follow_up
+        results = await self.store.append_many(appends)
+        for (event, _), result in zip(appends, results, strict=True):
+            if isinstance(result, Conflict):
+                log.debug("conflict, will re-read: %s", result)
+                continue
+            follow_up += self.state.apply(result, event)
+        return follow_up
+
+
+def _command_for(intent: Intent, track: WorkflowTrack, now: float) -> AnyCommand:
+    match intent:
+        case MakeReadyIntent(job=n):
+            spec = track.jobs[n].spec
+            assert spec is not None
+            return MakeReady(
+                at=now, actor=ACTOR, pool=spec.pool, hardware_class=spec.resources.hardware_class()
+            )
+        case BlockIntent(unmet=unmet):
+            return Block(at=now, actor=ACTOR, unmet=unmet)
+        case CancelIntent(reason=reason):
+            return Cancel(at=now, actor=ACTOR, reason=reason)
+    raise TypeError(f"no command for {intent!r}")

@@ -1,0 +1,224 @@
+"""The scheduler's view of every workflow: a pure fold of the log that says what to do next.
+
+``SchedulerState.apply(seq, event)`` folds one stored event and returns the intents it
+triggers (make a job ready, block it, cancel it, dispatch it, complete the workflow).
+``SchedulerState.reconcile()`` derives the same intents from the whole state, for a
+scheduler that has just replayed the log after a restart. Neither does I/O; the service
+turns intents into commands through ``jobstream.decide`` and appends the events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+
+from jobstream.decide import Job, evolve
+from jobstream.events import (
+    Event,
+    JobEvent,
+    JobReady,
+    JobSubmitted,
+    WorkflowCompleted,
+    WorkflowSubmitted,
+)
+from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
+
+ACTIVE = frozenset({JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING})
+
+
+class MakeReadyIntent(msgspec.Struct, frozen=True):
+    wf: str
+    job: int
+
+
+class BlockIntent(msgspec.Struct, frozen=True):
+    wf: str
+    job: int
+    unmet: tuple[int, ...]
+
+
+class CancelIntent(msgspec.Struct, frozen=True):
+    wf: str
+    job: int
+    reason: str
+
+
+class DispatchIntent(msgspec.Struct, frozen=True):
+    wf: str
+    job: int
+    ready_seq: int
+
+
+class CompleteIntent(msgspec.Struct, frozen=True):
+    wf: str
+    counts: dict[str, int]
+
+
+Intent = MakeReadyIntent | BlockIntent | CancelIntent | DispatchIntent | CompleteIntent
+
+
+@dataclass
+class WorkflowTrack:
+    """One workflow: its jobs, dependency counters and per-state counts."""
+
+    wf: str
+    job_count: int = -1  # unknown until WorkflowSubmitted is read
+    workdir: str = ""
+    wf_seq: int = 0  # last sequence on ev.<wf>.wf (for the completion CAS)
+    completed: bool = False
+    jobs: dict[int, Job] = field(default_factory=dict)
+    seqs: dict[int, int] = field(default_factory=dict)
+    unmet: dict[int, int] = field(default_factory=dict)
+    dependents: dict[int, list[int]] = field(default_factory=dict)
+    counts: Counter[JobState] = field(default_factory=Counter)
+
+    def state_of(self, job: int) -> JobState | None:
+        known = self.jobs.get(job)
+        return known.state if known else None
+
+    def is_done(self) -> bool:
+        """Every job submitted and none can move any more (blocked ones wait on failures)."""
+        if self.completed or self.job_count < 0 or len(self.jobs) < self.job_count:
+            return False
+        if any(self.counts[state] for state in ACTIVE):
+            return False
+        # Only reached when nothing runs: a blocked job with all dependencies met is
+        # about to be released, so the workflow is not done.
+        return all(
+            self.unmet[n] > 0 for n, job in self.jobs.items() if job.state is JobState.BLOCKED
+        )
+
+    def count_names(self) -> dict[str, int]:
+        return {state.value: n for state, n in sorted(self.counts.items()) if n}
+
+
+class SchedulerState:
+    """All workflows the scheduler has seen, folded from the log (and its own appends)."""
+
+    def __init__(self) -> None:
+        self.workflows: dict[str, WorkflowTrack] = {}
+        self.last_seq = 0
+        self.dirty: set[str] = set()
+
+    def track(self, wf: str) -> WorkflowTrack:
+        found = self.workflows.get(wf)
+        if found is None:
+            found = self.workflows[wf] = WorkflowTrack(wf)
+        return found
+
+    def apply(self, seq: int, event: Event) -> list[Intent]:
+        """Fold one stored event; return what it makes necessary. Stale events are no-ops."""
+        self.last_seq = max(self.last_seq, seq)
+        if isinstance(event, JobEvent):
+            return self._apply_job(seq, event)
+        if isinstance(event, WorkflowSubmitted):
+            track = self.track(event.wf)
+            if seq <= track.wf_seq:
+                return []
+            track.job_count, track.workdir, track.wf_seq = event.job_count, event.workdir, seq
+            self.dirty.add(event.wf)
+        if isinstance(event, WorkflowCompleted):
+            track = self.track(event.wf)
+            track.completed, track.wf_seq = True, max(track.wf_seq, seq)
+        return []
+
+    def _apply_job(self, seq: int, event: JobEvent) -> list[Intent]:
+        track = self.track(event.wf)
+        n = event.job
+        if seq <= track.seqs.get(n, 0):
+            return []  # our own append, already applied when it was acknowledged
+        before = track.state_of(n)
+        job = evolve(track.jobs.get(n) or Job(wf=event.wf, index=n), event)
+        track.jobs[n], track.seqs[n] = job, seq
+        if before is not None:
+            track.counts[before] -= 1
+        assert job.state is not None
+        track.counts[job.state] += 1
+        intents: list[Intent] = []
+        if isinstance(event, JobSubmitted):
+            intents += self._on_submitted(track, event)
+        elif isinstance(event, JobReady):
+            intents.append(DispatchIntent(event.wf, n, seq))
+        elif job.state is JobState.COMPLETED:
+            intents += self._release_dependents(track, n)
+        elif job.state in UNSUCCESSFUL:
+            intents += self._cancel_dependents(track, n)
+        self.dirty.add(event.wf)
+        return intents
+
+    def _on_submitted(self, track: WorkflowTrack, event: JobSubmitted) -> list[Intent]:
+        n = event.job
+        for dep in event.spec.depends_on:
+            track.dependents.setdefault(dep, []).append(n)
+        track.unmet[n] = sum(
+            track.state_of(dep) is not JobState.COMPLETED for dep in event.spec.depends_on
+        )
+        return self._readiness(track, n)
+
+    def _readiness(self, track: WorkflowTrack, n: int) -> list[Intent]:
+        """Cancel (a dependency failed), make ready (all met) or block a waiting job."""
+        job = track.jobs[n]
+        assert job.spec is not None
+        failed = [d for d in job.spec.depends_on if track.state_of(d) in UNSUCCESSFUL]
+        if failed and job.spec.cancel_on_blocking_job_failure:
+            return [CancelIntent(track.wf, n, _dependency_reason(track, failed[0]))]
+        if track.unmet[n] == 0:
+            return [MakeReadyIntent(track.wf, n)]
+        if job.state is JobState.SUBMITTED:
+            unmet = tuple(
+                d for d in job.spec.depends_on if track.state_of(d) is not JobState.COMPLETED
+            )
+            return [BlockIntent(track.wf, n, unmet)]
+        return []
+
+    def _release_dependents(self, track: WorkflowTrack, n: int) -> list[Intent]:
+        intents: list[Intent] = []
+        for child in track.dependents.get(n, ()):
+            track.unmet[child] -= 1
+            if track.unmet[child] == 0 and track.state_of(child) is JobState.BLOCKED:
+                intents.append(MakeReadyIntent(track.wf, child))
+        return intents
+
+    def _cancel_dependents(self, track: WorkflowTrack, n: int) -> list[Intent]:
+        reason = _dependency_reason(track, n)
+        return [
+            CancelIntent(track.wf, child, reason)
+            for child in track.dependents.get(n, ())
+            if track.state_of(child) not in TERMINAL | {None} and _cancels_on_failure(track, child)
+        ]
+
+    def completions(self) -> list[CompleteIntent]:
+        """Workflows changed since the last call that are now done.
+
+        Call it only when every other intent has been carried out: a job about to be
+        released or canceled must not be mistaken for the end of its workflow.
+        """
+        done = [self.workflows[wf] for wf in sorted(self.dirty) if self.workflows[wf].is_done()]
+        self.dirty.clear()
+        return [CompleteIntent(track.wf, track.count_names()) for track in done]
+
+    def reconcile(self) -> list[Intent]:
+        """Everything still to do after a replay: undecided, releasable, undispatched jobs."""
+        intents: list[Intent] = []
+        for track in self.workflows.values():
+            for n, job in track.jobs.items():
+                if job.state in (JobState.SUBMITTED, JobState.BLOCKED):
+                    intents += self._readiness(track, n)
+                elif job.state is JobState.READY:
+                    intents.append(DispatchIntent(track.wf, n, track.seqs[n]))
+            self.dirty.add(track.wf)
+        return intents
+
+
+def _cancels_on_failure(track: WorkflowTrack, n: int) -> bool:
+    spec = track.jobs[n].spec
+    return spec is None or spec.cancel_on_blocking_job_failure
+
+
+def _dependency_reason(track: WorkflowTrack, dep: int) -> str:
+    job = track.jobs.get(dep)
+    name = job.spec.name if job and job.spec else str(dep)
+    state = job.state.value if job and job.state else "unknown"
+    return f"dependency {name!r} {state}"

@@ -1,0 +1,74 @@
+"""Connect to NATS: the configured URL, a ``jobstream server`` found in the state
+directory, or (where allowed) a fresh embedded server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoServersError
+from nats.js import JetStreamContext
+
+from jobstream.config import Settings
+from jobstream.embedded import discover_url, embedded_server
+from jobstream.errors import ServerError
+from jobstream.streams.setup import ensure_streams
+
+
+class Connection:
+    """An open NATS connection with its JetStream context and the URL it reached."""
+
+    def __init__(self, nc: NATS, url: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=10.0, publish_async_max_pending=8000)
+        self.url = url
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py reports reconnect errors through a callback; they are retried, not fatal."""
+
+
+@contextlib.asynccontextmanager
+async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Connection]:
+    """Connect (retrying briefly), make sure the streams exist, and close on exit."""
+    try:
+        nc = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=_quiet,
+            allow_reconnect=True,
+        )
+    except (NoServersError, OSError, TimeoutError) as exc:
+        raise ServerError(f"cannot reach NATS at {url}: {exc}") from exc
+    try:
+        conn = Connection(nc, url)
+        await ensure_streams(conn.js)
+        yield conn
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await nc.drain()
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    settings: Settings, *, embedded: bool, name: str = "jobstream"
+) -> AsyncIterator[Connection]:
+    """Connect the way the settings say; start an embedded server only if ``embedded``."""
+    url = settings.nats_url or discover_url(settings.state_dir)
+    if url is not None:
+        async with open_connection(url, name) as conn:
+            yield conn
+        return
+    if not embedded:
+        raise ServerError(
+            "no NATS server: start one with `jobstream server` in this directory, "
+            "or set JOBSTREAM_NATS_URL / --nats-url"
+        )
+    async with embedded_server(settings.state_dir) as url, open_connection(url, name) as conn:
+        yield conn

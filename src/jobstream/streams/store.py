@@ -1,0 +1,103 @@
+"""Append events with optimistic concurrency, and read a job's latest event.
+
+Every append names the subject sequence it decided on (``Nats-Expected-Last-Subject-
+Sequence``); the server refuses it when anything else was written to that subject since,
+which is how two workers never both claim a job and how a fenced-off worker's late
+completion is refused. Every append also carries a deterministic ``Nats-Msg-Id`` (the
+subject, the expected sequence and the event type) so a retried publish is deduplicated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+
+from jobstream import codec
+from jobstream.events import AnyEvent, Event
+from jobstream.streams.subjects import EVENTS_STREAM, event_subject
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+class Conflict(Exception):
+    """The subject moved on since the writer decided: re-read and decide again."""
+
+
+class Stored(msgspec.Struct, frozen=True):
+    """An event as stored: its stream sequence and subject."""
+
+    seq: int
+    subject: str
+    event: AnyEvent
+
+
+class EventStore:
+    """The EVENTS stream seen as an append-only store of typed events."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    @staticmethod
+    def _headers(event: Event, subject: str, expected: int | None) -> dict[str, str]:
+        headers = codec.headers_for(event)
+        if expected is not None:
+            headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
+        headers[api.Header.MSG_ID] = f"{subject}:{expected}:{type(event).__name__}"
+        return headers
+
+    async def append(self, event: Event, expected: int | None) -> int:
+        """Store one event; returns its stream sequence or raises Conflict."""
+        subject = event_subject(event)
+        try:
+            ack = await self.js.publish(
+                subject, codec.encode(event), headers=self._headers(event, subject, expected)
+            )
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise Conflict(f"{subject} moved past {expected}") from exc
+            raise
+        return ack.seq
+
+    async def append_many(
+        self, items: Sequence[tuple[Event, int | None]]
+    ) -> list[int | Conflict]:
+        """Store many events pipelined (publish_async); per item a sequence or a Conflict.
+
+        Items are sent in order, so events of one subject keep their order.
+        """
+        futures = []
+        for event, expected in items:
+            subject = event_subject(event)
+            futures.append(
+                await self.js.publish_async(
+                    subject, codec.encode(event), headers=self._headers(event, subject, expected)
+                )
+            )
+        results: list[int | Conflict] = []
+        for future in futures:
+            try:
+                results.append((await future).seq)
+            except APIError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise
+                results.append(Conflict(str(exc)))
+        return results
+
+    async def last(self, subject: str) -> Stored | None:
+        """The latest event on a subject (e.g. one job's current state), or None."""
+        try:
+            raw = await self.js._jsm.get_last_msg(EVENTS_STREAM, subject)
+        except NotFoundError:
+            return None
+        assert raw.seq is not None and raw.data is not None
+        where = f"{EVENTS_STREAM}#{raw.seq}"
+        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where))
+
+    async def history(self, subject: str) -> list[Stored]:
+        """Every event on one subject, oldest first (a job's audit trail)."""
+        from jobstream.streams.reader import read_until_caught_up
+
+        return [s async for s in read_until_caught_up(self.js, subject)]

@@ -1,0 +1,316 @@
+"""The worker: bind to every class consumer that fits, pack jobs, run them, report.
+
+For each WORK message: claim the job with CAS on the dispatch's JobReady sequence (a
+stale or duplicate dispatch is refused by the server and dropped), spawn the command,
+append JobStarted, renew the lease (``in_progress``) while it runs, store its output,
+append JobCompleted/JobFailed with CAS on its own JobStarted, then ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup, TaskStatus
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import ConsumerInfo
+
+from jobstream.decide import Claim, Finish, Job, Start, decide, evolve
+from jobstream.events import JobEvent, WorkerStarted, WorkerStopped
+from jobstream.ids import new_worker_id
+from jobstream.model import JobState, Resources, WorkItem
+from jobstream.streams.connection import Connection
+from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
+from jobstream.streams.store import Conflict, EventStore
+from jobstream.streams.subjects import WORK_STREAM, log_object
+from jobstream.workers.capacity import Capacity, Reservation
+from jobstream.workers.process import (
+    shell_command,
+    spawn_failure,
+    start_process,
+    terminate,
+    wait_process,
+)
+
+log = logging.getLogger(__name__)
+_item_decoder = msgspec.json.Decoder(WorkItem)
+BIND_INTERVAL_S = 1.0
+FETCH_WAIT_S = 1.0
+MAX_BATCH = 64
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker is sized and when it stops."""
+
+    capacity: Resources
+    pools: tuple[str, ...] = ("default",)
+    walltime_s: float = float("inf")
+    idle_timeout_s: float = 0.0
+    lease_s: float = 30.0
+    log_dir: Path = Path(".jobstream/logs")
+    workdir: str | None = None
+    worker_id: str = field(default_factory=new_worker_id)
+
+
+class Worker:
+    """One worker process (or one task inside ``jobstream run``)."""
+
+    def __init__(self, conn: Connection, options: WorkerOptions) -> None:
+        self.conn = conn
+        self.options = options
+        self.id = options.worker_id
+        self.store = EventStore(conn.js)
+        self.capacity = Capacity(options.capacity)
+        self.changed = anyio.Condition()
+        self.started_at = time.monotonic()
+        self.last_busy = time.monotonic()
+        self.bound: set[str] = set()
+        self.jobs_run = 0
+        self.stop_reason = "canceled"
+        slots = max(1, options.capacity.num_cpus) * 2
+        self.threads = anyio.CapacityLimiter(slots + 2)
+        self.host = socket.gethostname()
+
+    def remaining_s(self) -> float:
+        return self.options.walltime_s - (time.monotonic() - self.started_at)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
+        self.logs = await ensure_logs(self.conn.js)
+        await self._announce(
+            WorkerStarted(
+                at=time.time(),
+                actor=self.id,
+                worker=self.id,
+                host=self.host,
+                capacity=self.options.capacity,
+                pools=self.options.pools,
+                walltime_s=min(self.options.walltime_s, 1e12),
+            )
+        )
+        try:
+            # Jobs outlive the fetchers: stopping fetchers lets running jobs finish.
+            async with anyio.create_task_group() as jobs, anyio.create_task_group() as fetchers:
+                fetchers.start_soon(self._bind_loop, fetchers, jobs)
+                fetchers.start_soon(self._watch_stop, fetchers)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._announce(
+                    WorkerStopped(
+                        at=time.time(),
+                        actor=self.id,
+                        worker=self.id,
+                        reason=self.stop_reason,
+                        jobs_run=self.jobs_run,
+                    )
+                )
+
+    async def _announce(self, event: WorkerStarted | WorkerStopped) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.append(event, None)
+
+    async def _watch_stop(self, fetchers: TaskGroup) -> None:
+        while True:
+            await anyio.sleep(0.2)
+            if self.remaining_s() <= 0:
+                self.stop_reason = "walltime"
+                break
+            idle_for = time.monotonic() - self.last_busy
+            if (
+                self.options.idle_timeout_s
+                and self.capacity.idle
+                and (idle_for >= self.options.idle_timeout_s)
+            ):
+                self.stop_reason = "idle"
+                break
+        fetchers.cancel_scope.cancel()
+
+    async def _bind_loop(self, fetchers: TaskGroup, jobs: TaskGroup) -> None:
+        """Bind to new class consumers as the scheduler creates them."""
+        while True:
+            for info in await self.conn.js.consumers_info(WORK_STREAM):
+                need = self._fitting_class(info)
+                if need is not None:
+                    self.bound.add(info.name)
+                    fetchers.start_soon(self._class_loop, info.name, need, jobs)
+            await anyio.sleep(BIND_INTERVAL_S)
+
+    def _fitting_class(self, info: ConsumerInfo) -> Resources | None:
+        meta = info.config.metadata or {}
+        if info.name in self.bound or meta.get(POOL_KEY) not in self.options.pools:
+            return None
+        try:
+            need = Resources.from_hardware_class(meta.get(REQUIREMENT_KEY, ""))
+        except ValueError:
+            return None
+        return need if self.capacity.can_ever_run(need, self.remaining_s()) else None
+
+    async def _class_loop(self, consumer: str, need: Resources, jobs: TaskGroup) -> None:
+        sub = await self.conn.js.pull_subscribe_bind(durable=consumer, stream=WORK_STREAM)
+        try:
+            while need.runtime_s <= self.remaining_s():
+                reservations = await self._reserve(need)
+                try:
+                    msgs = await sub.fetch(len(reservations), timeout=FETCH_WAIT_S)
+                except NatsTimeoutError:
+                    msgs = []
+                for msg, reservation in zip(msgs, reservations, strict=False):
+                    self.last_busy = time.monotonic()
+                    jobs.start_soon(self._run_job, msg, reservation)
+                await self._release(reservations[len(msgs) :])
+        finally:
+            self.bound.discard(consumer)
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _reserve(self, need: Resources) -> list[Reservation]:
+        async with self.changed:
+            while not self.capacity.fits_now(need):
+                await self.changed.wait()
+            count = self.capacity.how_many_fit(need, MAX_BATCH)
+            return [self.capacity.reserve(need) for _ in range(count)]
+
+    async def _release(self, reservations: list[Reservation]) -> None:
+        if not reservations:
+            return
+        async with self.changed:
+            for reservation in reservations:
+                self.capacity.release(reservation)
+            self.changed.notify_all()
+
+    async def _run_job(self, msg: Msg, reservation: Reservation) -> None:
+        try:
+            item = _item_decoder.decode(msg.data)
+            await JobRun(self, item, msg, reservation).execute()
+        finally:
+            self.last_busy = time.monotonic()
+            with anyio.CancelScope(shield=True):
+                await self._release([reservation])
+
+
+class JobRun:
+    """One attempt of one job on this worker, from claim to the event that ends it."""
+
+    def __init__(self, worker: Worker, item: WorkItem, msg: Msg, reservation: Reservation):
+        self.worker = worker
+        self.item = item
+        self.msg = msg
+        self.reservation = reservation
+        self.job = Job(
+            wf=item.wf,
+            index=item.job,
+            state=JobState.READY,
+            attempt=item.attempts_before,
+            spec=item.spec,
+        )
+        self.seq = item.ready_seq
+
+    async def _append(self, events: list[JobEvent]) -> bool:
+        """Append with CAS on the last event this attempt wrote; False when fenced off."""
+        for event in events:
+            try:
+                self.seq = await self.worker.store.append(event, self.seq)
+            except Conflict:
+                return False
+            self.job = evolve(self.job, event)
+        return True
+
+    async def execute(self) -> None:
+        w, spec = self.worker, self.item.spec
+        claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
+        if not await self._append(decide(self.job, claim)):
+            log.info(
+                "job %s.%d: dispatch %d is stale, dropped",
+                self.item.wf,
+                self.item.job,
+                self.item.ready_seq,
+            )
+            await self.msg.ack()
+            return
+        folder = w.options.log_dir / self.item.wf / str(self.item.job) / str(self.job.attempt)
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        stdout, stderr = folder / "stdout", folder / "stderr"
+        began = time.monotonic()
+        process = await start_process(
+            shell_command(spec.command, spec.invocation_script),
+            cwd=self._workdir(),
+            env=self._env(),
+            stdout=stdout,
+            stderr=stderr,
+            limiter=w.threads,
+        )
+        if process is None:
+            outcome = spawn_failure(began)
+        else:
+            start = Start(
+                at=time.time(),
+                actor=w.id,
+                worker=w.id,
+                pid=process.pid,
+                host=w.host,
+                gpu_ids=self.reservation.gpu_ids,
+            )
+            if not await self._append(decide(self.job, start)):
+                await terminate(process)  # fenced off: another worker holds the job now
+                return
+            async with anyio.create_task_group() as lease:
+                lease.start_soon(self._renew_lease)
+                outcome = await wait_process(process, began, w.threads)
+                lease.cancel_scope.cancel()
+        await self._store_logs(stdout, stderr)
+        finish = Finish(
+            at=time.time(),
+            actor=w.id,
+            worker=w.id,
+            attempt=self.job.attempt,
+            return_code=outcome.return_code,
+            exec_time_s=outcome.exec_time_s,
+            peak_memory_mib=outcome.peak_memory_mib,
+            cpu_time_s=outcome.cpu_time_s,
+            stdout=str(stdout),
+            stderr=str(stderr),
+        )
+        if await self._append(decide(self.job, finish)):
+            w.jobs_run += 1
+            await self.msg.ack()
+
+    async def _renew_lease(self) -> None:
+        while True:
+            await anyio.sleep(self.worker.options.lease_s / 3)
+            await self.msg.in_progress()
+
+    def _workdir(self) -> str:
+        chosen = self.worker.options.workdir or self.item.workdir
+        return chosen if chosen and os.path.isdir(chosen) else os.getcwd()
+
+    def _env(self) -> dict[str, str]:
+        spec = self.item.spec
+        env = {**os.environ, **spec.env}
+        env.update(
+            JOBSTREAM_WORKFLOW_ID=self.item.wf,
+            JOBSTREAM_JOB_INDEX=str(self.item.job),
+            JOBSTREAM_JOB_NAME=spec.name,
+            JOBSTREAM_ATTEMPT=str(self.job.attempt),
+            JOBSTREAM_WORKER_ID=self.worker.id,
+        )
+        if self.worker.options.capacity.num_gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.reservation.gpu_ids))
+        return env
+
+    async def _store_logs(self, stdout: Path, stderr: Path) -> None:
+        """Copy non-empty output into the LOGS object store (empty files cost nothing)."""
+        for name, path in (("stdout", stdout), ("stderr", stderr)):
+            data = await anyio.Path(path).read_bytes()
+            if data:
+                key = log_object(self.item.wf, self.item.job, self.job.attempt, name)
+                await self.worker.logs.put(key, data)

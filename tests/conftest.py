@@ -1,0 +1,30 @@
+"""Shared fixtures: a real nats-server with JetStream per test, on a free loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from jobstream.config import Settings
+from jobstream.embedded import embedded_server
+from jobstream.streams.connection import Connection, open_connection
+
+
+@pytest.fixture
+async def nats_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh nats-server -js with its store in the test's temporary directory."""
+    async with embedded_server(tmp_path / "server") as url:
+        yield url
+
+
+@pytest.fixture
+async def conn(nats_url: str) -> AsyncIterator[Connection]:
+    async with open_connection(nats_url, "test") as connection:
+        yield connection
+
+
+@pytest.fixture
+def settings(tmp_path: Path, nats_url: str) -> Settings:
+    return Settings(nats_url=nats_url, state_dir=tmp_path / "state", lease_s=5.0)
