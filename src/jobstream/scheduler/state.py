@@ -84,10 +84,20 @@ class WorkflowTrack:
             return False
         if any(self.counts[state] for state in ACTIVE):
             return False
-        # Only reached when nothing runs: a blocked job with all dependencies met is
-        # about to be released, so the workflow is not done.
-        return all(
-            self.unmet[n] > 0 for n, job in self.jobs.items() if job.state is JobState.BLOCKED
+        # Only reached when nothing runs. A blocked job still moves when all its
+        # dependencies are met (release) or one failed and it cancels on failure.
+        return not any(
+            self.unmet[n] == 0 or self.cancel_pending(n)
+            for n, job in self.jobs.items()
+            if job.state is JobState.BLOCKED
+        )
+
+    def cancel_pending(self, n: int) -> bool:
+        """A dependency failed and the job is to be canceled for it (not yet done)."""
+        spec = self.jobs[n].spec
+        assert spec is not None
+        return spec.cancel_on_blocking_job_failure and any(
+            self.state_of(dep) in UNSUCCESSFUL for dep in spec.depends_on
         )
 
     def count_names(self) -> dict[str, int]:

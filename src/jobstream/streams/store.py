@@ -4,7 +4,8 @@ Every append names the subject sequence it decided on (``Nats-Expected-Last-Subj
 Sequence``); the server refuses it when anything else was written to that subject since,
 which is how two workers never both claim a job and how a fenced-off worker's late
 completion is refused. Every append also carries a deterministic ``Nats-Msg-Id`` (the
-subject, the expected sequence and the event type) so a retried publish is deduplicated.
+subject, the expected sequence, the event type and the actor) so a retried publish is
+recognised as the same fact, and a competitor's is not.
 """
 
 from __future__ import annotations
@@ -45,25 +46,37 @@ class EventStore:
         headers = codec.headers_for(event)
         if expected is not None:
             headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
-        headers[api.Header.MSG_ID] = f"{subject}:{expected}:{type(event).__name__}"
+        headers[api.Header.MSG_ID] = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
         return headers
 
     async def append(self, event: Event, expected: int | None) -> int:
         """Store one event; returns its stream sequence or raises Conflict."""
         subject = event_subject(event)
+        headers = self._headers(event, subject, expected)
         try:
-            ack = await self.js.publish(
-                subject, codec.encode(event), headers=self._headers(event, subject, expected)
-            )
+            ack = await self.js.publish(subject, codec.encode(event), headers=headers)
         except APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                raise Conflict(f"{subject} moved past {expected}") from exc
-            raise
+            if exc.err_code != WRONG_LAST_SEQUENCE:
+                raise
+            return await self._already_stored(subject, headers, exc)
         return ack.seq
 
-    async def append_many(
-        self, items: Sequence[tuple[Event, int | None]]
-    ) -> list[int | Conflict]:
+    async def _already_stored(self, subject: str, headers: dict[str, str], exc: APIError) -> int:
+        """After a CAS refusal: was it our own earlier try (lost ack)? Then that sequence.
+
+        The server checks the expected sequence before the dedup window, so a retried
+        append is recognised here, by its message id on the subject's last message.
+        """
+        raw = await self._last_raw(subject)
+        if (
+            raw is not None
+            and (raw.headers or {}).get(api.Header.MSG_ID) == headers[api.Header.MSG_ID]
+        ):
+            assert raw.seq is not None
+            return raw.seq
+        raise Conflict(f"{subject}: {exc.description}") from exc
+
+    async def append_many(self, items: Sequence[tuple[Event, int | None]]) -> list[int | Conflict]:
         """Store many events pipelined (publish_async); per item a sequence or a Conflict.
 
         Items are sent in order, so events of one subject keep their order.
@@ -77,20 +90,33 @@ class EventStore:
                 )
             )
         results: list[int | Conflict] = []
-        for future in futures:
+        for future, (event, expected) in zip(futures, items, strict=True):
             try:
                 results.append((await future).seq)
             except APIError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
-                results.append(Conflict(str(exc)))
+                subject = event_subject(event)
+                try:
+                    seq = await self._already_stored(
+                        subject, self._headers(event, subject, expected), exc
+                    )
+                except Conflict as conflict:
+                    results.append(conflict)
+                else:
+                    results.append(seq)
         return results
+
+    async def _last_raw(self, subject: str) -> api.RawStreamMsg | None:
+        try:
+            return await self.js.get_last_msg(EVENTS_STREAM, subject)
+        except NotFoundError:
+            return None
 
     async def last(self, subject: str) -> Stored | None:
         """The latest event on a subject (e.g. one job's current state), or None."""
-        try:
-            raw = await self.js._jsm.get_last_msg(EVENTS_STREAM, subject)
-        except NotFoundError:
+        raw = await self._last_raw(subject)
+        if raw is None:
             return None
         assert raw.seq is not None and raw.data is not None
         where = f"{EVENTS_STREAM}#{raw.seq}"

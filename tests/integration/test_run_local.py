@@ -1,0 +1,81 @@
+"""End to end in one process: submit, schedule, run real commands, fold the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobstream.config import Settings
+from jobstream.local import run_local
+from jobstream.model import Resources
+from jobstream.streams.connection import open_connection
+from jobstream.workers.service import WorkerOptions
+
+from .helpers import histories, types, workflow
+
+
+def options(tmp_path: Path, cpus: int = 2) -> WorkerOptions:
+    return WorkerOptions(
+        capacity=Resources(num_cpus=cpus, memory_mib=4096), log_dir=tmp_path / "logs", lease_s=5.0
+    )
+
+
+async def test_diamond_runs_in_order_with_full_histories(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = workflow(
+        ("pre", "echo a > a.txt", ()),
+        ("left", "cat a.txt > b.txt; echo left >> b.txt", (0,)),
+        ("right", "cat a.txt > c.txt; echo right >> c.txt", (0,)),
+        ("post", "cat b.txt c.txt > d.txt", (1, 2)),
+    )
+    outcome = await run_local(settings, spec, options(tmp_path))
+    assert outcome.status.succeeded()
+    assert (tmp_path / "d.txt").read_text() == "a\nleft\na\nright\n"
+    async with open_connection(outcome.url) as conn:
+        found = await histories(conn, outcome.wf)
+    full = ["JobSubmitted", "JobReady", "JobClaimed", "JobStarted", "JobCompleted"]
+    assert types(found[0]) == full
+    for n in (1, 2, 3):
+        assert types(found[n]) == full[:1] + ["JobBlocked"] + full[1:]
+    started = {n: e for n, evs in found.items() for e in evs if type(e).__name__ == "JobStarted"}
+    ended = {n: e for n, evs in found.items() for e in evs if type(e).__name__ == "JobCompleted"}
+    assert ended[0].at <= started[1].at and ended[0].at <= started[2].at
+    assert max(ended[1].at, ended[2].at) <= started[3].at
+    assert all(e.attempt == 1 and e.return_code == 0 for e in ended.values())
+
+
+async def test_failure_cancels_dependents_and_reports_logs(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = workflow(
+        ("ok", "true", ()),
+        ("bad", "echo boom >&2; exit 3", (0,)),
+        ("after", "touch never", (1,)),
+        ("other", "true", ()),
+    )
+    outcome = await run_local(settings, spec, options(tmp_path))
+    status = outcome.status
+    assert not status.succeeded()
+    counts = {k: v for k, v in status.counts().items() if v}
+    assert counts == {"completed": 2, "failed": 1, "canceled": 1}
+    problems = {p.name: p for p in status.problems()}
+    assert problems["bad"].return_code == 3
+    assert Path(problems["bad"].stderr).read_text() == "boom\n"
+    assert problems["after"].reason == "dependency 'bad' failed"
+    assert not (tmp_path / "never").exists()
+
+
+async def test_sweep_of_many_jobs_on_small_worker(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = workflow(*((f"j{i}", f"echo {i} > out{i}.txt", ()) for i in range(100)))
+    outcome = await run_local(settings, spec, options(tmp_path, cpus=3))
+    assert outcome.status.counts()["completed"] == 100
+    assert sorted(int((tmp_path / f"out{i}.txt").read_text()) for i in range(100)) == list(
+        range(100)
+    )

@@ -1,0 +1,68 @@
+"""The event store against a real server: CAS, dedup, reading back in order."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from jobstream.decide import Claim, Job, MakeReady, Submit, decide
+from jobstream.events import JobClaimed
+from jobstream.model import JobDef, JobState
+from jobstream.streams.connection import Connection
+from jobstream.streams.reader import read_until_caught_up
+from jobstream.streams.store import Conflict, EventStore
+from jobstream.streams.subjects import job_subject
+
+SPEC = JobDef(index=0, name="j", command="true")
+
+
+async def ready_job(store: EventStore) -> tuple[Job, int]:
+    job = Job(wf="wfa", index=0)
+    (submitted,) = decide(job, Submit(at=1, actor="u", spec=SPEC))
+    seq = await store.append(submitted, 0)
+    job = Job(wf="wfa", index=0, state=JobState.SUBMITTED, spec=SPEC)
+    (ready,) = decide(job, MakeReady(at=2, actor="s", pool="default", hardware_class="c"))
+    seq = await store.append(ready, seq)
+    return Job(wf="wfa", index=0, state=JobState.READY, spec=SPEC), seq
+
+
+async def test_second_concurrent_claim_is_rejected_by_the_server(conn: Connection) -> None:
+    store = EventStore(conn.js)
+    job, ready_seq = await ready_job(store)
+    claims = [decide(job, Claim(at=3, actor=w, worker=w, lease_s=30))[0] for w in ("w1", "w2")]
+    outcomes: dict[str, int | Exception] = {}
+
+    async def claim(event: JobClaimed) -> None:
+        try:
+            outcomes[event.worker] = await store.append(event, ready_seq)
+        except Conflict as exc:
+            outcomes[event.worker] = exc
+
+    async with anyio.create_task_group() as tg:
+        for event in claims:
+            tg.start_soon(claim, event)
+    winners = [w for w, o in outcomes.items() if isinstance(o, int)]
+    losers = [w for w, o in outcomes.items() if isinstance(o, Conflict)]
+    assert len(winners) == 1 and len(losers) == 1
+    last = await store.last(job_subject("wfa", 0))
+    assert last is not None and isinstance(last.event, JobClaimed)
+    assert last.event.worker == winners[0]
+
+
+async def test_retried_append_is_deduplicated(conn: Connection) -> None:
+    store = EventStore(conn.js)
+    job, ready_seq = await ready_job(store)
+    (claim,) = decide(job, Claim(at=3, actor="w1", worker="w1", lease_s=30))
+    first = await store.append(claim, ready_seq)
+    again = await store.append(claim, ready_seq)  # same decision, e.g. after a lost ack
+    assert again == first
+    history = [s async for s in read_until_caught_up(conn.js, job_subject("wfa", 0))]
+    assert [type(s.event).__name__ for s in history] == ["JobSubmitted", "JobReady", "JobClaimed"]
+
+
+async def test_stale_expected_sequence_conflicts(conn: Connection) -> None:
+    store = EventStore(conn.js)
+    job, ready_seq = await ready_job(store)
+    (claim,) = decide(job, Claim(at=3, actor="w1", worker="w1", lease_s=30))
+    with pytest.raises(Conflict):
+        await store.append(claim, ready_seq - 1)

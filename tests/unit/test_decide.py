@@ -1,0 +1,164 @@
+"""The job state machine, as tables: every command in every state is legal or refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobstream.decide import (
+    ALLOWED,
+    AnyCommand,
+    Block,
+    Cancel,
+    Claim,
+    Finish,
+    Job,
+    MakeReady,
+    Start,
+    Submit,
+    decide,
+    evolve,
+    fold,
+)
+from jobstream.errors import IllegalTransition
+from jobstream.events import (
+    JobBlocked,
+    JobCanceled,
+    JobClaimed,
+    JobCompleted,
+    JobFailed,
+    JobReady,
+    JobSubmitted,
+    JobTimedOut,
+)
+from jobstream.model import TERMINAL, JobDef, JobState
+
+SPEC = JobDef(index=3, name="j", command="true")
+W = "w1"
+
+
+def job_in(state: JobState | None, worker: str | None = W, attempt: int = 1) -> Job:
+    return Job(wf="wf", index=3, state=state, worker=worker, attempt=attempt, spec=SPEC)
+
+
+def commands() -> list[AnyCommand]:
+    return [
+        Submit(at=1.0, actor="u", spec=SPEC),
+        Block(at=1.0, actor="s", unmet=(1, 2)),
+        MakeReady(at=1.0, actor="s", pool="default", hardware_class="c1.m1024.g0.n1.t3600"),
+        Claim(at=1.0, actor=W, worker=W, lease_s=30.0),
+        Start(at=1.0, actor=W, worker=W, pid=42, host="h"),
+        Finish(at=1.0, actor=W, worker=W, attempt=1, return_code=0, exec_time_s=0.1),
+        Cancel(at=1.0, actor="u", reason="user"),
+    ]
+
+
+STATES: list[JobState | None] = [None, *JobState]
+
+
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.value if s else "none")
+@pytest.mark.parametrize("command", commands(), ids=lambda c: type(c).__name__)
+def test_every_command_in_every_state(state: JobState | None, command: AnyCommand) -> None:
+    job = job_in(state)
+    if state in ALLOWED[type(command)]:
+        events = decide(job, command)
+        assert len(events) == 1
+        assert events[0].wf == "wf" and events[0].job == 3 and events[0].at == 1.0
+        evolve(job, events[0])
+    else:
+        with pytest.raises(IllegalTransition, match="not allowed"):
+            decide(job, command)
+
+
+def test_terminal_states_accept_nothing() -> None:
+    for state in TERMINAL:
+        for command in commands():
+            with pytest.raises(IllegalTransition):
+                decide(job_in(state), command)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected_type", "expected_state"),
+    [
+        (Submit(at=0, actor="u", spec=SPEC), JobSubmitted, JobState.SUBMITTED),
+        (Block(at=0, actor="s", unmet=(1,)), JobBlocked, JobState.BLOCKED),
+        (MakeReady(at=0, actor="s", pool="p", hardware_class="c"), JobReady, JobState.READY),
+        (Cancel(at=0, actor="u", reason="r"), JobCanceled, JobState.CANCELED),
+    ],
+)
+def test_scheduler_commands(
+    command: AnyCommand, expected_type: type, expected_state: JobState
+) -> None:
+    start = None if isinstance(command, Submit) else JobState.SUBMITTED
+    (event,) = decide(job_in(start), command)
+    assert type(event) is expected_type
+    assert evolve(job_in(start), event).state is expected_state
+
+
+def test_claim_starts_next_attempt_and_records_worker() -> None:
+    (event,) = decide(
+        job_in(JobState.READY, worker=None, attempt=2),
+        Claim(at=0, actor="w9", worker="w9", lease_s=10),
+    )
+    assert isinstance(event, JobClaimed) and event.attempt == 3 and event.worker == "w9"
+    job = evolve(job_in(JobState.READY), event)
+    assert (job.state, job.attempt, job.worker) == (JobState.CLAIMED, 3, "w9")
+
+
+@pytest.mark.parametrize(
+    ("return_code", "timed_out", "expected"),
+    [
+        (0, False, JobCompleted),
+        (1, False, JobFailed),
+        (-9, False, JobFailed),
+        (0, True, JobTimedOut),
+    ],
+)
+def test_finish_says_why(return_code: int, timed_out: bool, expected: type) -> None:
+    finish = Finish(
+        at=0,
+        actor=W,
+        worker=W,
+        attempt=1,
+        return_code=return_code,
+        exec_time_s=2.0,
+        timed_out=timed_out,
+    )
+    (event,) = decide(job_in(JobState.RUNNING), finish)
+    assert type(event) is expected
+    assert event.return_code == return_code and event.exec_time_s == 2.0
+
+
+def test_only_the_current_attempt_may_start_or_finish() -> None:
+    with pytest.raises(IllegalTransition, match="not the current attempt"):
+        decide(
+            job_in(JobState.CLAIMED), Start(at=0, actor="other", worker="other", pid=1, host="h")
+        )
+    stale = Finish(at=0, actor=W, worker=W, attempt=0, return_code=0, exec_time_s=0)
+    with pytest.raises(IllegalTransition, match="not the current attempt"):
+        decide(job_in(JobState.RUNNING), stale)
+
+
+def test_spawn_failure_can_end_a_claimed_attempt() -> None:
+    finish = Finish(at=0, actor=W, worker=W, attempt=1, return_code=127, exec_time_s=0)
+    (event,) = decide(job_in(JobState.CLAIMED), finish)
+    assert isinstance(event, JobFailed)
+
+
+@given(st.lists(st.sampled_from(commands()), max_size=12))
+def test_any_sequence_of_accepted_commands_folds(sequence: list[AnyCommand]) -> None:
+    """Property: applying whatever decide accepts never breaks evolve, and fold == stepwise."""
+    job = Job(wf="wf", index=3)
+    history = []
+    for command in sequence:
+        try:
+            events = decide(job, command)
+        except IllegalTransition:
+            continue
+        history += events
+        for event in events:
+            job = evolve(job, event)
+    assert fold(Job(wf="wf", index=3), history) == job
+    if job.state in TERMINAL:
+        assert type(history[-1]) in (JobCompleted, JobFailed, JobTimedOut, JobCanceled)

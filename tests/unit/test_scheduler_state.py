@@ -1,0 +1,184 @@
+"""The scheduler's pure fold: which intents each fact triggers, and reconcile after replay."""
+
+from __future__ import annotations
+
+from jobstream.events import (
+    JobBlocked,
+    JobCanceled,
+    JobClaimed,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobReady,
+    JobStarted,
+    JobSubmitted,
+    WorkflowCompleted,
+    WorkflowSubmitted,
+)
+from jobstream.model import JobDef
+from jobstream.scheduler.state import (
+    BlockIntent,
+    CancelIntent,
+    CompleteIntent,
+    DispatchIntent,
+    MakeReadyIntent,
+    SchedulerState,
+)
+
+WF = "wf1"
+
+
+def diamond(cancel_on_failure: bool = True) -> list[JobDef]:
+    return [
+        JobDef(index=0, name="pre", command="true"),
+        JobDef(index=1, name="w1", command="true", depends_on=(0,)),
+        JobDef(index=2, name="w2", command="true", depends_on=(0,)),
+        JobDef(
+            index=3, name="post", command="true", depends_on=(1, 2),
+            cancel_on_blocking_job_failure=cancel_on_failure,
+        ),
+    ]  # fmt: skip
+
+
+class Log:
+    """A fake-free event log: sequences assigned in order, folded by the real state."""
+
+    def __init__(self) -> None:
+        self.state = SchedulerState()
+        self.seq = 0
+        self.events: list[tuple[int, object]] = []
+
+    def add(self, event: object) -> list[object]:
+        self.seq += 1
+        self.events.append((self.seq, event))
+        return list(self.state.apply(self.seq, event))  # type: ignore[arg-type]
+
+
+def submitted(log: Log, jobs: list[JobDef]) -> list[object]:
+    intents = log.add(
+        WorkflowSubmitted(
+            wf=WF, at=0, actor="u", name="d", user="u", spec_digest="x", job_count=len(jobs)
+        )
+    )
+    for job in jobs:
+        intents += log.add(JobSubmitted(wf=WF, job=job.index, at=0, actor="u", spec=job))
+    return intents
+
+
+def ran(log: Log, n: int, event_type: type[JobEvent] = JobCompleted) -> list[object]:
+    log.add(JobReady(wf=WF, job=n, at=0, actor="s", pool="default", hardware_class="c"))
+    log.add(JobClaimed(wf=WF, job=n, at=0, actor="w", worker="w", attempt=1, lease_s=5))
+    log.add(JobStarted(wf=WF, job=n, at=0, actor="w", worker="w", attempt=1, pid=1, host="h"))
+    return log.add(
+        event_type(
+            wf=WF,
+            job=n,
+            at=0,
+            actor="w",
+            worker="w",
+            attempt=1,
+            return_code=0 if event_type is JobCompleted else 1,
+            exec_time_s=0,
+        )
+    )  # type: ignore[call-arg]
+
+
+def test_submission_makes_roots_ready_and_blocks_the_rest() -> None:
+    log = Log()
+    intents = submitted(log, diamond())
+    assert intents == [
+        MakeReadyIntent(WF, 0),
+        BlockIntent(WF, 1, (0,)),
+        BlockIntent(WF, 2, (0,)),
+        BlockIntent(WF, 3, (1, 2)),
+    ]
+
+
+def test_ready_is_dispatched_and_completion_releases_dependents() -> None:
+    log = Log()
+    submitted(log, diamond())
+    for n in (1, 2, 3):
+        log.add(JobBlocked(wf=WF, job=n, at=0, actor="s", unmet=(0,)))
+    assert log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="p", hardware_class="c")) == [
+        DispatchIntent(WF, 0, log.seq)
+    ]
+    log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
+    released = log.add(
+        JobCompleted(
+            wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, return_code=0, exec_time_s=0
+        )
+    )
+    assert released == [MakeReadyIntent(WF, 1), MakeReadyIntent(WF, 2)]
+    assert ran(log, 1) == []  # post still waits for w2
+    assert ran(log, 2) == [MakeReadyIntent(WF, 3)]
+    assert log.state.completions() == []  # post is not done
+    ran(log, 3)
+    assert log.state.completions() == [CompleteIntent(WF, {"completed": 4})]
+    log.add(WorkflowCompleted(wf=WF, at=0, actor="s", counts={"completed": 4}))
+    assert log.state.completions() == []
+
+
+def test_failure_cancels_dependents_transitively_then_completes() -> None:
+    log = Log()
+    submitted(log, diamond())
+    for n in (1, 2, 3):
+        log.add(JobBlocked(wf=WF, job=n, at=0, actor="s", unmet=(0,)))
+    assert ran(log, 0, JobFailed) == [
+        CancelIntent(WF, 1, "dependency 'pre' failed"),
+        CancelIntent(WF, 2, "dependency 'pre' failed"),
+    ]
+    assert log.state.completions() == []  # cancellations still pending
+    cascade = log.add(JobCanceled(wf=WF, job=1, at=0, actor="s", reason="x"))
+    assert cascade == [CancelIntent(WF, 3, "dependency 'w1' canceled")]
+    log.add(JobCanceled(wf=WF, job=2, at=0, actor="s", reason="x"))
+    log.add(JobCanceled(wf=WF, job=3, at=0, actor="s", reason="x"))
+    assert log.state.completions() == [CompleteIntent(WF, {"failed": 1, "canceled": 3})]
+
+
+def test_kept_blocked_job_does_not_hold_the_workflow_open() -> None:
+    log = Log()
+    submitted(log, diamond(cancel_on_failure=False))
+    for n in (1, 2, 3):
+        log.add(JobBlocked(wf=WF, job=n, at=0, actor="s", unmet=(0,)))
+    ran(log, 0)
+    ran(log, 1)
+    assert ran(log, 2, JobFailed) == []  # post keeps waiting instead of being canceled
+    assert log.state.completions() == [
+        CompleteIntent(WF, {"blocked": 1, "completed": 2, "failed": 1})
+    ]
+
+
+def test_own_appends_are_not_applied_twice() -> None:
+    log = Log()
+    submitted(log, diamond())
+    ready = JobReady(wf=WF, job=0, at=0, actor="s", pool="p", hardware_class="c")
+    assert log.add(ready) == [DispatchIntent(WF, 0, log.seq)]
+    assert log.state.apply(log.seq, ready) == []  # read back from the stream: a no-op
+
+
+def test_reconcile_after_replay_finds_undone_work() -> None:
+    log = Log()
+    submitted(log, diamond())
+    log.add(JobBlocked(wf=WF, job=1, at=0, actor="s", unmet=(0,)))
+    # crash: job 0 ready but maybe not dispatched; 2 and 3 never decided
+    log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="p", hardware_class="c"))
+    ready_seq = log.seq
+    fresh = SchedulerState()
+    for seq, event in log.events:
+        fresh.apply(seq, event)  # type: ignore[arg-type]
+    assert fresh.reconcile() == [
+        DispatchIntent(WF, 0, ready_seq),
+        BlockIntent(WF, 2, (0,)),
+        BlockIntent(WF, 3, (1, 2)),
+    ]
+
+
+def test_dependency_submitted_after_its_dependent() -> None:
+    log = Log()
+    jobs = [
+        JobDef(index=0, name="late", command="true", depends_on=(1,)),
+        JobDef(index=1, name="early", command="true"),
+    ]
+    assert submitted(log, jobs) == [BlockIntent(WF, 0, (1,)), MakeReadyIntent(WF, 1)]
+    log.add(JobBlocked(wf=WF, job=0, at=0, actor="s", unmet=(1,)))
+    assert ran(log, 1) == [MakeReadyIntent(WF, 0)]
