@@ -39,7 +39,7 @@ async def test_diamond_runs_in_order_with_full_histories(
     full = ["JobSubmitted", "JobReady", "JobClaimed", "JobStarted", "JobCompleted"]
     assert types(found[0]) == full
     for n in (1, 2, 3):
-        assert types(found[n]) == full[:1] + ["JobBlocked"] + full[1:]
+        assert types(found[n]) == [*full[:1], "JobBlocked", *full[1:]]
     started = {n: e for n, evs in found.items() for e in evs if type(e).__name__ == "JobStarted"}
     ended = {n: e for n, evs in found.items() for e in evs if type(e).__name__ == "JobCompleted"}
     assert ended[0].at <= started[1].at and ended[0].at <= started[2].at
