@@ -1,0 +1,54 @@
+"""Run the real ``jobstream`` CLI as separate processes, as users and Slurm would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "jobstream"]
+
+
+def jobstream(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run one command to completion and capture its output."""
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def spawn(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running command (server, worker) with its output in ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([*CLI, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """URL of a `jobstream server` once it wrote server.json and its scheduler is up."""
+    deadline = time.monotonic() + timeout
+    path = state_dir / "server.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jobstream server exited with {process.returncode}")
+        if path.exists():
+            try:
+                return str(json.loads(path.read_text())["url"])
+            except (ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    raise TimeoutError("jobstream server did not start")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    """SIGTERM and wait; SIGKILL if it does not stop (a test failure, reported by the caller)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode

@@ -1,0 +1,105 @@
+"""The `jobstream` command as a user types it: real processes, real examples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .processes import jobstream
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+TORC = REPO / "tests" / "unit" / "specs" / "torc"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    return tmp_path
+
+
+def test_run_diamond_writes_real_files(workdir: Path) -> None:
+    result = jobstream("run", "examples/diamond.yaml", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "diamond-output" / "total.txt").read_text() == "total 5050\n"
+    assert "completed" in result.stdout and "4" in result.stdout
+
+
+def test_run_sweep_then_status_agrees(workdir: Path) -> None:
+    result = jobstream("run", "examples/sweep.yaml", "--json", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["completed"] == 102 and summary["succeeded"]
+    assert len((workdir / "sweep-output" / "all.txt").read_text().splitlines()) == 100
+    assert (workdir / "sweep-output" / "point_a07_b08.txt").read_text() == "7 8 56\n"
+    status = jobstream("status", summary["workflow"], "--json", cwd=workdir)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["counts"] == summary["counts"]
+
+
+def test_failing_workflow_exits_nonzero_and_names_the_jobs(workdir: Path) -> None:
+    result = jobstream("run", "examples/failing.yaml", cwd=workdir)
+    assert result.returncode == 1
+    assert "broken" in result.stdout and "failed" in result.stdout
+    assert "report" in result.stdout and "dependency 'broken' failed" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "jobs", "files", "edges"),
+    [
+        ("hyperparameter_sweep", 38, 38, 54),
+        ("data_pipeline_parameterized", 36, 20, 40),
+        ("workflow_actions_ml_training", 10, 0, 16),
+        ("diamond_workflow", 4, 6, 4),
+    ],
+)
+def test_check_torc_examples(tmp_path: Path, name: str, jobs: int, files: int, edges: int) -> None:
+    result = jobstream("check", str(TORC / f"{name}.yaml"), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["jobs"], summary["files"], summary["edges"]) == (jobs, files, edges)
+
+
+def test_check_prints_a_human_summary(tmp_path: Path) -> None:
+    result = jobstream("check", str(TORC / "hyperparameter_sweep.yaml"), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "jobs" in result.stdout and "38" in result.stdout
+    assert "c8.m32768.g1.n1.t7200: 18 jobs" in result.stdout
+
+
+def test_bad_spec_is_one_line_naming_file_line_and_key(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\njobs:\n  - name: a\n    command: echo hi\n    dependson: [b]\n")
+    for command in ("check", "run", "submit"):
+        result = jobstream(command, str(spec), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "bad.yaml:5" in lines[0] and "dependson" in lines[0]
+    assert not (tmp_path / ".jobstream").exists()  # nothing started, nothing written
+
+
+def test_run_refuses_jobs_this_machine_cannot_fit(tmp_path: Path) -> None:
+    result = jobstream("run", str(TORC / "workflow_actions_ml_training.yaml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "need more than this machine offers" in result.stderr
+    assert "--gpus" in result.stderr
+
+
+def test_commands_that_need_a_server_say_so(tmp_path: Path) -> None:
+    result = jobstream("submit", str(EXAMPLES / "diamond.yaml"), cwd=tmp_path)
+    assert result.returncode == 3
+    assert "no NATS server" in result.stderr and "jobstream server" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_and_version(tmp_path: Path) -> None:
+    result = jobstream("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "check", "submit", "server", "worker", "status"):
+        assert command in result.stdout
+    assert jobstream("--version", cwd=tmp_path).stdout.startswith("jobstream ")
