@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
+import msgspec
 import pytest
 
 from jobstream.config import Settings
@@ -79,3 +81,21 @@ async def test_sweep_of_many_jobs_on_small_worker(
     assert sorted(int((tmp_path / f"out{i}.txt").read_text()) for i in range(100)) == list(
         range(100)
     )
+
+
+async def test_empty_class_does_not_starve_another(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a worker polling an empty class held all capacity while it waited."""
+    monkeypatch.chdir(tmp_path)
+    first = workflow(("a", "true", ()))
+    assert (await run_local(settings, first, options(tmp_path, cpus=1))).status.succeeded()
+    other_class = Resources(num_cpus=1, memory_mib=32, runtime_s=30)
+    second = workflow(("b1", "true", ()), ("b2", "true", (0,)))
+    second = msgspec.structs.replace(
+        second,
+        jobs=tuple(msgspec.structs.replace(j, resources=other_class) for j in second.jobs),
+    )
+    with anyio.fail_after(20):
+        outcome = await run_local(settings, second, options(tmp_path, cpus=1))
+    assert outcome.status.succeeded()

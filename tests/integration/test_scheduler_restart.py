@@ -86,9 +86,11 @@ async def test_ready_job_whose_dispatch_was_lost_is_dispatched(
     assert last is not None
     job = Job(wf=wf, index=0, state=JobState.SUBMITTED, spec=spec.jobs[0])
     make_ready = MakeReady(
-        at=time.time(), actor="scheduler", pool="default",
+        at=time.time(),
+        actor="scheduler",
+        pool="default",
         hardware_class=spec.jobs[0].resources.hardware_class(),
-    )  # fmt: skip
+    )
     (ready,) = decide(job, make_ready)
     assert isinstance(ready, JobReady)
     await store.append(ready, last.seq)

@@ -41,9 +41,20 @@ async def test_gpu_job_runs_only_on_the_worker_with_gpus(tmp_path: Path) -> None
         for name, gpus in (("cpu-only", "0"), ("gpu-node", "2")):
             workers.append(
                 spawn(
-                    "worker", "--nats-url", url, "--cpus", "2", "--memory", "1g", "--gpus", gpus,
-                    "--log-dir", str(tmp_path / name), cwd=tmp_path, log=tmp_path / f"{name}.log",
-                )  # fmt: skip
+                    "worker",
+                    "--nats-url",
+                    url,
+                    "--cpus",
+                    "2",
+                    "--memory",
+                    "1g",
+                    "--gpus",
+                    gpus,
+                    "--log-dir",
+                    str(tmp_path / name),
+                    cwd=tmp_path,
+                    log=tmp_path / f"{name}.log",
+                )
             )
         async with open_connection(url) as conn:
             wf = await submit_workflow(conn, spec(), workdir=str(tmp_path))

@@ -34,10 +34,13 @@ def diamond(cancel_on_failure: bool = True) -> list[JobDef]:
         JobDef(index=1, name="w1", command="true", depends_on=(0,)),
         JobDef(index=2, name="w2", command="true", depends_on=(0,)),
         JobDef(
-            index=3, name="post", command="true", depends_on=(1, 2),
+            index=3,
+            name="post",
+            command="true",
+            depends_on=(1, 2),
             cancel_on_blocking_job_failure=cancel_on_failure,
         ),
-    ]  # fmt: skip
+    ]
 
 
 class Log:

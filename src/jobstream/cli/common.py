@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -23,15 +24,22 @@ from jobstream.spec.units import memory_mib, runtime_seconds
 P = ParamSpec("P")
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (logs, CI, grep) gets wide tables rather than wrapped cells.
+PIPED_WIDTH = 200
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPED_WIDTH)
+err = Console(
+    stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPED_WIDTH
+)
 DEBUG = {"on": False}
 
 NatsUrl = Annotated[
     str | None,
-    typer.Option("--nats-url", help="NATS server URL (default: JOBSTREAM_NATS_URL, "
-                 "jobstream.toml, this directory's `jobstream server`, else embedded)"),
-]  # fmt: skip
+    typer.Option(
+        "--nats-url",
+        help="NATS server URL (default: JOBSTREAM_NATS_URL, "
+        "jobstream.toml, this directory's `jobstream server`, else embedded)",
+    ),
+]
 StateDir = Annotated[
     Path | None,
     typer.Option(

@@ -70,6 +70,18 @@ class ProgressView:
             err.print(f"{self.title}: {done}/{status.job_count} done  {counts}")
 
 
+def last_line(path: str) -> str:
+    """The last non-empty line of a log file, when it is on this machine."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, 2)
+            log.seek(max(0, log.tell() - 4096))
+            lines = log.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
 def print_summary(status: WorkflowStatus) -> None:
     """Counts per state, then every job that did not complete with where its logs are."""
     table = Table(title=f"workflow {status.name} ({status.wf})", title_justify="left")
@@ -83,12 +95,12 @@ def print_summary(status: WorkflowStatus) -> None:
     if not problems:
         return
     table = Table(title="jobs that did not complete", title_justify="left")
-    for column in ("job", "state", "rc", "reason / stderr"):
+    for column in ("job", "state", "rc", "why", "logs"):
         table.add_column(column)
     for p in problems[:50]:
-        detail = p.reason or p.stderr
         rc = "" if p.return_code is None else str(p.return_code)
-        table.add_row(p.name, p.state, rc, detail)
+        why = p.reason or last_line(p.stderr)
+        table.add_row(p.name, p.state, rc, why, p.stderr)
     out.print(table)
     if len(problems) > 50:
         out.print(f"... and {len(problems) - 50} more (jobstream status {status.wf} --json)")

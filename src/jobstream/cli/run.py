@@ -80,10 +80,14 @@ def run(
 
         outcome: RunOutcome = run_async(
             lambda: run_local(
-                settings, workflow, options, scheduler=scheduler,
-                on_submitted=submitted, on_update=view.update,
+                settings,
+                workflow,
+                options,
+                scheduler=scheduler,
+                on_submitted=submitted,
+                on_update=view.update,
             )
-        )  # fmt: skip
+        )
     if json_output:
         print_json(outcome.status.summary())
     else:

@@ -45,6 +45,7 @@ _item_decoder = msgspec.json.Decoder(WorkItem)
 BIND_INTERVAL_S = 1.0
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 64
+NAK_DELAY_S = 0.2
 
 
 @dataclass
@@ -156,29 +157,42 @@ class Worker:
         return need if self.capacity.can_ever_run(need, self.remaining_s()) else None
 
     async def _class_loop(self, consumer: str, need: Resources, jobs: TaskGroup) -> None:
+        """Fetch as many jobs of one class as fit right now, and start them.
+
+        Nothing is reserved while a fetch waits: a loop polling an empty class must not
+        starve the others. When a fetched job no longer fits (another class took the
+        room meanwhile), it goes back to the queue with a short delay.
+        """
         sub = await self.conn.js.pull_subscribe_bind(durable=consumer, stream=WORK_STREAM)
         try:
             while need.runtime_s <= self.remaining_s():
-                reservations = await self._reserve(need)
+                room = await self._wait_for_room(need)
                 try:
-                    msgs = await sub.fetch(len(reservations), timeout=FETCH_WAIT_S)
+                    msgs = await sub.fetch(room, timeout=FETCH_WAIT_S)
                 except NatsTimeoutError:
-                    msgs = []
-                for msg, reservation in zip(msgs, reservations, strict=False):
+                    continue
+                for msg in msgs:
+                    reservation = await self._try_reserve(need)
+                    if reservation is None:
+                        await msg.nak(delay=NAK_DELAY_S)
+                        continue
                     self.last_busy = time.monotonic()
                     jobs.start_soon(self._run_job, msg, reservation)
-                await self._release(reservations[len(msgs) :])
         finally:
             self.bound.discard(consumer)
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def _reserve(self, need: Resources) -> list[Reservation]:
+    async def _wait_for_room(self, need: Resources) -> int:
+        """Wait until at least one job of this class fits; how many fit now."""
         async with self.changed:
             while not self.capacity.fits_now(need):
                 await self.changed.wait()
-            count = self.capacity.how_many_fit(need, MAX_BATCH)
-            return [self.capacity.reserve(need) for _ in range(count)]
+            return self.capacity.how_many_fit(need, MAX_BATCH)
+
+    async def _try_reserve(self, need: Resources) -> Reservation | None:
+        async with self.changed:
+            return self.capacity.reserve(need) if self.capacity.fits_now(need) else None
 
     async def _release(self, reservations: list[Reservation]) -> None:
         if not reservations:

@@ -1,0 +1,252 @@
+"""The loader pipeline: text → checked raw spec → expanded drafts → ``WorkflowDef``.
+
+Order matters and follows torc: workflow variables are substituted first, then files
+and user data are expanded (their names and paths are needed by jobs), then jobs; then
+``${files...}`` references and regex lists are resolved, dependencies inferred and the
+stored sections checked. Every check raises before anything is built, so a caller gets
+either a complete ``WorkflowDef`` or a SpecError — never a partial result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jobstream.model import FileDef, JobDef, Resources, UserDataDef, WorkflowDef
+from jobstream.spec.convert import to_raw_workflow
+from jobstream.spec.deps import job_dependencies
+from jobstream.spec.expand import (
+    FileDraft,
+    JobDraft,
+    UserDataDraft,
+    env_text,
+    expand_file,
+    expand_job,
+    expand_user_data,
+)
+from jobstream.spec.extras import check_sections, collect_extras
+from jobstream.spec.locate import KeyPath, Locator, format_key
+from jobstream.spec.params import SharedParameters, item_space, shared_parameters
+from jobstream.spec.raw import EnvValue, RawWorkflow
+from jobstream.spec.refs import resolve_io, unknown_name_message
+from jobstream.spec.source import read_source
+from jobstream.spec.templates import Value, substitute
+from jobstream.spec.units import memory_mib, runtime_seconds
+from jobstream.spec.variables import apply_variables
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building: expansion creates millions of acyclic objects
+    and the collector's repeated passes over them would double the time of a big sweep."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def build_workflow(text: str, path: str, fmt: str) -> WorkflowDef:
+    """Parse, check and expand one spec text (``path`` is used for messages and ``@files``)."""
+    with _gc_paused():
+        return _build(text, path, fmt)
+
+
+def _build(text: str, path: str, fmt: str) -> WorkflowDef:
+    base_dir = Path(path).parent
+    data, lines = read_source(text, path, fmt)
+    loc = Locator(path, lines, text)
+    if isinstance(data, dict):
+        data = apply_variables(data, loc, base_dir)
+    raw = to_raw_workflow(data, loc)
+    shared = shared_parameters(raw.parameters, raw.parameters_file, loc, base_dir)
+    resources = _resources(raw, loc)
+
+    files: list[FileDraft] = []
+    for index, entry in enumerate(raw.files or ()):
+        space = item_space(entry, ("files", index), shared, loc, base_dir)
+        files.extend(expand_file(index, entry, space, loc))
+    file_paths = {d.name: d.path for d in files}
+    _check_unique(files, len(file_paths), "files", "file", loc)
+
+    user_data: list[UserDataDraft] = []
+    for index, ud in enumerate(raw.user_data or ()):
+        space = item_space(ud, ("user_data", index), shared, loc, base_dir)
+        user_data.extend(expand_user_data(index, ud, space, loc))
+    data_values = {d.name: d.data for d in user_data}
+    _check_unique(user_data, len(data_values), "user_data", "user_data", loc)
+
+    base_env = _workflow_env(raw.env, shared, loc)
+    jobs: list[JobDraft] = []
+    for index, job in enumerate(raw.jobs):
+        _check_job_entry(raw, index, loc)
+        space = item_space(job, ("jobs", index), shared, loc, base_dir)
+        jobs.extend(expand_job(index, job, space, base_env, loc))
+    index_of = {job.name: i for i, job in enumerate(jobs)}
+    _check_unique(jobs, len(index_of), "jobs", "job", loc)
+    _check_job_refs(raw, jobs, resources, loc)
+
+    resolve_io(jobs, file_paths, data_values, loc)
+    depends_on = job_dependencies(jobs, index_of, loc)
+    check_sections(raw, list(index_of), loc)
+    _check_identifiers(raw, files, loc)
+    extras = collect_extras(raw, jobs, files)
+
+    return WorkflowDef(
+        name=raw.name,
+        description=raw.description or "",
+        user=raw.user or "",
+        jobs=_job_defs(raw, jobs, depends_on, resources),
+        files=tuple(FileDef(name=d.name, path=d.path) for d in files),
+        user_data=tuple(
+            UserDataDef(name=d.name, data=d.data, is_ephemeral=d.is_ephemeral) for d in user_data
+        ),
+        resource_requirements=resources,
+        extras=extras,
+    )
+
+
+def _resources(raw: RawWorkflow, loc: Locator) -> dict[str, Resources]:
+    table: dict[str, Resources] = {}
+    for index, entry in enumerate(raw.resource_requirements or ()):
+        key: KeyPath = ("resource_requirements", index)
+        if entry.name in table:
+            loc.fail((*key, "name"), f"duplicate resource_requirements name '{entry.name}'")
+        for field, low in (("num_cpus", 1), ("num_gpus", 0), ("num_nodes", 1)):
+            if getattr(entry, field) < low:
+                loc.fail((*key, field), f"{field} must be at least {low}")
+        try:
+            memory = memory_mib(entry.memory)
+        except ValueError as exc:
+            loc.fail((*key, "memory"), str(exc))
+        try:
+            runtime = runtime_seconds(entry.runtime)
+        except ValueError as exc:
+            loc.fail((*key, "runtime"), str(exc))
+        if runtime <= 0:
+            loc.fail((*key, "runtime"), f"runtime must be longer than zero, got {entry.runtime!r}")
+        table[entry.name] = Resources(
+            num_cpus=entry.num_cpus,
+            memory_mib=memory,
+            num_gpus=entry.num_gpus,
+            num_nodes=entry.num_nodes,
+            runtime_s=runtime,
+        )
+    return table
+
+
+def _check_unique(drafts: list[Any], distinct: int, section: str, kind: str, loc: Locator) -> None:
+    """Fail on the first repeated name; ``distinct`` is the size of the name map built."""
+    if distinct == len(drafts):
+        return
+    owner: dict[str, int] = {}
+    for draft in drafts:
+        if draft.name in owner:
+            first = owner[draft.name]
+            hint = (
+                "; put every parameter of the entry into its name template"
+                if first == draft.template
+                else f" (first defined by {format_key((section, first))})"
+            )
+            loc.fail(
+                (section, draft.template, "name"),
+                f"duplicate {kind} name '{draft.name}' after parameter expansion{hint}",
+            )
+        owner[draft.name] = draft.template
+
+
+def _workflow_env(
+    env: dict[str, EnvValue] | None, shared: SharedParameters, loc: Locator
+) -> dict[str, str]:
+    """Workflow-level env, with single-valued workflow parameters substituted (as torc)."""
+    if not env:
+        return {}
+    _check_env_names(env, ("env",), loc)
+    single: dict[str, Value] = {n: v[0] for n, v in shared.values.items() if len(v) == 1}
+    return {name: substitute(env_text(value), single) for name, value in env.items()}
+
+
+def _check_env_names(env: dict[str, EnvValue], key: KeyPath, loc: Locator) -> None:
+    for name in env:
+        if not (name.isidentifier() and name.isascii()):
+            loc.fail((*key, name), f"invalid environment variable name '{name}'")
+
+
+def _check_job_entry(raw: RawWorkflow, index: int, loc: Locator) -> None:
+    job = raw.jobs[index]
+    if job.priority is not None and job.priority < 0:
+        loc.fail(("jobs", index, "priority"), f"priority must be 0 or more, got {job.priority}")
+    if job.env:
+        _check_env_names(job.env, ("jobs", index, "env"), loc)
+
+
+def _check_job_refs(
+    raw: RawWorkflow, jobs: list[JobDraft], resources: dict[str, Resources], loc: Locator
+) -> None:
+    handlers = {h.name for h in raw.failure_handlers or ()}
+    schedulers = {s.name for s in raw.slurm_schedulers or () if s.name is not None}
+    checks = (
+        ("resource_requirements", resources, "resource_requirements"),
+        ("failure_handler", handlers, "failure_handler"),
+        ("scheduler", schedulers, "slurm scheduler"),
+    )
+    last: dict[str, str | None] = {}
+    for job in jobs:
+        for field, known, kind in checks:
+            value = getattr(job, field)
+            if value is None or value == last.get(field):
+                continue
+            if value not in known:
+                key = ("jobs", job.template, field)
+                loc.fail(key, unknown_name_message(kind, value, sorted(known)))
+            last[field] = value
+
+
+def _check_identifiers(raw: RawWorkflow, files: list[FileDraft], loc: Locator) -> None:
+    if raw.enable_ro_crate:
+        return
+    for draft in files:
+        if draft.identifier is not None:
+            loc.fail(
+                ("files", draft.template, "identifier"),
+                "a file identifier needs 'enable_ro_crate: true' at the workflow level",
+            )
+
+
+def _job_defs(
+    raw: RawWorkflow,
+    jobs: list[JobDraft],
+    depends_on: list[tuple[int, ...]],
+    resources: dict[str, Resources],
+) -> tuple[JobDef, ...]:
+    default = Resources()
+    cancel = [j.cancel_on_blocking_job_failure is not False for j in raw.jobs]
+    priority = [j.priority or 0 for j in raw.jobs]
+    out: list[JobDef] = []
+    for index, job in enumerate(jobs):
+        rr = job.resource_requirements
+        out.append(
+            JobDef(
+                index=index,
+                name=job.name,
+                command=job.command,
+                resources=resources[rr] if rr is not None else default,
+                resource_requirements=rr,
+                invocation_script=job.invocation_script,
+                env=dict(job.env),
+                priority=priority[job.template],
+                depends_on=depends_on[index],
+                input_files=job.input_files,
+                output_files=job.output_files,
+                input_user_data=job.input_user_data,
+                output_user_data=job.output_user_data,
+                failure_handler=job.failure_handler,
+                cancel_on_blocking_job_failure=cancel[job.template],
+            )
+        )
+    return tuple(out)

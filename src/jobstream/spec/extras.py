@@ -1,0 +1,157 @@
+"""The torc sections jobstream keeps but does not act on: checks and plain-data copies.
+
+They go to ``WorkflowDef.extras`` as plain JSON-able values (defaults filled in, unset
+fields dropped), so nothing a user wrote is lost. References inside them are still
+checked the way torc checks them at creation time, so a spec that torc would reject
+is rejected here too: failure handler and slurm scheduler names unique, actions naming
+existing jobs / schedulers, ``slurm_defaults`` not setting parameters torc manages.
+Per-job and per-file settings without a ``JobDef``/``FileDef`` field (``scheduler``,
+``stdio``, ``supports_termination``; ``identifier``, ``st_mtime``) are kept by name under
+``extras["job_settings"]`` and ``extras["file_settings"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from jobstream.spec.expand import JobDraft
+from jobstream.spec.locate import Locator
+from jobstream.spec.raw import EXTRA_KEYS, RawJob, RawWorkflow
+from jobstream.spec.refs import unknown_name_message
+
+SLURM_MANAGED = ("partition", "nodes", "walltime", "time", "mem", "gres", "name", "job-name")
+ACTION_TYPES = ("run_commands", "schedule_nodes")
+
+
+def plain(value: Any) -> Any:
+    """JSON-able builtins of a raw struct, without the fields left unset (None)."""
+    return _drop_none(msgspec.to_builtins(value))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def check_sections(raw: RawWorkflow, job_names: list[str], loc: Locator) -> None:
+    """Torc's creation-time checks of failure handlers, schedulers, defaults and actions."""
+    _unique([h.name for h in raw.failure_handlers or ()], "failure_handlers", "handler", loc)
+    schedulers = [s.name for s in raw.slurm_schedulers or ()]
+    _unique(schedulers, "slurm_schedulers", "scheduler", loc)
+    for name in raw.slurm_defaults or {}:
+        if name.lower() in SLURM_MANAGED:
+            loc.fail(
+                ("slurm_defaults", name),
+                f"'{name}' is managed by the scheduler settings and cannot be a default; "
+                f"torc manages: {', '.join(SLURM_MANAGED)}",
+            )
+    for position, action in enumerate(raw.actions or ()):
+        key = ("actions", position)
+        if action.action_type not in ACTION_TYPES:
+            loc.fail(
+                (*key, "action_type"),
+                f"unknown action_type '{action.action_type}'; valid: {', '.join(ACTION_TYPES)}",
+            )
+        if action.action_type == "run_commands" and action.commands is None:
+            loc.fail(key, "a run_commands action needs 'commands'")
+        if action.action_type == "schedule_nodes":
+            if action.scheduler_type is None or action.scheduler is None:
+                loc.fail(key, "a schedule_nodes action needs 'scheduler' and 'scheduler_type'")
+            if action.scheduler_type == "slurm" and action.scheduler not in schedulers:
+                loc.fail(
+                    (*key, "scheduler"),
+                    unknown_name_message("slurm scheduler", action.scheduler, _named(schedulers)),
+                )
+        _check_action_jobs(action.jobs, action.job_name_regexes, job_names, key, loc)
+
+
+def _named(names: list[str | None]) -> list[str]:
+    return [n for n in names if n is not None]
+
+
+def _unique(names: list[str | None], section: str, kind: str, loc: Locator) -> None:
+    seen: set[str] = set()
+    for position, name in enumerate(names):
+        if name is None:
+            continue
+        if name in seen:
+            loc.fail((section, position, "name"), f"duplicate {kind} name '{name}'")
+        seen.add(name)
+
+
+def _check_action_jobs(
+    jobs: list[str] | None,
+    regexes: list[str] | None,
+    job_names: list[str],
+    key: tuple[str, int],
+    loc: Locator,
+) -> None:
+    if jobs is None and regexes is None:
+        return
+    known = set(job_names)
+    for position, name in enumerate(jobs or ()):
+        if name not in known:
+            loc.fail((*key, "jobs", position), unknown_name_message("job", name, job_names))
+    matched = bool(jobs)
+    for position, pattern in enumerate(regexes or ()):
+        try:
+            search = re.compile(pattern).search
+        except re.error as exc:
+            loc.fail((*key, "job_name_regexes", position), f"invalid regex {pattern!r}: {exc}")
+        matched = matched or any(search(name) for name in job_names)
+    if not matched:
+        loc.fail(key, "the action matches no job")
+
+
+def collect_extras(raw: RawWorkflow, jobs: list[JobDraft], files: list[Any]) -> dict[str, Any]:
+    """``WorkflowDef.extras``: stored sections plus per-job and per-file settings."""
+    extras: dict[str, Any] = {}
+    for name in EXTRA_KEYS:
+        value = getattr(raw, name)
+        if value is not None:
+            extras[name] = plain(value)
+    settings = _job_settings(raw.jobs, jobs)
+    if settings:
+        extras["job_settings"] = settings
+    file_settings: dict[str, Any] = {}
+    for draft in files:
+        entry = raw.files[draft.template] if raw.files else None
+        values = {"identifier": draft.identifier}
+        if entry is not None and entry.st_mtime is not None:
+            values["st_mtime"] = entry.st_mtime
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            file_settings[draft.name] = values
+    if file_settings:
+        extras["file_settings"] = file_settings
+    return extras
+
+
+def _job_settings(templates: list[RawJob], jobs: list[JobDraft]) -> dict[str, Any]:
+    per_template: dict[int, dict[str, Any]] = {}
+    for index, raw in enumerate(templates):
+        values: dict[str, Any] = {}
+        if raw.stdio is not None:
+            values["stdio"] = plain(raw.stdio)
+        if raw.supports_termination is not None:
+            values["supports_termination"] = raw.supports_termination
+        if values or raw.scheduler is not None:
+            per_template[index] = values
+    if not per_template:
+        return {}
+    out: dict[str, Any] = {}
+    for job in jobs:
+        shared = per_template.get(job.template)
+        if shared is None:
+            continue
+        row = dict(shared)
+        if job.scheduler is not None:
+            row["scheduler"] = job.scheduler
+        out[job.name] = row
+    return out

@@ -1,0 +1,208 @@
+"""Read a spec text (YAML, JSON or JSON5) into plain data plus the line of every key.
+
+Parsers give values but not positions, and every later error must name a line, so this
+module records a :data:`LineMap` while parsing: YAML through PyYAML's composed node
+tree (which carries marks), JSON and JSON5 through a small token scanner that follows
+the document's nesting. Duplicate mapping keys, which all three parsers silently
+collapse, are reported here because only this layer can still see them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from typing import Any
+
+import json5
+import yaml
+
+from jobstream.errors import SpecError
+from jobstream.spec.locate import KeyPath, LineMap, Locator
+
+FORMATS = ("yaml", "json", "json5")
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _SpecLoader(_BaseLoader):  # type: ignore[misc]
+    """SafeLoader that keeps dates as strings so every value stays JSON-able."""
+
+    yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def read_source(text: str, path: str, fmt: str) -> tuple[Any, LineMap]:
+    """Parse ``text`` as ``fmt``; raise SpecError (with the parser's line) on bad syntax."""
+    if fmt == "yaml":
+        return _read_yaml(text, path)
+    if fmt in ("json", "json5"):
+        data = _read_json(text, path, fmt)
+        return data, _json_lines(text, path)
+    raise SpecError(path, None, "", f"unknown spec format {fmt!r}; valid: {', '.join(FORMATS)}")
+
+
+def _read_yaml(text: str, path: str) -> tuple[Any, LineMap]:
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: LineMap = {}
+        if node is not None:
+            lines[()] = node.start_mark.line + 1
+            _walk_yaml(node, (), lines, path)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(path, line, "", f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(path, None, "", f"YAML error: {exc}") from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _walk_yaml(node: yaml.Node, key: KeyPath, lines: LineMap, path: str) -> None:
+    """Record the line of every mapping key and sequence item under ``node``."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            name = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            lines[(*key, name)] = line
+            if name in seen:
+                raise Locator(path, lines).error((*key, name), "duplicate key") from None
+            seen.add(name)
+            _walk_yaml(value_node, (*key, name), lines, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*key, index)] = item.start_mark.line + 1
+            _walk_yaml(item, (*key, index), lines, path)
+
+
+_JSON5_ERROR = re.compile(r"<string>:(\d+)\s*(.*)", re.S)
+
+
+def _read_json(text: str, path: str, fmt: str) -> Any:
+    try:
+        if fmt == "json":
+            return json.loads(text)
+        return json5.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(path, exc.lineno, "", f"JSON syntax error: {exc.msg}") from None
+    except ValueError as exc:
+        match = _JSON5_ERROR.match(str(exc))
+        if match is None:
+            raise SpecError(path, None, "", f"JSON5 syntax error: {exc}") from None
+        line, message = int(match.group(1)), match.group(2)
+        raise SpecError(path, line, "", f"JSON5 syntax error: {message}") from None
+
+
+_TOKEN = re.compile(
+    r"""
+      (?P<skip>(?:\s+|//[^\n]*|/\*.*?\*/)+)
+    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<punct>[{}\[\]:,])
+    | (?P<atom>[^\s{}\[\]:,"'/]+)
+    """,
+    re.S | re.X,
+)
+
+
+class _Frame:
+    """One open object or array while scanning."""
+
+    __slots__ = ("index", "is_object", "key", "keys", "path")
+
+    def __init__(self, path: KeyPath, is_object: bool) -> None:
+        self.path = path
+        self.is_object = is_object
+        self.index = 0
+        self.key: str | None = None
+        self.keys: set[str] = set()
+
+
+def _json_lines(text: str, path: str) -> LineMap:
+    """Lines of keys and items in an already-valid JSON/JSON5 text (best effort)."""
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    lines: LineMap = {}
+    stack: list[_Frame] = []
+    expect_key = False
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_right(newlines, pos) + 1
+
+    def value_path() -> KeyPath | None:
+        if not stack:
+            return ()
+        top = stack[-1]
+        if top.is_object:
+            return (*top.path, top.key) if top.key is not None else None
+        key = (*top.path, top.index)
+        return key
+
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            break
+        pos = match.end()
+        kind = match.lastgroup
+        token = match.group()
+        if kind == "skip":
+            continue
+        if not lines:
+            lines[()] = line_at(match.start())
+        if expect_key and kind in ("string", "atom"):
+            top = stack[-1]
+            name = _key_text(token) if kind == "string" else token
+            key = (*top.path, name)
+            lines[key] = line_at(match.start())
+            if name in top.keys:
+                raise Locator(path, lines).error(key, "duplicate key")
+            top.keys.add(name)
+            top.key = name
+            expect_key = False
+            continue
+        if kind == "punct":
+            if token in "{[":
+                where = value_path()
+                if where is None:
+                    break
+                if stack and not stack[-1].is_object:
+                    lines[where] = line_at(match.start())
+                stack.append(_Frame(where, token == "{"))
+                expect_key = token == "{"
+            elif token in "}]":
+                if not stack:
+                    break
+                stack.pop()
+                expect_key = False
+            elif token == ",":
+                if not stack:
+                    break
+                top = stack[-1]
+                top.index += 1
+                top.key = None
+                expect_key = top.is_object
+            continue
+        where = value_path()
+        if where is not None and stack and not stack[-1].is_object:
+            lines[where] = line_at(match.start())
+    return lines
+
+
+def _key_text(token: str) -> str:
+    """The key a quoted JSON/JSON5 string token stands for."""
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        value = json5.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]

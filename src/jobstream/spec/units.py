@@ -1,0 +1,63 @@
+"""Memory sizes and ISO 8601 durations, normalized to the units ``Resources`` stores.
+
+Torc writes memory as ``"512m"``/``"2g"`` (binary units, a bare number is bytes) and
+runtime as an ISO 8601 duration (``"PT30M"``, ``"P1DT2H"``; a year is 365.25 days and
+a month 30.44 days, as in torc). jobstream stores whole MiB and whole seconds, rounding
+*up* so a job never gets less than it asked for. Superset of torc: decimals
+(``"1.5g"``, ``"PT1.5H"``), an optional ``b``/``ib`` suffix (``"2GiB"``), a plain integer
+memory (bytes) and a plain integer runtime (seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+MIB = 1024 * 1024
+_MEMORY_UNITS = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB, "t": 1024 * 1024 * MIB}
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?\s*\Z", re.I)
+
+_NUMBER = r"(\d+(?:[.,]\d+)?)"
+_DURATION = re.compile(
+    rf"P(?:{_NUMBER}Y)?(?:{_NUMBER}M)?(?:{_NUMBER}W)?(?:{_NUMBER}D)?"
+    rf"(?:T(?:{_NUMBER}H)?(?:{_NUMBER}M)?(?:{_NUMBER}S)?)?\Z"
+)
+_DURATION_SECONDS = (31_557_600, 2_629_800, 604_800, 86_400, 3_600, 60, 1)
+
+MEMORY_HELP = "use a number with an optional unit k, m, g or t (binary), e.g. '512m', '2g'"
+RUNTIME_HELP = "use an ISO 8601 duration such as 'PT30M', 'PT2H' or 'P1DT2H'"
+
+
+def memory_mib(value: str | int) -> int:
+    """MiB needed for ``value`` (``"2g"`` → 2048, ``"100k"`` → 1); ValueError if malformed."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid memory {value!r}: {MEMORY_HELP}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid memory {value}: it cannot be negative")
+        return math.ceil(Fraction(value, MIB))
+    match = _MEMORY.match(value)
+    if match is None:
+        raise ValueError(f"invalid memory {value!r}: {MEMORY_HELP}")
+    number, unit = match.group(1), (match.group(2) or "").lower()
+    return math.ceil(Fraction(number) * _MEMORY_UNITS[unit] / MIB)
+
+
+def runtime_seconds(value: str | int) -> int:
+    """Seconds in ``value`` (``"PT30M"`` → 1800); ValueError if malformed."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid runtime {value!r}: {RUNTIME_HELP}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid runtime {value}: it cannot be negative")
+        return value
+    text = value.strip().upper()
+    match = _DURATION.match(text)
+    if match is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"invalid runtime {value!r}: {RUNTIME_HELP}")
+    total = Fraction(0)
+    for part, seconds in zip(match.groups(), _DURATION_SECONDS, strict=True):
+        if part is not None:
+            total += Fraction(part.replace(",", ".")) * seconds
+    return math.ceil(total)
