@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 import anyio
 import msgspec
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
 
 from jobstream import codec
@@ -60,7 +59,7 @@ async def read_batches(
         while True:
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=poll_s)
-            except NatsTimeoutError:
+            except TimeoutError:  # nats raises its own or asyncio's, both are TimeoutError
                 yield Batch([], True)
                 if not follow:
                     return

@@ -20,7 +20,6 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerInfo
 
 from jobstream.decide import Claim, Finish, Job, Start, decide, evolve
@@ -169,7 +168,7 @@ class Worker:
                 room = await self._wait_for_room(need)
                 try:
                     msgs = await sub.fetch(room, timeout=FETCH_WAIT_S)
-                except NatsTimeoutError:
+                except TimeoutError:  # nats raises its own or asyncio's, both are TimeoutError
                     continue
                 for msg in msgs:
                     reservation = await self._try_reserve(need)
