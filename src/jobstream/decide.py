@@ -93,6 +93,7 @@ class Finish(Command, frozen=True, kw_only=True):
     cpu_time_s: float = 0.0
     stdout: str = ""
     stderr: str = ""
+    stderr_tail: str = ""
 
 
 class Cancel(Command, frozen=True, kw_only=True):
@@ -151,6 +152,7 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
                     cpu_time_s=command.cpu_time_s,
                     stdout=command.stdout,
                     stderr=command.stderr,
+                    stderr_tail=command.stderr_tail,
                 )
             ]
         case Cancel(reason=reason):
@@ -186,9 +188,14 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
 }
 
 
+def state_after(event: JobEvent) -> JobState:
+    """The state a job is in right after ``event``."""
+    return _NEXT_STATE[type(event)]
+
+
 def evolve(job: Job, event: JobEvent) -> Job:
     """Fold one event into the job. Trusts the log: the server enforced the order."""
-    state = _NEXT_STATE[type(event)]
+    state = state_after(event)
     if isinstance(event, JobSubmitted):
         return msgspec.structs.replace(job, state=state, spec=event.spec)
     if isinstance(event, JobClaimed):

@@ -97,6 +97,7 @@ class AttemptEnded(JobEvent, frozen=True, kw_only=True):
     cpu_time_s: float = 0.0
     stdout: str = ""
     stderr: str = ""
+    stderr_tail: str = ""  # last lines of stderr, so a failure is readable without the file
 
 
 class JobCompleted(AttemptEnded, frozen=True, kw_only=True, tag=True):

@@ -1,8 +1,8 @@
-"""``jobstream run``: scheduler, worker and progress in one process, on one event loop.
+"""``jobstream run``: scheduler, projector, worker and progress in one process.
 
-The same Scheduler and Worker classes run as separate processes under ``jobstream
-server`` / ``jobstream worker``; here they are tasks of one task group that is cancelled
-as soon as the workflow's WorkflowCompleted event is read.
+The same Scheduler, Projector and Worker classes run as separate processes under
+``jobstream server`` / ``jobstream projector`` / ``jobstream worker``; here they are tasks of
+one task group that is cancelled once the workflow's KV record says it has finished.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from dataclasses import dataclass
 
 import anyio
 
+from jobstream.access import db_path, follow, summarize
 from jobstream.config import Settings
 from jobstream.embedded import discover_url
 from jobstream.model import WorkflowDef
 from jobstream.progress import WorkflowStatus
+from jobstream.projections.kv import WorkflowRecord
+from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection, connect
 from jobstream.streams.reader import read_batches
 from jobstream.streams.subjects import workflow_filter
 from jobstream.submit import submit_workflow
+from jobstream.summary import Summary
 from jobstream.workers.service import Worker, WorkerOptions
 
 
@@ -29,19 +33,15 @@ from jobstream.workers.service import Worker, WorkerOptions
 class RunOutcome:
     wf: str
     url: str
-    status: WorkflowStatus
+    summary: Summary
 
 
-async def follow_workflow(
-    conn: Connection, wf: str, on_update: Callable[[WorkflowStatus], None] | None = None
-) -> WorkflowStatus:
-    """Fold the workflow's events until WorkflowCompleted; report after every batch."""
+async def wait_in_log(conn: Connection, wf: str) -> WorkflowStatus:
+    """Fold the workflow's events until WorkflowCompleted (no projector needed)."""
     status = WorkflowStatus(wf)
     async for batch in read_batches(conn.js, workflow_filter(wf), poll_s=0.5):
         for stored in batch.events:
             status.apply(stored.event)
-        if on_update:
-            on_update(status)
         if status.finished:
             break
     return status
@@ -52,25 +52,27 @@ async def run_local(
     workflow: WorkflowDef,
     worker: WorkerOptions,
     *,
-    scheduler: bool | None = None,
+    services: bool | None = None,
     on_submitted: Callable[[str, str], None] | None = None,
-    on_update: Callable[[WorkflowStatus], None] | None = None,
+    on_update: Callable[[WorkflowRecord], None] | None = None,
 ) -> RunOutcome:
-    """Submit and run a workflow to its end with local workers.
+    """Submit and run a workflow to its end with a local worker.
 
-    ``scheduler=None`` runs an in-process scheduler unless this directory's
-    ``jobstream server`` (which has one) is running.
+    ``services=None`` runs a scheduler and a projector in this process unless this
+    directory's ``jobstream server`` (which runs both) is up.
     """
-    if scheduler is None:
-        scheduler = settings.nats_url is not None or discover_url(settings.state_dir) is None
+    if services is None:
+        services = settings.nats_url is not None or discover_url(settings.state_dir) is None
     async with connect(settings, embedded=True, name="jobstream-run") as conn:
         async with anyio.create_task_group() as tg:
-            if scheduler:
+            if services:
                 await tg.start(Scheduler(conn, settings.lease_s).run)
+                await tg.start(Projector(conn, db_path(settings)).run)
             wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
             if on_submitted:
                 on_submitted(wf, conn.url)
             await tg.start(Worker(conn, worker).run)
-            status = await follow_workflow(conn, wf, on_update)
+            record = await follow(conn, wf, on_update)
+            summary = await summarize(conn, settings, record)
             tg.cancel_scope.cancel()
-        return RunOutcome(wf, conn.url, status)
+        return RunOutcome(wf, conn.url, summary)

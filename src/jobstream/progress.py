@@ -1,15 +1,13 @@
-"""Per-workflow status folded from events: counts per state, failures, completion.
+"""Per-workflow status folded straight from the log: the audit view.
 
-``jobstream status`` and the progress bar of ``jobstream run`` fold the same events the
-scheduler does, with the same ``evolve``; this module only keeps what a person asks
-about (how many in each state, which failed and why, where the logs are).
+Status and progress bars read the JOBS bucket; this fold of the events themselves (with
+the same ``evolve`` the scheduler uses) is what they are checked against, and what waits
+for a workflow where no projector runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import msgspec
 
 from jobstream.decide import Job, evolve
 from jobstream.events import (
@@ -22,18 +20,7 @@ from jobstream.events import (
     WorkflowSubmitted,
 )
 from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
-
-
-class JobProblem(msgspec.Struct, frozen=True):
-    """A job that did not complete: why, and where to look."""
-
-    job: int
-    name: str
-    state: str
-    return_code: int | None
-    reason: str
-    stdout: str
-    stderr: str
+from jobstream.summary import PROBLEM_LIMIT, JobProblem, Summary
 
 
 @dataclass
@@ -92,24 +79,24 @@ class WorkflowStatus:
                     state=job.state.value if job.state else "unknown",
                     return_code=ended.return_code if isinstance(ended, AttemptEnded) else None,
                     reason=ended.reason if isinstance(ended, JobCanceled) else "",
-                    stdout=ended.stdout if isinstance(ended, AttemptEnded) else "",
                     stderr=ended.stderr if isinstance(ended, AttemptEnded) else "",
+                    stderr_tail=ended.stderr_tail if isinstance(ended, AttemptEnded) else "",
                 )
             )
         return found
 
-    def summary(self) -> dict[str, object]:
-        """The stable ``--json`` shape of one workflow's status."""
-        return {
-            "workflow": self.wf,
-            "name": self.name,
-            "user": self.user,
-            "jobs": self.job_count,
-            "finished": self.finished,
-            "succeeded": self.succeeded(),
-            "counts": self.counts(),
-            "problems": [msgspec.structs.asdict(p) for p in self.problems()],
-        }
+    def summary(self) -> Summary:
+        """The same shape as the KV-based summary, from the log alone."""
+        return Summary(
+            workflow=self.wf,
+            name=self.name,
+            user=self.user,
+            jobs=self.job_count,
+            finished=self.finished,
+            succeeded=self.succeeded(),
+            counts=self.counts(),
+            problems=self.problems()[:PROBLEM_LIMIT],
+        )
 
 
 class StatusBoard:

@@ -34,7 +34,7 @@ async def test_diamond_runs_in_order_with_full_histories(
         ("post", "cat b.txt c.txt > d.txt", (1, 2)),
     )
     outcome = await run_local(settings, spec, options(tmp_path))
-    assert outcome.status.succeeded()
+    assert outcome.summary.succeeded
     assert (tmp_path / "d.txt").read_text() == "a\nleft\na\nright\n"
     async with open_connection(outcome.url) as conn:
         found = await histories(conn, outcome.wf)
@@ -60,11 +60,11 @@ async def test_failure_cancels_dependents_and_reports_logs(
         ("other", "true", ()),
     )
     outcome = await run_local(settings, spec, options(tmp_path))
-    status = outcome.status
-    assert not status.succeeded()
-    counts = {k: v for k, v in status.counts().items() if v}
+    summary = outcome.summary
+    assert not summary.succeeded
+    counts = {k: v for k, v in summary.counts.items() if v}
     assert counts == {"completed": 2, "failed": 1, "canceled": 1}
-    problems = {p.name: p for p in status.problems()}
+    problems = {p.name: p for p in summary.problems}
     assert problems["bad"].return_code == 3
     assert Path(problems["bad"].stderr).read_text() == "boom\n"
     assert problems["after"].reason == "dependency 'bad' failed"
@@ -77,7 +77,7 @@ async def test_sweep_of_many_jobs_on_small_worker(
     monkeypatch.chdir(tmp_path)
     spec = workflow(*((f"j{i}", f"echo {i} > out{i}.txt", ()) for i in range(100)))
     outcome = await run_local(settings, spec, options(tmp_path, cpus=3))
-    assert outcome.status.counts()["completed"] == 100
+    assert outcome.summary.counts["completed"] == 100
     assert sorted(int((tmp_path / f"out{i}.txt").read_text()) for i in range(100)) == list(
         range(100)
     )
@@ -89,7 +89,7 @@ async def test_empty_class_does_not_starve_another(
     """Regression: a worker polling an empty class held all capacity while it waited."""
     monkeypatch.chdir(tmp_path)
     first = workflow(("a", "true", ()))
-    assert (await run_local(settings, first, options(tmp_path, cpus=1))).status.succeeded()
+    assert (await run_local(settings, first, options(tmp_path, cpus=1))).summary.succeeded
     other_class = Resources(num_cpus=1, memory_mib=32, runtime_s=30)
     second = workflow(("b1", "true", ()), ("b2", "true", (0,)))
     second = msgspec.structs.replace(
@@ -98,4 +98,4 @@ async def test_empty_class_does_not_starve_another(
     )
     with anyio.fail_after(20):
         outcome = await run_local(settings, second, options(tmp_path, cpus=1))
-    assert outcome.status.succeeded()
+    assert outcome.summary.succeeded

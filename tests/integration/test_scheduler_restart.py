@@ -12,7 +12,7 @@ import pytest
 
 from jobstream.decide import Job, MakeReady, decide
 from jobstream.events import JobReady
-from jobstream.local import follow_workflow
+from jobstream.local import wait_in_log
 from jobstream.model import JobState, Resources
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
@@ -64,7 +64,7 @@ async def test_restarted_scheduler_redispatches_without_duplicates(
         assert (await conn.js.stream_info(WORK_STREAM)).state.messages == queued_before
         tg.start_soon(Worker(conn, options).run)
         with anyio.fail_after(30):
-            status = await follow_workflow(conn, wf)
+            status = await wait_in_log(conn, wf)
         tg.cancel_scope.cancel()
     assert status.succeeded()
     found = await histories(conn, wf)
@@ -103,7 +103,7 @@ async def test_ready_job_whose_dispatch_was_lost_is_dispatched(
         await tg.start(Scheduler(conn, lease_s=5).run)
         tg.start_soon(Worker(conn, options).run)
         with anyio.fail_after(30):
-            status = await follow_workflow(conn, wf)
+            status = await wait_in_log(conn, wf)
         tg.cancel_scope.cancel()
     assert status.succeeded()
     assert (tmp_path / "done.txt").read_text() == "done\n"

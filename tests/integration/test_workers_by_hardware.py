@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 
 from jobstream.events import JobStarted, WorkerStarted
-from jobstream.local import follow_workflow
+from jobstream.local import wait_in_log
 from jobstream.model import JobDef, Resources, WorkflowDef
 from jobstream.streams.connection import open_connection
 from jobstream.streams.reader import read_until_caught_up
@@ -59,7 +59,7 @@ async def test_gpu_job_runs_only_on_the_worker_with_gpus(tmp_path: Path) -> None
         async with open_connection(url) as conn:
             wf = await submit_workflow(conn, spec(), workdir=str(tmp_path))
             with anyio.fail_after(60):
-                status = await follow_workflow(conn, wf)
+                status = await wait_in_log(conn, wf)
             events = [s.event async for s in read_until_caught_up(conn.js)]
     finally:
         codes = [stop(p) for p in [*workers, server]]

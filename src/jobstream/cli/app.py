@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobstream import __version__
-from jobstream.cli import check, run, server, status, submit, worker
+from jobstream.cli import check, events, projections, run, server, status, submit, worker
 from jobstream.cli.common import DEBUG, out
 from jobstream.cli.config import config_app
 
@@ -43,6 +43,11 @@ app.command()(submit.submit)
 app.command()(server.server)
 app.command()(worker.worker)
 app.command()(status.status)
+app.command()(status.watch)
+app.command()(events.events)
+app.command()(projections.sql)
+app.command()(projections.projector)
+app.command()(projections.rebuild)
 app.add_typer(config_app, name="config")
 
 

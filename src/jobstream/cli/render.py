@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jobstream.cli.common import err, out
-from jobstream.progress import WorkflowStatus
+from jobstream.projections.kv import WorkflowRecord
+from jobstream.summary import Summary, all_counts
 
 STATE_COLORS = {
     "completed": "green",
@@ -60,38 +61,27 @@ class ProgressView:
         if self.live:
             self.progress.stop()
 
-    def update(self, status: WorkflowStatus) -> None:
-        done = status.done_count()
-        counts = counts_text(status.counts())
-        self.progress.update(self.task, total=status.job_count, completed=done, counts=counts)
+    def update(self, record: WorkflowRecord) -> None:
+        done = record.done()
+        counts = counts_text(all_counts(record.counts))
+        self.progress.update(self.task, total=record.job_count, completed=done, counts=counts)
         now = time.monotonic()
-        if not self.live and (now - self.last_line > 5 or status.finished):
+        if not self.live and (now - self.last_line > 5 or record.finished):
             self.last_line = now
-            err.print(f"{self.title}: {done}/{status.job_count} done  {counts}")
+            err.print(f"{self.title}: {done}/{record.job_count} done  {counts}")
 
 
-def last_line(path: str) -> str:
-    """The last non-empty line of a log file, when it is on this machine."""
-    try:
-        with open(path, "rb") as log:
-            log.seek(0, 2)
-            log.seek(max(0, log.tell() - 4096))
-            lines = log.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1][:200] if lines else ""
-
-
-def print_summary(status: WorkflowStatus) -> None:
+def print_summary(summary: Summary) -> None:
     """Counts per state, then every job that did not complete with where its logs are."""
-    table = Table(title=f"workflow {status.name} ({status.wf})", title_justify="left")
+    title = f"workflow {summary.name} ({summary.workflow})"
+    table = Table(title=title, title_justify="left")
     table.add_column("state")
     table.add_column("jobs", justify="right")
-    for state, n in status.counts().items():
+    for state, n in summary.counts.items():
         if n:
             table.add_row(f"[{STATE_COLORS.get(state, 'white')}]{state}[/]", str(n))
     out.print(table)
-    problems = status.problems()
+    problems = summary.problems
     if not problems:
         return
     table = Table(title="jobs that did not complete", title_justify="left")
@@ -99,8 +89,12 @@ def print_summary(status: WorkflowStatus) -> None:
         table.add_column(column)
     for p in problems[:50]:
         rc = "" if p.return_code is None else str(p.return_code)
-        why = p.reason or last_line(p.stderr)
+        why = p.reason or (p.stderr_tail.splitlines() or [""])[-1][:200]
         table.add_row(p.name, p.state, rc, why, p.stderr)
     out.print(table)
-    if len(problems) > 50:
-        out.print(f"... and {len(problems) - 50} more (jobstream status {status.wf} --json)")
+    missing = summary.jobs - summary.counts["completed"] - len(problems)
+    if missing > 0:
+        out.print(
+            f'... and {missing} more: jobstream sql "select * from jobs '
+            f"where wf = '{summary.workflow}' and state <> 'completed'\""
+        )

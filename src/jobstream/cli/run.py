@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 from jobstream.cli.common import (
@@ -41,11 +42,12 @@ def run(
         str | None, typer.Option(help="memory of the local worker, e.g. 8g [default: all]")
     ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs of the local worker")] = 0,
-    scheduler: Annotated[
+    services: Annotated[
         bool | None,
         typer.Option(
-            "--scheduler/--no-scheduler",
-            help="run a scheduler in this process [default: unless a jobstream server runs here]",
+            "--services/--no-services",
+            help="run scheduler and projector in this process "
+            "[default: unless a jobstream server runs here]",
         ),
     ] = None,
     nats_url: NatsUrl = None,
@@ -83,14 +85,14 @@ def run(
                 settings,
                 workflow,
                 options,
-                scheduler=scheduler,
+                services=services,
                 on_submitted=submitted,
                 on_update=view.update,
             )
         )
     if json_output:
-        print_json(outcome.status.summary())
+        print_json(msgspec.to_builtins(outcome.summary))
     else:
-        print_summary(outcome.status)
-    if not outcome.status.succeeded():
+        print_summary(outcome.summary)
+    if not outcome.summary.succeeded:
         raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""``jobstream server``: a long-running embedded nats-server plus the scheduler."""
+"""``jobstream server``: a long-running embedded nats-server, scheduler and projector."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Annotated
 import anyio
 import typer
 
+from jobstream.access import db_path
 from jobstream.cli.common import NatsUrl, StateDir, err, guarded, run_async, settings_from
 from jobstream.config import Settings
 from jobstream.embedded import SERVER_FILE, embedded_server, write_server_file
+from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import open_connection
 
@@ -36,6 +38,7 @@ async def serve(settings: Settings, port: int) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_on_signal, tg.cancel_scope)
             await tg.start(Scheduler(conn, settings.lease_s).run)
+            await tg.start(Projector(conn, db_path(settings)).run)
             err.print(f"jobstream server ready at {url} (state: {settings.state_dir})")
             err.print(f"workers: jobstream worker --nats-url {url}")
 
@@ -46,7 +49,7 @@ def server(
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Run the embedded NATS server (unless --nats-url) and the scheduler until stopped.
+    """Run the embedded NATS server (unless --nats-url), scheduler and projector until stopped.
 
     Other commands started in the same directory find this server by itself.
     """

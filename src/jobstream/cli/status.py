@@ -1,13 +1,14 @@
-"""``jobstream status [WORKFLOW]``: jobs per state, folded from the event log."""
+"""``jobstream status [WORKFLOW]`` and ``jobstream watch``: jobs per state, from KV."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.table import Table
 
+from jobstream.access import follow, summaries
 from jobstream.cli.common import (
     Json,
     NatsUrl,
@@ -19,46 +20,75 @@ from jobstream.cli.common import (
     run_async,
     settings_from,
 )
-from jobstream.cli.render import counts_text, print_summary
+from jobstream.cli.render import ProgressView, counts_text, print_summary
 from jobstream.config import Settings
-from jobstream.progress import StatusBoard
+from jobstream.projections.kv import workflow_records
 from jobstream.streams.connection import connect
-from jobstream.streams.reader import read_until_caught_up
-from jobstream.streams.subjects import workflow_filter
+from jobstream.summary import Summary
 
 
-async def read_status(settings: Settings, wf: str | None) -> StatusBoard:
-    """Fold the log (one workflow, or all) into a status board."""
-    board = StatusBoard()
+async def read_status(settings: Settings, wf: str | None) -> list[Summary]:
     async with connect(settings, embedded=True, name="jobstream-status") as conn:
-        async for stored in read_until_caught_up(conn.js, workflow_filter(wf) if wf else "ev.>"):
-            board.apply(stored.event)
-    return board
+        return await summaries(conn, settings, wf)
+
+
+WorkflowArg = Annotated[str | None, typer.Argument(help="workflow id [default: all]")]
 
 
 @guarded
 def status(
-    workflow: Annotated[str | None, typer.Argument(help="workflow id [default: all]")] = None,
+    workflow: WorkflowArg = None,
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
     json_output: Json = False,
 ) -> None:
     """Show how many jobs are in each state (one workflow in detail, or every workflow)."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    board = run_async(read_status, settings, workflow)
-    if workflow and workflow not in board.workflows:
-        fail(f"no workflow {workflow!r} in the log (jobstream status lists them)", 1)
-    summaries = [s.summary() for s in board.workflows.values()]
+    found = run_async(read_status, settings, workflow)
+    if workflow and not found:
+        fail(f"no workflow {workflow!r} (jobstream status lists them)", 1)
     if json_output:
-        print_json(summaries[0] if workflow else summaries)
+        data = [msgspec.to_builtins(s) for s in found]
+        print_json(data[0] if workflow else data)
         return
     if workflow:
-        print_summary(board.workflows[workflow])
+        print_summary(found[0])
         return
     table = Table()
-    for column in ("workflow", "name", "submitted", "jobs", "states"):
+    for column in ("workflow", "name", "jobs", "done", "states"):
         table.add_column(column)
-    for s in board.workflows.values():
-        when = datetime.fromtimestamp(s.submitted_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(s.wf, s.name, when, str(s.job_count), counts_text(s.counts()))
-    out.print(table if board.workflows else "no workflows yet")
+    for s in found:
+        table.add_row(s.workflow, s.name, str(s.jobs), str(s.done()), counts_text(s.counts))
+    out.print(table if found else "no workflows yet")
+
+
+async def watch_until_done(settings: Settings, wf: str | None) -> Summary:
+    async with connect(settings, embedded=False, name="jobstream-watch") as conn:
+        if wf is None:
+            records = await workflow_records(conn.js)
+            unfinished = [r for r in records if not r.finished]
+            if not records:
+                fail("no workflows yet", 1)
+            wf = (unfinished or records)[-1].wf
+        view = ProgressView(wf)
+        with view:
+            record = await follow(conn, wf, view.update)
+        return (await summaries(conn, settings, record.wf))[0]
+
+
+@guarded
+def watch(
+    workflow: WorkflowArg = None,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """Follow a workflow (default: the latest unfinished one) with live counts until it ends."""
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    summary = run_async(watch_until_done, settings, workflow)
+    if json_output:
+        print_json(msgspec.to_builtins(summary))
+    else:
+        print_summary(summary)
+    if not summary.succeeded:
+        raise typer.Exit(1)

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
+from jobstream.access import follow, summarize
 from jobstream.cli.common import (
     Json,
     NatsUrl,
@@ -21,23 +23,23 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.render import ProgressView, print_summary
 from jobstream.config import Settings
-from jobstream.local import follow_workflow
 from jobstream.model import WorkflowDef
-from jobstream.progress import WorkflowStatus
 from jobstream.spec import load_spec
 from jobstream.streams.connection import connect
 from jobstream.submit import submit_workflow
+from jobstream.summary import Summary
 
 
 async def submit_and_maybe_wait(
-    settings: Settings, workflow: WorkflowDef, wait: bool, view: ProgressView | None
-) -> tuple[str, WorkflowStatus | None]:
+    settings: Settings, workflow: WorkflowDef, wait: bool, view: ProgressView
+) -> tuple[str, Summary | None]:
     async with connect(settings, embedded=False, name="jobstream-submit") as conn:
         wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
         if not wait:
             return wf, None
         err.print(f"workflow {wf} submitted; waiting for it to finish")
-        return wf, await follow_workflow(conn, wf, view.update if view else None)
+        record = await follow(conn, wf, view.update)
+        return wf, await summarize(conn, settings, record)
 
 
 @guarded
@@ -50,19 +52,21 @@ def submit(
 ) -> None:
     """Submit a workflow to a running server; prints the workflow id.
 
-    With --wait, exits 1 when any job did not complete.
+    With --wait, shows progress and exits 1 when any job did not complete.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec)
     with ProgressView(workflow.name) as view:
-        wf, status = run_async(submit_and_maybe_wait, settings, workflow, wait, view)
+        wf, summary = run_async(submit_and_maybe_wait, settings, workflow, wait, view)
     if json_output:
         print_json(
-            {"workflow": wf, "jobs": len(workflow.jobs), **(status.summary() if status else {})}
+            msgspec.to_builtins(summary)
+            if summary
+            else {"workflow": wf, "jobs": len(workflow.jobs)}
         )
-    elif status is not None:
-        print_summary(status)
+    elif summary is not None:
+        print_summary(summary)
     else:
         out.print(wf)
-    if status is not None and not status.succeeded():
+    if summary is not None and not summary.succeeded:
         raise typer.Exit(1)

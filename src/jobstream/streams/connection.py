@@ -51,8 +51,12 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
         await ensure_streams(conn.js)
         yield conn
     finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await nc.drain()
+        # Every publish that matters was acknowledged; flush the fire-and-forget ones
+        # (message acks) and close. drain() would wait up to 30 s on idle subscriptions.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=2)
+            await nc.close()
 
 
 @contextlib.asynccontextmanager

@@ -70,13 +70,9 @@ async def read_batches(
                 meta = msg.metadata
                 seq = meta.sequence.stream
                 pending = meta.num_pending
-                events.append(
-                    Stored(
-                        seq,
-                        msg.subject,
-                        codec.decode(msg.data, msg.headers, f"{EVENTS_STREAM}#{seq}"),
-                    )
-                )
+                where = f"{EVENTS_STREAM}#{seq}"
+                event = codec.decode(msg.data, msg.headers, where)
+                events.append(Stored(seq, msg.subject, event, msg.data))
             yield Batch(events, pending == 0)
             if pending == 0 and not follow:
                 return

@@ -28,11 +28,12 @@ class Conflict(Exception):
 
 
 class Stored(msgspec.Struct, frozen=True):
-    """An event as stored: its stream sequence and subject."""
+    """An event as stored: its stream sequence, subject and (when read) its raw JSON."""
 
     seq: int
     subject: str
     event: AnyEvent
+    data: bytes = b""
 
 
 class EventStore:
@@ -120,7 +121,7 @@ class EventStore:
             return None
         assert raw.seq is not None and raw.data is not None
         where = f"{EVENTS_STREAM}#{raw.seq}"
-        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where))
+        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where), raw.data)
 
     async def history(self, subject: str) -> list[Stored]:
         """Every event on one subject, oldest first (a job's audit trail)."""

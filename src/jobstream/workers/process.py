@@ -115,3 +115,15 @@ async def terminate(process: subprocess.Popen[bytes], grace_s: float = TERM_GRAC
         await anyio.sleep(0.05)
     if process.returncode is None:
         _signal_group(process.pid, signal.SIGKILL)
+
+
+def tail_text(path: Path, max_lines: int = 10, max_bytes: int = 2048) -> str:
+    """The last lines of a (log) file, bounded, for events that must stay small."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - max_bytes))
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-max_lines:])

@@ -35,13 +35,14 @@ from jobstream.workers.process import (
     shell_command,
     spawn_failure,
     start_process,
+    tail_text,
     terminate,
     wait_process,
 )
 
 log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
-BIND_INTERVAL_S = 1.0
+BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 64
 NAK_DELAY_S = 0.2
@@ -292,6 +293,7 @@ class JobRun:
             cpu_time_s=outcome.cpu_time_s,
             stdout=str(stdout),
             stderr=str(stderr),
+            stderr_tail=await anyio.to_thread.run_sync(tail_text, stderr),
         )
         if await self._append(decide(self.job, finish)):
             w.jobs_run += 1

@@ -1,0 +1,131 @@
+"""SQL over NATS: the projector answers queries on its DuckDB file (one writer only).
+
+Request on ``jobstream.sql`` with JSON ``{"sql": ...}``; the answer is an Arrow IPC stream
+split into chunks that fit the server's max payload, each published to the request's reply
+subject with a ``Jobstream-Chunk: i/n`` header (or one ``Jobstream-Error`` message).
+``jobstream.sql.ping`` tells a client whether a projector is there at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pyarrow as pa
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+
+from jobstream.errors import JobstreamError
+
+QUERY_SUBJECT = "jobstream.sql"
+PING_SUBJECT = "jobstream.sql.ping"
+REBUILD_SUBJECT = "jobstream.rebuild"
+CHUNK_HEADER = "Jobstream-Chunk"
+ERROR_HEADER = "Jobstream-Error"
+QUEUE = "jobstream-projector"
+QUERY_TIMEOUT_S = 60.0
+REBUILD_TIMEOUT_S = 3600.0
+
+
+class QueryError(JobstreamError):
+    """The query failed (bad SQL, unknown table): the database's message."""
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+async def serve_queries(
+    nc: NATS,
+    run_query: Callable[[str], Awaitable[pa.Table]],
+    rebuild: Callable[[], Awaitable[dict[str, object]]],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Answer queries until cancelled."""
+
+    async def on_query(msg: Msg) -> None:
+        try:
+            sql = json.loads(msg.data)["sql"]
+            data = to_ipc(await run_query(sql))
+        except Exception as exc:  # any failure is the caller's answer, not ours to crash on
+            await nc.publish(msg.reply, b"", headers={ERROR_HEADER: _one_line(exc)})
+            return
+        size = max(1024, nc.max_payload - 4096)
+        chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        for i, chunk in enumerate(chunks, 1):
+            await nc.publish(msg.reply, chunk, headers={CHUNK_HEADER: f"{i}/{len(chunks)}"})
+
+    async def on_ping(msg: Msg) -> None:
+        await msg.respond(b"pong")
+
+    async def on_rebuild(msg: Msg) -> None:
+        try:
+            reply = json.dumps(await rebuild()).encode()
+        except Exception as exc:
+            reply = json.dumps({"error": _one_line(exc)}).encode()
+        await msg.respond(reply)
+
+    subs = [
+        await nc.subscribe(QUERY_SUBJECT, queue=QUEUE, cb=on_query),
+        await nc.subscribe(PING_SUBJECT, queue=QUEUE, cb=on_ping),
+        await nc.subscribe(REBUILD_SUBJECT, queue=QUEUE, cb=on_rebuild),
+    ]
+    task_status.started()
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            for sub in subs:
+                await sub.unsubscribe()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:2000] or type(exc).__name__
+
+
+async def projector_available(nc: NATS) -> bool:
+    try:
+        await nc.request(PING_SUBJECT, b"", timeout=1.0)
+    except (NoRespondersError, TimeoutError):
+        return False
+    return True
+
+
+async def remote_query(nc: NATS, sql: str) -> pa.Table:
+    """Ask the projector; raises QueryError with the database's message on failure."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    try:
+        await nc.publish(QUERY_SUBJECT, json.dumps({"sql": sql}).encode(), reply=inbox)
+        parts: list[bytes] = []
+        with anyio.fail_after(QUERY_TIMEOUT_S):
+            while True:
+                msg = await sub.next_msg(timeout=QUERY_TIMEOUT_S)
+                headers = msg.headers or {}
+                if ERROR_HEADER in headers:
+                    raise QueryError(headers[ERROR_HEADER])
+                parts.append(msg.data)
+                index, total = headers[CHUNK_HEADER].split("/")
+                if index == total:
+                    break
+    finally:
+        await sub.unsubscribe()
+    return from_ipc(b"".join(parts))
+
+
+async def remote_rebuild(nc: NATS) -> dict[str, object]:
+    reply = await nc.request(REBUILD_SUBJECT, b"", timeout=REBUILD_TIMEOUT_S)
+    result: dict[str, object] = json.loads(reply.data)
+    if "error" in result:
+        raise QueryError(f"rebuild failed: {result['error']}")
+    return result
