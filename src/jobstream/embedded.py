@@ -116,18 +116,21 @@ async def _wait_ready(process: asyncio.subprocess.Process, ports_file: Path, log
                 text = await anyio.Path(ports_file).read_text()
                 with contextlib.suppress(ValueError, KeyError, IndexError):
                     url: str = json.loads(text)["nats"][0]
-                    if await _accepts(url):
+                    if await reachable(url):
                         return url
             await anyio.sleep(0.02)
     await _stop(process)
     raise ServerError(f"nats-server did not become ready in {READY_TIMEOUT_S:.0f} s (see {log})")
 
 
-async def _accepts(url: str) -> bool:
-    host, port = url.removeprefix("nats://").rsplit(":", 1)
+async def reachable(url: str) -> bool:
+    """True when the server's address accepts a TCP connection."""
+    target = url.split("://", 1)[-1].split(",", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = target.rpartition(":")
     try:
-        stream = await anyio.connect_tcp(host, int(port))
-    except OSError:
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp(host.strip("[]") or "127.0.0.1", int(port or 4222))
+    except (OSError, TimeoutError, ValueError):
         return False
     await stream.aclose()
     return True

@@ -7,8 +7,11 @@ the file, the line and the key; nothing partial is ever returned.
 
 Superset of torc, on purpose: the three formats accept the same keys; ``env`` values may
 be numbers; memory and runtime accept decimals; ``${files...}`` merges with explicit
-``input_files``/``output_files`` instead of replacing them. See the module docstrings of
-``params``, ``templates``, ``expand``, ``refs`` and ``deps`` for the expansion rules.
+``input_files``/``output_files`` instead of replacing them; key names of older torc
+releases (``blocked_by``, ``resource_requirements_name``, ...) are accepted; a relative
+``@file``/``parameters_file`` is also looked up in the current directory (as torc does)
+and above the spec's folder. See the module docstrings of ``legacy``, ``params``,
+``templates``, ``expand``, ``refs`` and ``deps`` for the expansion rules.
 """
 
 from __future__ import annotations

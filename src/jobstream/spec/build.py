@@ -1,10 +1,11 @@
 """The loader pipeline: text → checked raw spec → expanded drafts → ``WorkflowDef``.
 
-Order matters and follows torc: workflow variables are substituted first, then files
-and user data are expanded (their names and paths are needed by jobs), then jobs; then
-``${files...}`` references and regex lists are resolved, dependencies inferred and the
-stored sections checked. Every check raises before anything is built, so a caller gets
-either a complete ``WorkflowDef`` or a SpecError — never a partial result.
+Order matters and follows torc: key names of older torc releases are renamed and
+workflow variables substituted first, then files and user data are expanded (their names
+and paths are needed by jobs), then jobs; then ``${files...}`` references and regex
+lists are resolved, dependencies inferred and the stored sections checked. Every check
+raises before anything is built, so a caller gets either a complete ``WorkflowDef`` or a
+SpecError — never a partial result.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from jobstream.spec.expand import (
     expand_user_data,
 )
 from jobstream.spec.extras import check_sections, collect_extras
+from jobstream.spec.legacy import rename_legacy_keys
 from jobstream.spec.locate import KeyPath, Locator, format_key
 from jobstream.spec.params import SharedParameters, item_space, shared_parameters
 from jobstream.spec.raw import EnvValue, RawWorkflow
@@ -62,6 +64,7 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
     data, lines = read_source(text, path, fmt)
     loc = Locator(path, lines, text)
     if isinstance(data, dict):
+        rename_legacy_keys(data, lines, loc)
         data = apply_variables(data, loc, base_dir)
     raw = to_raw_workflow(data, loc)
     shared = shared_parameters(raw.parameters, raw.parameters_file, loc, base_dir)
@@ -80,6 +83,7 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
         user_data.extend(expand_user_data(index, ud, space, loc))
     data_values = {d.name: d.data for d in user_data}
     _check_unique(user_data, len(data_values), "user_data", "user_data", loc)
+    datasets = _datasets(raw, loc)
 
     base_env = _workflow_env(raw.env, shared, loc)
     jobs: list[JobDraft] = []
@@ -91,11 +95,11 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
     _check_unique(jobs, len(index_of), "jobs", "job", loc)
     _check_job_refs(raw, jobs, resources, loc)
 
-    resolve_io(jobs, file_paths, data_values, loc)
+    resolve_io(jobs, file_paths, data_values, datasets, loc)
     depends_on = job_dependencies(jobs, index_of, loc)
     check_sections(raw, list(index_of), loc)
     _check_identifiers(raw, files, loc)
-    extras = collect_extras(raw, jobs, files)
+    extras = collect_extras(raw, jobs, files, data)
 
     return WorkflowDef(
         name=raw.name,
@@ -140,6 +144,16 @@ def _resources(raw: RawWorkflow, loc: Locator) -> dict[str, Resources]:
     return table
 
 
+def _datasets(raw: RawWorkflow, loc: Locator) -> dict[str, str]:
+    """Dataset name → path; names are unique."""
+    table: dict[str, str] = {}
+    for index, entry in enumerate(raw.datasets or ()):
+        if entry.name in table:
+            loc.fail(("datasets", index, "name"), f"duplicate datasets name '{entry.name}'")
+        table[entry.name] = entry.path
+    return table
+
+
 def _check_unique(drafts: list[Any], distinct: int, section: str, kind: str, loc: Locator) -> None:
     """Fail on the first repeated name; ``distinct`` is the size of the name map built."""
     if distinct == len(drafts):
@@ -181,6 +195,11 @@ def _check_job_entry(raw: RawWorkflow, index: int, loc: Locator) -> None:
     job = raw.jobs[index]
     if job.priority is not None and job.priority < 0:
         loc.fail(("jobs", index, "priority"), f"priority must be 0 or more, got {job.priority}")
+    if job.label is not None and (not job.label or job.label != job.label.strip()):
+        loc.fail(
+            ("jobs", index, "label"),
+            f"a label must be non-empty, without leading or trailing spaces, got {job.label!r}",
+        )
     if job.env:
         _check_env_names(job.env, ("jobs", index, "env"), loc)
 

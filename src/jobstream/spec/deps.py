@@ -3,7 +3,8 @@
 A job depends on (torc's rules): every job named in ``depends_on``; every *other* job
 whose name ``depends_on_regexes`` finds (``re.search``, like Rust's ``is_match``; a
 regex that finds nothing is an error, as in torc); every job that writes a file it reads;
-every job that writes user data it reads. Inference goes through dicts keyed by name,
+every job that writes user data it reads; every job that writes into a dataset it reads
+(a dataset is final once all of its writers are done). Inference goes through dicts keyed by name,
 so it is linear in the number of edges. A job naming itself in ``depends_on`` is an
 error; a job that reads what it writes (or matches its own regex) gets no self-edge.
 Cycles are errors naming the jobs on one cycle.
@@ -30,11 +31,18 @@ def job_dependencies(
     """Sorted, de-duplicated dependency indexes of every job (acyclic, no self-edges)."""
     writes_file = _producers(jobs, "output_files")
     writes_data = _producers(jobs, "output_user_data")
+    writes_dataset = _producers(jobs, "output_datasets")
     names = [job.name for job in jobs]
     regex = RegexMatcher(names, "job", loc)
     result: list[tuple[int, ...]] = []
     for me, job in enumerate(jobs):
-        if not (job.depends_on or job.depends_on_regexes or job.input_files or job.input_user_data):
+        if not (
+            job.depends_on
+            or job.depends_on_regexes
+            or job.input_files
+            or job.input_user_data
+            or job.input_datasets
+        ):
             result.append(())
             continue
         deps: set[int] = set()
@@ -53,6 +61,8 @@ def job_dependencies(
             deps.update(writes_file.get(name, ()))
         for name in job.input_user_data:
             deps.update(writes_data.get(name, ()))
+        for name in job.input_datasets:
+            deps.update(writes_dataset.get(name, ()))
         deps.discard(me)
         result.append(tuple(sorted(deps)))
     _check_acyclic(jobs, result, loc)

@@ -1,8 +1,8 @@
 """Expand each job, file and user data entry into one draft per parameter combination.
 
 Every string field of a parameterized entry is a template: name, command,
-invocation_script, env values, resource_requirements, failure_handler, scheduler and
-every item of the name and regex lists (files: name, path, identifier; user data: name
+invocation_script, env values, resource_requirements, failure_handler, scheduler, label
+and every item of the name and regex lists (files: name, path, identifier; user data: name
 and every string inside ``data``). Templates are compiled once per entry and only the
 fields that contain placeholders are re-rendered per combination, which keeps a
 1,000,000-job range expansion to a few seconds.
@@ -38,6 +38,7 @@ TEXT_FIELDS = (
     "resource_requirements",
     "failure_handler",
     "scheduler",
+    "label",
 )
 LIST_FIELDS = (
     "depends_on",
@@ -50,9 +51,19 @@ LIST_FIELDS = (
     "input_user_data_regexes",
     "output_user_data",
     "output_user_data_regexes",
+    "input_datasets",
+    "output_datasets",
 )
 _NAME_TEXTS = ("name", "resource_requirements", "failure_handler", "scheduler")
-_NAME_LISTS = ("depends_on", "input_files", "output_files", "input_user_data", "output_user_data")
+_NAME_LISTS = (
+    "depends_on",
+    "input_files",
+    "output_files",
+    "input_user_data",
+    "output_user_data",
+    "input_datasets",
+    "output_datasets",
+)
 
 Compiled = str | Template
 
@@ -76,6 +87,7 @@ class JobDraft:
         self.resource_requirements = texts[3]
         self.failure_handler = texts[4]
         self.scheduler = texts[5]
+        self.label = texts[6]
         self.env = env
         self.depends_on = lists[0]
         self.depends_on_regexes = lists[1]
@@ -87,6 +99,8 @@ class JobDraft:
         self.input_user_data_regexes = lists[7]
         self.output_user_data = lists[8]
         self.output_user_data_regexes = lists[9]
+        self.input_datasets = lists[10]
+        self.output_datasets = lists[11]
 
 
 class FileDraft:

@@ -6,8 +6,9 @@ checked the way torc checks them at creation time, so a spec that torc would rej
 is rejected here too: failure handler and slurm scheduler names unique, actions naming
 existing jobs / schedulers, ``slurm_defaults`` not setting parameters torc manages.
 Per-job and per-file settings without a ``JobDef``/``FileDef`` field (``scheduler``,
-``stdio``, ``supports_termination``; ``identifier``, ``st_mtime``) are kept by name under
-``extras["job_settings"]`` and ``extras["file_settings"]``.
+``stdio``, ``supports_termination``, ``label``, ``input_datasets``, ``output_datasets``;
+``identifier``, ``st_mtime``) are kept by name under ``extras["job_settings"]`` and
+``extras["file_settings"]``. ``resource_monitor`` keeps the keys torc ignores as written.
 """
 
 from __future__ import annotations
@@ -109,13 +110,25 @@ def _check_action_jobs(
         loc.fail(key, "the action matches no job")
 
 
-def collect_extras(raw: RawWorkflow, jobs: list[JobDraft], files: list[Any]) -> dict[str, Any]:
-    """``WorkflowDef.extras``: stored sections plus per-job and per-file settings."""
+def collect_extras(
+    raw: RawWorkflow, jobs: list[JobDraft], files: list[Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """``WorkflowDef.extras``: stored sections plus per-job and per-file settings.
+
+    ``data`` is the parsed spec the raw structs came from (for keys they ignore).
+    """
     extras: dict[str, Any] = {}
     for name in EXTRA_KEYS:
         value = getattr(raw, name)
         if value is not None:
             extras[name] = plain(value)
+    monitor = data.get("resource_monitor")
+    if "resource_monitor" in extras and isinstance(monitor, dict):
+        known = extras["resource_monitor"]
+        extras["resource_monitor"] = {
+            **{k: v for k, v in monitor.items() if k not in known},
+            **known,
+        }
     settings = _job_settings(raw.jobs, jobs)
     if settings:
         extras["job_settings"] = settings
@@ -141,7 +154,7 @@ def _job_settings(templates: list[RawJob], jobs: list[JobDraft]) -> dict[str, An
             values["stdio"] = plain(raw.stdio)
         if raw.supports_termination is not None:
             values["supports_termination"] = raw.supports_termination
-        if values or raw.scheduler is not None:
+        if values or _per_job(raw):
             per_template[index] = values
     if not per_template:
         return {}
@@ -151,7 +164,24 @@ def _job_settings(templates: list[RawJob], jobs: list[JobDraft]) -> dict[str, An
         if shared is None:
             continue
         row = dict(shared)
-        if job.scheduler is not None:
-            row["scheduler"] = job.scheduler
-        out[job.name] = row
+        for field in ("scheduler", "label"):
+            if getattr(job, field) is not None:
+                row[field] = getattr(job, field)
+        for field in ("input_datasets", "output_datasets"):
+            if getattr(job, field):
+                row[field] = list(getattr(job, field))
+        if row:
+            out[job.name] = row
     return out
+
+
+def _per_job(raw: RawJob) -> bool:
+    """True when a job entry may have settings that differ per expanded job."""
+    texts = (raw.command, raw.invocation_script or "")
+    return bool(
+        raw.scheduler is not None
+        or raw.label is not None
+        or raw.input_datasets
+        or raw.output_datasets
+        or any("${datasets." in text for text in texts)
+    )

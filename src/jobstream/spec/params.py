@@ -19,8 +19,11 @@ Decisions where torc is silent or loose, kept deliberately:
   parameter of the same name replaces the shared value. An unknown name in
   ``use_parameters`` is an error (torc ignores it).
 * A parameter with no values (``[]``, an empty range) is an error instead of silently
-  removing the job; ``@file`` and ``parameters_file`` paths are relative to the spec
-  file's folder.
+  removing the job.
+* A relative ``@file`` or ``parameters_file`` path is looked up in the spec file's
+  folder first; when nothing is there, in the current directory (where torc looks: its
+  examples name ``examples/parameter_tables/sweep.csv`` from the repository root) and
+  then in the folders above the spec's (so the same spec also loads from elsewhere).
 """
 
 from __future__ import annotations
@@ -172,10 +175,22 @@ def _parse_range(text: str) -> Sequence[Value]:
     raise ValueError(f"invalid range {text!r}: {usage}")
 
 
+def resolve_path(name: str, base_dir: Path) -> Path:
+    """Where a relative ``@file``/``parameters_file`` is: the spec's folder, the current
+    directory or a folder above the spec's, the first that has it (else the spec's)."""
+    path = base_dir / name
+    if path.exists() or Path(name).is_absolute():
+        return path
+    for folder in (Path(), *base_dir.resolve().parents):
+        if (folder / name).exists():
+            return folder / name
+    return path
+
+
 def _file_values(name: str, base_dir: Path) -> list[Value]:
     if not name:
         raise ValueError("'@' must be followed by a file name (one value per line)")
-    path = base_dir / name
+    path = resolve_path(name, base_dir)
     try:
         text = path.read_text()
     except OSError as exc:
@@ -186,7 +201,7 @@ def _file_values(name: str, base_dir: Path) -> list[Value]:
 
 def load_table(name: str, base_dir: Path) -> ParamSpace:
     """A ``parameters_file`` (CSV with a header, JSON array of objects, or JSON lines)."""
-    path = base_dir / name
+    path = resolve_path(name, base_dir)
     try:
         text = path.read_text()
     except OSError as exc:

@@ -7,6 +7,9 @@ error instead of a silently ignored key; the field lists follow torc's ``Workflo
 ``WorkflowDef.extras``. Superset relaxations (documented in ``jobstream.spec``):
 ``env`` values may be numbers or booleans, ``memory`` may be a byte count and
 ``runtime`` a number of seconds, ``metadata`` may be a mapping or a JSON string.
+``resource_monitor`` ignores keys it does not know, as torc's ``ResourceMonitorConfig``
+(``#[serde(default)]`` without ``deny_unknown_fields``) does; ``jobstream.spec.extras``
+still copies them into the stored section.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class RawJob(_Raw):
     use_parameters_file: bool | None = None
     stdio: RawStdio | None = None
     priority: int | None = None
+    label: str | None = None
+    input_datasets: list[str] | None = None
+    output_datasets: list[str] | None = None
 
 
 class RawFile(_Raw):
@@ -78,6 +84,15 @@ class RawUserData(_Raw):
     use_parameters: list[str] | None = None
     parameters_file: str | None = None
     use_parameters_file: bool | None = None
+
+
+class RawDataset(_Raw):
+    """A directory many jobs write into; its readers wait for every writer (torc 'datasets')."""
+
+    name: str
+    path: str
+    hash_mode: Literal["manifest", "content", "none"] = "manifest"
+    description: str | None = None
 
 
 class RawResourceRequirements(_Raw):
@@ -142,7 +157,9 @@ class RawComputeNodeMonitor(_Raw):
     memory: bool = True
 
 
-class RawResourceMonitor(_Raw):
+class RawResourceMonitor(msgspec.Struct, kw_only=True):
+    """Not a ``_Raw``: unknown keys are ignored here, as torc ignores them."""
+
     enabled: bool | None = None
     granularity: str | None = None
     sample_interval_seconds: int = 10
@@ -180,6 +197,7 @@ class RawWorkflow(_Raw, kw_only=True):
     jobs: list[RawJob]
     files: list[RawFile] | None = None
     user_data: list[RawUserData] | None = None
+    datasets: list[RawDataset] | None = None
     resource_requirements: list[RawResourceRequirements] | None = None
     failure_handlers: list[RawFailureHandler] | None = None
     slurm_schedulers: list[RawSlurmScheduler] | None = None
@@ -195,11 +213,13 @@ class RawWorkflow(_Raw, kw_only=True):
     compute_node_wait_for_new_jobs_seconds: int | None = None
     compute_node_ignore_workflow_completion: bool | None = None
     compute_node_wait_for_healthy_database_minutes: int | None = None
+    jobs_sort_method: str | None = None
 
 
 EXTRA_KEYS: tuple[str, ...] = (
     "project",
     "metadata",
+    "datasets",
     "failure_handlers",
     "slurm_schedulers",
     "slurm_defaults",
@@ -214,5 +234,7 @@ EXTRA_KEYS: tuple[str, ...] = (
     "compute_node_wait_for_new_jobs_seconds",
     "compute_node_ignore_workflow_completion",
     "compute_node_wait_for_healthy_database_minutes",
+    "jobs_sort_method",
 )
-"""Top-level sections jobstream stores in ``WorkflowDef.extras`` without acting on them."""
+"""Top-level sections jobstream stores in ``WorkflowDef.extras`` without acting on them
+(of ``datasets`` only the job edges they imply are acted on, see ``jobstream.spec.deps``)."""

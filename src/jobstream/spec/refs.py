@@ -1,11 +1,13 @@
-"""Resolve what each expanded job reads and writes: file and user data names.
+"""Resolve what each expanded job reads and writes: file, user data and dataset names.
 
 Torc lets a job name its files three ways: exact names (``input_files``), regexes over
 file names (``input_file_regexes``, Rust ``Regex::is_match``, i.e. a search anywhere in
 the name — kept here as ``re.search``) and ``${files.input.NAME}`` /
 ``${files.output.NAME}`` in its command or invocation script, which is replaced by the
 file's path. User data works the same way; ``${user_data.input.NAME}`` is replaced by the
-compact JSON of its ``data``. Jobstream merges the three sources (torc replaces the
+compact JSON of its ``data``; datasets (torc's directory outputs with many writers) have
+exact names and ``${datasets.input.NAME}`` (replaced by the dataset's path) but no
+regexes. Jobstream merges the three sources (torc replaces the
 explicit list with the command's) in that order without duplicates, and, unlike torc,
 rejects an unknown name in ``${...}`` instead of leaving the token in the command.
 A regex that matches nothing is an error, as in torc.
@@ -22,8 +24,9 @@ from typing import Any
 from jobstream.spec.expand import JobDraft
 from jobstream.spec.locate import KeyPath, Locator
 
-_VARIABLE = re.compile(r"\$\{(files|user_data)\.(input|output)\.([^}]+)\}")
+_VARIABLE = re.compile(r"\$\{(files|user_data|datasets)\.(input|output)\.([^}]+)\}")
 _SUGGEST_LIMIT = 20_000
+_KINDS = {"files": "file", "user_data": "user_data", "datasets": "dataset"}
 
 
 def unknown_name_message(kind: str, name: str, known: Sequence[str]) -> str:
@@ -75,54 +78,71 @@ def _merge(*groups: Sequence[str]) -> tuple[str, ...]:
 
 
 def resolve_io(
-    jobs: list[JobDraft], files: dict[str, str], user_data: dict[str, Any], loc: Locator
+    jobs: list[JobDraft],
+    files: dict[str, str],
+    user_data: dict[str, Any],
+    datasets: dict[str, str],
+    loc: Locator,
 ) -> None:
-    """Fill every draft's file / user data lists with checked names; substitute ``${...}``."""
-    file_names = list(files)
-    data_names = list(user_data)
-    file_regex = RegexMatcher(file_names, "file", loc)
-    data_regex = RegexMatcher(data_names, "user_data", loc)
+    """Fill every draft's file / user data / dataset lists with checked names; substitute
+    ``${...}``."""
+    tables: dict[str, dict[str, Any]] = {
+        "files": files,
+        "user_data": user_data,
+        "datasets": datasets,
+    }
+    matchers = {
+        "files": RegexMatcher(list(files), "file", loc),
+        "user_data": RegexMatcher(list(user_data), "user_data", loc),
+    }
     for job in jobs:
         if not _has_io(job):
             continue
         key: KeyPath = ("jobs", job.template)
         found: dict[tuple[str, str], list[str]] = {}
         if "${" in job.command:
-            job.command = _substitute(job.command, files, user_data, found, (*key, "command"), loc)
+            job.command = _substitute(job.command, tables, found, (*key, "command"), loc)
         script = job.invocation_script
         if script is not None and "${" in script:
             job.invocation_script = _substitute(
-                script, files, user_data, found, (*key, "invocation_script"), loc
+                script, tables, found, (*key, "invocation_script"), loc
             )
-        for direction in ("input", "output"):
-            file_field = f"{direction}_files"
-            data_field = f"{direction}_user_data"
-            explicit_files: tuple[str, ...] = getattr(job, file_field)
-            explicit_data: tuple[str, ...] = getattr(job, data_field)
-            _check_names(explicit_files, files, "file", (*key, file_field), loc)
-            _check_names(explicit_data, user_data, "user_data", (*key, data_field), loc)
-            file_patterns: tuple[str, ...] = getattr(job, f"{direction}_file_regexes")
-            data_patterns: tuple[str, ...] = getattr(job, f"{data_field}_regexes")
-            from_file_regex = [
-                file_names[i]
-                for k, p in enumerate(file_patterns)
-                for i in file_regex.match(p, (*key, f"{direction}_file_regexes", k))
-            ]
-            from_data_regex = [
-                data_names[i]
-                for k, p in enumerate(data_patterns)
-                for i in data_regex.match(p, (*key, f"{data_field}_regexes", k))
-            ]
-            setattr(
-                job,
-                file_field,
-                _merge(explicit_files, from_file_regex, found.get(("files", direction), ())),
-            )
-            setattr(
-                job,
-                data_field,
-                _merge(explicit_data, from_data_regex, found.get(("user_data", direction), ())),
-            )
+        for namespace, direction, field, regex_field in _FIELDS:
+            explicit: tuple[str, ...] = getattr(job, field)
+            patterns: tuple[str, ...] = getattr(job, regex_field) if regex_field else ()
+            from_text = found.get((namespace, direction), ())
+            if explicit or patterns or from_text:
+                _check_names(explicit, tables[namespace], _KINDS[namespace], (*key, field), loc)
+                from_regex = _regex_names(
+                    matchers, namespace, patterns, (*key, regex_field or field)
+                )
+                setattr(job, field, _merge(explicit, from_regex, from_text))
+
+
+_FIELDS: tuple[tuple[str, str, str, str | None], ...] = tuple(
+    (namespace, direction, f"{direction}_{suffix}", f"{direction}_{regexes}" if regexes else None)
+    for direction in ("input", "output")
+    for namespace, suffix, regexes in (
+        ("files", "files", "file_regexes"),
+        ("user_data", "user_data", "user_data_regexes"),
+        ("datasets", "datasets", ""),
+    )
+)
+"""(namespace, direction, field of exact names, field of regexes or None) of every list."""
+
+
+def _regex_names(
+    matchers: dict[str, RegexMatcher], namespace: str, patterns: tuple[str, ...], key: KeyPath
+) -> list[str]:
+    """Names the ``patterns`` (at ``key``) match, in pattern order."""
+    if not patterns:
+        return []
+    regex = matchers[namespace]
+    return [
+        regex.names[i]
+        for position, pattern in enumerate(patterns)
+        for i in regex.match(pattern, (*key, position))
+    ]
 
 
 def _has_io(job: JobDraft) -> bool:
@@ -139,6 +159,8 @@ def _has_io(job: JobDraft) -> bool:
         or job.output_user_data
         or job.input_user_data_regexes
         or job.output_user_data_regexes
+        or job.input_datasets
+        or job.output_datasets
     )
 
 
@@ -152,21 +174,20 @@ def _check_names(
 
 def _substitute(
     text: str,
-    files: dict[str, str],
-    user_data: dict[str, Any],
+    tables: dict[str, dict[str, Any]],
     found: dict[tuple[str, str], list[str]],
     key: KeyPath,
     loc: Locator,
 ) -> str:
     def replace(match: re.Match[str]) -> str:
         namespace, direction, name = match.group(1), match.group(2), match.group(3)
-        table: dict[str, Any] = files if namespace == "files" else user_data
+        table = tables[namespace]
         if name not in table:
-            kind = "file" if namespace == "files" else "user_data"
+            kind = _KINDS[namespace]
             loc.fail(key, f"{match.group(0)}: {unknown_name_message(kind, name, list(table))}")
         found.setdefault((namespace, direction), []).append(name)
-        if namespace == "files":
-            return str(table[name])
-        return json.dumps(table[name], separators=(",", ":"), ensure_ascii=False)
+        if namespace == "user_data":
+            return json.dumps(table[name], separators=(",", ":"), ensure_ascii=False)
+        return str(table[name])
 
     return _VARIABLE.sub(replace, text)

@@ -13,7 +13,7 @@ from nats.errors import NoServersError
 from nats.js import JetStreamContext
 
 from jobstream.config import Settings
-from jobstream.embedded import discover_url, embedded_server
+from jobstream.embedded import discover_url, embedded_server, reachable
 from jobstream.errors import ServerError
 from jobstream.streams.setup import ensure_streams
 
@@ -33,7 +33,13 @@ async def _quiet(exc: Exception) -> None:
 
 @contextlib.asynccontextmanager
 async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Connection]:
-    """Connect (retrying briefly), make sure the streams exist, and close on exit."""
+    """Connect, make sure the streams exist, and close on exit.
+
+    Once connected, a lost server is retried forever (a restarted server resumes the
+    work); an address that does not accept connections at all fails at once.
+    """
+    if not await reachable(url):
+        raise ServerError(f"cannot reach NATS at {url}: nothing accepts connections there")
     try:
         nc = await nats.connect(
             url,

@@ -1,0 +1,180 @@
+"""Regenerate golden files: `python -m tests.golden.make_golden` (from the repo root).
+
+- ``events/<Type>.v<version>.json``: one sample of every event type at its current version.
+  Add a file when a version changes; never edit or delete an old one.
+- ``logs/<name>.jsonl`` + ``logs/<name>.tables.json``: a recorded event log of a real run
+  and the read models it folds to. Tests replay the log and compare, forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import anyio
+
+from jobstream import codec
+from jobstream.config import Settings
+from jobstream.embedded import embedded_server
+from jobstream.events import (
+    JobBlocked,
+    JobCanceled,
+    JobClaimed,
+    JobCompleted,
+    JobFailed,
+    JobReady,
+    JobStarted,
+    JobSubmitted,
+    JobTimedOut,
+    WorkerStarted,
+    WorkerStopped,
+    WorkflowCompleted,
+    WorkflowSubmitted,
+)
+from jobstream.local import run_local
+from jobstream.model import JobDef, Resources, WorkflowDef
+from jobstream.projections.duck import TABLES, DuckStore
+from jobstream.projections.service import replay_store
+from jobstream.streams.connection import open_connection
+from jobstream.streams.reader import read_until_caught_up
+from jobstream.workers.service import WorkerOptions
+
+HERE = Path(__file__).parent
+SPEC = JobDef(
+    index=2,
+    name="train_lr0.0100",
+    command="python train.py --lr 0.01",
+    resources=Resources(num_cpus=4, memory_mib=8192, num_gpus=1, runtime_s=7200),
+    depends_on=(0, 1),
+    input_files=("data",),
+    output_files=("model",),
+    env={"SEED": "1"},
+)
+W = {"wf": "1m89b7e4mgq04x4", "at": 1764072000.25}
+J = {**W, "job": 2}
+END = {
+    "worker": "node1-42-ab12",
+    "attempt": 1,
+    "exec_time_s": 12.5,
+    "peak_memory_mib": 512.0,
+    "cpu_time_s": 11.0,
+    "stdout": "/logs/out",
+    "stderr": "/logs/err",
+    "stderr_tail": "done",
+}
+SAMPLES = [
+    WorkflowSubmitted(
+        **W,
+        actor="user:ana",
+        name="sweep",
+        user="ana",
+        description="d",
+        spec_digest="ab" * 32,
+        job_count=3,
+        workdir="/home/ana",
+        files={"data": "/d.csv"},
+        user_data={"cfg": {"a": 1}},
+        extras={"project": "p"},
+    ),
+    WorkflowCompleted(**W, actor="scheduler", counts={"completed": 3}),
+    JobSubmitted(**J, actor="user:ana", spec=SPEC),
+    JobBlocked(**J, actor="scheduler", unmet=(0, 1)),
+    JobReady(**J, actor="scheduler", pool="default", hardware_class="c4.m8192.g1.n1.t7200"),
+    JobClaimed(**J, actor="node1-42-ab12", worker="node1-42-ab12", attempt=1, lease_s=30.0),
+    JobStarted(
+        **J,
+        actor="node1-42-ab12",
+        worker="node1-42-ab12",
+        attempt=1,
+        pid=4242,
+        host="node1",
+        gpu_ids=(0,),
+    ),
+    JobCompleted(**J, actor="node1-42-ab12", return_code=0, **END),
+    JobFailed(**J, actor="node1-42-ab12", return_code=3, **END),
+    JobTimedOut(**J, actor="node1-42-ab12", return_code=-15, **END),
+    JobCanceled(**J, actor="scheduler", reason="dependency 'prep' failed"),
+    WorkerStarted(
+        at=W["at"],
+        actor="node1-42-ab12",
+        worker="node1-42-ab12",
+        host="node1",
+        capacity=Resources(num_cpus=8, memory_mib=32768, num_gpus=2),
+        pools=("default",),
+        walltime_s=14400.0,
+    ),
+    WorkerStopped(
+        at=W["at"], actor="node1-42-ab12", worker="node1-42-ab12", reason="idle", jobs_run=17
+    ),
+]
+
+
+def write_event_samples() -> None:
+    folder = HERE / "events"
+    folder.mkdir(exist_ok=True)
+    for event in SAMPLES:
+        path = folder / f"{type(event).__name__}.v{type(event).VERSION}.json"
+        if not path.exists():  # old versions are never rewritten
+            path.write_text(json.dumps(json.loads(codec.encode(event)), indent=2) + "\n")
+
+
+def recorded_workflow() -> WorkflowDef:
+    small = Resources(num_cpus=1, memory_mib=64, runtime_s=60)
+    jobs = [
+        ("prep", "echo prep", ()),
+        ("ok", "echo ok", (0,)),
+        ("bad", "echo broken >&2; exit 3", (0,)),
+        ("after_bad", "echo never", (2,)),
+        ("join", "echo join", (1, 3)),
+    ]
+    return WorkflowDef(
+        name="golden",
+        jobs=tuple(
+            JobDef(index=i, name=n, command=c, depends_on=d, resources=small)
+            for i, (n, c, d) in enumerate(jobs)
+        ),
+    )
+
+
+async def record_log(name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        options = WorkerOptions(
+            capacity=Resources(num_cpus=2, memory_mib=1024),
+            log_dir=Path(tmp) / "logs",
+            worker_id="golden-worker",
+        )
+        async with embedded_server(Path(tmp) / "server") as url:
+            settings = Settings(nats_url=url, state_dir=Path(tmp) / "state")
+            await run_local(settings, recorded_workflow(), options)
+            await dump(url, name)
+
+
+async def dump(url: str, name: str) -> None:
+    async with open_connection(url) as conn:
+        lines = [
+            json.dumps(
+                {
+                    "seq": s.seq,
+                    "subject": s.subject,
+                    "headers": codec.headers_for(s.event),
+                    "data": s.data.decode(),
+                }
+            )
+            async for s in read_until_caught_up(conn.js)
+        ]
+        store = DuckStore(":memory:")
+        await replay_store(conn, store)
+        tables = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL").to_pylist() for t in TABLES}
+    (HERE / "logs").mkdir(exist_ok=True)
+    (HERE / "logs" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    (HERE / "logs" / f"{name}.tables.json").write_text(
+        json.dumps(tables, indent=1, default=str) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    write_event_samples()
+    anyio.run(record_log, "failure_cascade")
