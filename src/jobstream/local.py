@@ -23,10 +23,12 @@ from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection, connect
 from jobstream.streams.reader import read_batches
-from jobstream.streams.subjects import workflow_filter
+from jobstream.streams.subjects import EVENTS_STREAM, workflow_filter
 from jobstream.submit import submit_workflow
 from jobstream.summary import Summary
 from jobstream.workers.service import Worker, WorkerOptions
+
+SETTLE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -63,16 +65,25 @@ async def run_local(
     """
     if services is None:
         services = settings.nats_url is not None or discover_url(settings.state_dir) is None
+    projector: Projector | None = None
     async with connect(settings, embedded=True, name="jobstream-run") as conn:
         async with anyio.create_task_group() as tg:
             if services:
+                projector = Projector(conn, db_path(settings))
                 await tg.start(Scheduler(conn, settings.lease_s).run)
-                await tg.start(Projector(conn, db_path(settings)).run)
+                await tg.start(projector.run)
             wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
             if on_submitted:
                 on_submitted(wf, conn.url)
-            await tg.start(Worker(conn, worker).run)
-            record = await follow(conn, wf, on_update)
-            summary = await summarize(conn, settings, record)
+            async with anyio.create_task_group() as workers:
+                await workers.start(Worker(conn, worker).run)
+                record = await follow(conn, wf, on_update)
+                summary = await summarize(conn, settings, record)
+                workers.cancel_scope.cancel()  # the worker records WorkerStopped
+            if projector is not None:
+                # Leave the read models complete: everything in the log is committed.
+                last = (await conn.js.stream_info(EVENTS_STREAM)).state.last_seq
+                with anyio.move_on_after(SETTLE_TIMEOUT_S):
+                    await projector.caught_up(last)
             tg.cancel_scope.cancel()
         return RunOutcome(wf, conn.url, summary)

@@ -103,3 +103,56 @@ def test_help_and_version(tmp_path: Path) -> None:
     for command in ("run", "check", "submit", "server", "worker", "status"):
         assert command in result.stdout
     assert jobstream("--version", cwd=tmp_path).stdout.startswith("jobstream ")
+
+
+def test_sql_events_rebuild_and_as_of(workdir: Path) -> None:
+    run = jobstream("run", "examples/sweep.yaml", "--json", cwd=workdir)
+    assert run.returncode == 0, run.stderr
+    wf = json.loads(run.stdout)["workflow"]
+    query = f"select state, count(*) as n from jobs where wf = '{wf}' group by 1"
+    rows = json.loads(jobstream("sql", query, "--format", "json", cwd=workdir).stdout)
+    assert rows == [{"state": "completed", "n": 102}]
+    csv_out = jobstream("sql", query, "-f", "csv", cwd=workdir).stdout.splitlines()
+    assert csv_out == ["state,n", "completed,102"]
+    parquet = jobstream(
+        "sql", "select * from jobs", "-f", "parquet", "-o", "jobs.parquet", cwd=workdir
+    )
+    assert parquet.returncode == 0, parquet.stderr
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(workdir / "jobs.parquet").num_rows == 102
+
+    history = jobstream("events", wf, "setup", "--json", cwd=workdir)
+    assert history.returncode == 0, history.stderr
+    lines = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [e["type"] for e in lines] == [
+        "JobSubmitted",
+        "JobReady",
+        "JobClaimed",
+        "JobStarted",
+        "JobCompleted",
+    ]
+    assert lines[1]["actor"] == "scheduler" and lines[2]["actor"] == lines[2]["payload"]["worker"]
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
+    table = jobstream("events", wf, cwd=workdir)
+    assert table.returncode == 0 and "WorkflowCompleted" in table.stdout
+
+    rebuilt = jobstream("rebuild", "--json", cwd=workdir)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["events"] > 500
+    assert json.loads(jobstream("sql", query, "-f", "json", cwd=workdir).stdout) == rows
+
+    early = jobstream(
+        "sql", "select count(*) as n from events", "--as-of", "3", "-f", "json", cwd=workdir
+    )
+    assert early.returncode == 0, early.stderr
+    assert json.loads(early.stdout) == [{"n": 3}]
+
+
+def test_bad_sql_is_one_line(workdir: Path) -> None:
+    assert jobstream("run", "examples/diamond.yaml", cwd=workdir).returncode == 0
+    result = jobstream("sql", "select nope from jobs", cwd=workdir)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "nope" in result.stderr
+    bad_time = jobstream("sql", "select 1", "--as-of", "yesterday", cwd=workdir)
+    assert bad_time.returncode == 2 and "--as-of" in bad_time.stderr

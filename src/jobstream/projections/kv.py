@@ -122,3 +122,22 @@ async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[Workflo
                 return
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+async def watch_jobs(js: JetStreamContext, wf: str) -> AsyncIterator[JobRecord | WorkflowRecord]:
+    """Every job state change of a workflow (and its summary), until it is finished."""
+    kv = await ensure_bucket(js)
+    watcher = await kv.watch(f"{wf}.*", ignore_deletes=True)
+    try:
+        async for entry in watcher:
+            if entry is None or not entry.value:
+                continue
+            if entry.key.endswith(".wf"):
+                record = _wf_decoder.decode(entry.value)
+                yield record
+                if record.finished:
+                    return
+            else:
+                yield _job_decoder.decode(entry.value)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CONSUMER = "projector"
 BATCH = 5000
 DB_NAME = "jobstream.duckdb"
+KV_TIMEOUT_S = 60.0
 
 
 class ProjectorBusy(JobstreamError):
@@ -60,13 +61,16 @@ class Projector:
         self.lock = anyio.Lock()
         self.store: DuckStore | None = None
         self.applied = 0
+        self.checkpoint = 0
+        self.progressed = anyio.Event()  # set (and replaced) at every commit
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await anyio.Path(self.db_path.parent).mkdir(parents=True, exist_ok=True)
         self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
         try:
             await ensure_bucket(self.conn.js)
-            sub = await self._subscribe(self.store.checkpoint())
+            self.checkpoint = self.store.checkpoint()
+            sub = await self._subscribe(self.checkpoint)
             async with anyio.create_task_group() as tg:
                 await tg.start(serve_queries, self.conn.nc, self.query, self.rebuild)
                 task_status.started()
@@ -113,20 +117,33 @@ class Projector:
             await msgs[-1].ack()
 
     async def project(self, batch: list[Stored]) -> None:
-        """Apply one batch: rows + checkpoint in DuckDB, KV records, then commit."""
-        async with self.lock:
-            assert self.store is not None
-            pending = await anyio.to_thread.run_sync(self.store.begin, batch)
-            if pending is None:
-                return
-            try:
-                await put_records(self.conn.js, [*pending.jobs, *pending.workflows])
-            except BaseException:
-                with anyio.CancelScope(shield=True):
+        """Apply one batch: rows + checkpoint in DuckDB, KV records, then commit.
+
+        Shielded: a cancellation waits for the batch to finish, so KV and DuckDB never
+        disagree about a batch that was half written when the projector was stopped.
+        """
+        with anyio.CancelScope(shield=True):
+            async with self.lock:
+                assert self.store is not None
+                pending = await anyio.to_thread.run_sync(self.store.begin, batch)
+                if pending is None:
+                    return
+                try:
+                    with anyio.fail_after(KV_TIMEOUT_S):
+                        await put_records(self.conn.js, [*pending.jobs, *pending.workflows])
+                except BaseException:
                     await anyio.to_thread.run_sync(pending.rollback)
-                raise
-            await anyio.to_thread.run_sync(pending.commit)
-            self.applied += len(batch)
+                    raise
+                await anyio.to_thread.run_sync(pending.commit)
+                self.applied += len(batch)
+                self.checkpoint = batch[-1].seq
+                self.progressed.set()
+                self.progressed = anyio.Event()
+
+    async def caught_up(self, seq: int) -> None:
+        """Wait until everything up to stream sequence ``seq`` is committed."""
+        while self.checkpoint < seq:
+            await self.progressed.wait()
 
     async def query(self, sql: str) -> pa.Table:
         """Answer from committed state at least as new as the KV records already written."""
