@@ -54,3 +54,18 @@ def decode(data: bytes, headers: dict[str, str] | None = None, where: str = "") 
         return _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise MalformedEvent(f"malformed event{' at ' + where if where else ''}: {exc}") from exc
+
+
+class _Timed(msgspec.Struct):
+    at: float
+
+
+_time_decoder = msgspec.json.Decoder(_Timed)
+
+
+def event_time(data: bytes) -> float:
+    """Only the decision time of an encoded event (cheap: the rest is skipped)."""
+    try:
+        return _time_decoder.decode(data).at
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0.0

@@ -188,6 +188,10 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
 }
 
 
+# The same mapping by type name, for folds written in SQL.
+STATE_BY_EVENT: dict[str, str] = {kind.__name__: state.value for kind, state in _NEXT_STATE.items()}
+
+
 def state_after(event: JobEvent) -> JobState:
     """The state a job is in right after ``event``."""
     return _NEXT_STATE[type(event)]

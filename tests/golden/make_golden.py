@@ -166,7 +166,7 @@ async def dump(url: str, name: str) -> None:
             async for s in read_until_caught_up(conn.js)
         ]
         store = DuckStore(":memory:")
-        await replay_store(conn, store)
+        await replay_store(conn, store)  # the recorded log, folded by the current code
         tables = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL").to_pylist() for t in TABLES}
     (HERE / "logs").mkdir(exist_ok=True)
     (HERE / "logs" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")

@@ -8,13 +8,15 @@ import typing
 from pathlib import Path
 
 import pytest
+from msgspec.structs import astuple
 
 from jobstream import codec
 from jobstream.events import AnyEvent
 from jobstream.progress import WorkflowStatus
 from jobstream.projections.duck import TABLES, DuckStore
+from jobstream.projections.service import cut
 from jobstream.scheduler.state import SchedulerState
-from jobstream.streams.store import Stored
+from jobstream.streams.reader import RawBatch, decode_batch
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SAMPLES = sorted((GOLDEN / "events").glob("*.json"))
@@ -41,30 +43,30 @@ def test_malformed_event_is_reported_with_its_sequence() -> None:
         codec.decode(b'{"type": "JobReady", "wf": 3}', {}, "EVENTS#7")
 
 
-def recorded(name: str) -> list[Stored]:
-    stored = []
-    for line in (GOLDEN / "logs" / f"{name}.jsonl").read_text().splitlines():
-        item = json.loads(line)
-        data = item["data"].encode()
-        stored.append(
-            Stored(item["seq"], item["subject"], codec.decode(data, item["headers"]), data)
-        )
-    return stored
+def recorded(name: str) -> RawBatch:
+    lines = [json.loads(x) for x in (GOLDEN / "logs" / f"{name}.jsonl").read_text().splitlines()]
+    return RawBatch(
+        [x["seq"] for x in lines],
+        [x["subject"] for x in lines],
+        [x["headers"] for x in lines],
+        [x["data"].encode() for x in lines],
+        True,
+    )
 
 
 def test_recorded_log_folds_to_the_recorded_read_models() -> None:
-    events = recorded("failure_cascade")
+    log = recorded("failure_cascade")
     store = DuckStore(":memory:")
-    for start in range(0, len(events), 4):  # batch boundaries must not matter
-        store.apply(events[start : start + 4])
-    store.apply(events)  # a full redelivery changes nothing
+    for start in range(0, len(log.seqs), 4):  # batch boundaries must not matter
+        store.apply(cut(RawBatch(*(column[start:] for column in astuple(log)[:4]), False), 4))
+    store.apply(log)  # a full redelivery changes nothing
     tables = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL").to_pylist() for t in TABLES}
     expected = json.loads((GOLDEN / "logs" / "failure_cascade.tables.json").read_text())
     assert json.loads(json.dumps(tables, default=str)) == expected
 
 
 def test_recorded_log_folds_to_a_finished_schedule_and_status() -> None:
-    events = recorded("failure_cascade")
+    events = decode_batch(recorded("failure_cascade")).events
     state = SchedulerState()
     for stored in events:
         state.apply(stored.seq, stored.event)

@@ -8,17 +8,17 @@ and is called from a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from jobstream.events import JobEvent, WorkflowEvent
+from jobstream.codec import VERSION_HEADER
 from jobstream.projections.kv import JobRecord, WorkflowRecord
+from jobstream.projections.model import EVENT_STRUCT_JSON, ts
 from jobstream.projections.tables import READ_MODELS
 from jobstream.projections.views import view_ddl
-from jobstream.streams.store import Stored
+from jobstream.streams.reader import RawBatch
 
 SCHEMA_VERSION = 1
 TABLES = (*(model.name for model in READ_MODELS), "checkpoint")
@@ -48,39 +48,47 @@ class DuckStore:
         row = self.db.execute("SELECT seq FROM checkpoint WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
-    def begin(self, batch: Sequence[Stored]) -> Pending | None:
+    def begin(self, raw: RawBatch) -> Pending | None:
         """Fold a batch into every table and move the checkpoint, without committing.
 
         Events at or below the checkpoint are skipped (redelivery, replay). The caller
         commits (:meth:`Pending.commit`) once the batch's KV records are written.
         """
         checkpoint = self.checkpoint()
-        fresh = [s for s in batch if s.seq > checkpoint]
-        if not fresh:
+        keep = [i for i, seq in enumerate(raw.seqs) if seq > checkpoint]
+        if not keep:
             return None
-        last = fresh[-1]
         cursor = self.db.cursor()
+        cursor.register("staged", _staged(raw, keep))
         cursor.execute("BEGIN TRANSACTION")
         try:
-            for model in READ_MODELS:
-                rows = model.fold(fresh)
-                if rows:
-                    cursor.register("staged", model.to_arrow(rows))
-                    cursor.execute(model.insert_sql("staged"))
-                    cursor.unregister("staged")
             cursor.execute(
-                "INSERT OR REPLACE INTO checkpoint VALUES (1, ?, to_timestamp(?)::TIMESTAMP, ?)",
-                [last.seq, last.event.at, SCHEMA_VERSION],
+                "CREATE OR REPLACE TEMP TABLE batch AS SELECT seq, subject, version, payload, "
+                f"json_transform(payload, '{EVENT_STRUCT_JSON}') AS e "
+                "FROM staged WHERE json_valid(payload) ORDER BY seq"
             )
-            return Pending(cursor, _job_records(cursor, fresh), _workflow_records(cursor, fresh))
+            present = {
+                row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()
+            }
+            for model in READ_MODELS:
+                if not model.reads or model.reads & present:
+                    cursor.execute(model.insert_sql())
+            cursor.execute(
+                "INSERT OR REPLACE INTO checkpoint "
+                f"SELECT 1, max(seq), arg_max({ts()}, seq), {SCHEMA_VERSION} FROM batch"
+            )
+            cursor.execute(
+                "UPDATE checkpoint SET seq = ? WHERE id = 1", [raw.seqs[keep[-1]]]
+            )  # malformed events at the end of a batch still count as applied
+            return Pending(cursor, _job_records(cursor), _workflow_records(cursor))
         except BaseException:
             cursor.execute("ROLLBACK")
             cursor.close()
             raise
 
-    def apply(self, batch: Sequence[Stored]) -> None:
+    def apply(self, raw: RawBatch) -> None:
         """Fold and commit at once (for replays that write no KV records)."""
-        pending = self.begin(batch)
+        pending = self.begin(raw)
         if pending is not None:
             pending.commit()
 
@@ -119,19 +127,24 @@ class Pending:
             self.cursor.close()
 
 
-def _job_records(cursor: duckdb.DuckDBPyConnection, batch: Sequence[Stored]) -> list[JobRecord]:
-    keys = {(s.event.wf, s.event.job) for s in batch if isinstance(s.event, JobEvent)}
-    if not keys:
-        return []
-    touched = pa.table(
-        {"wf": pa.array([k[0] for k in keys]), "job": pa.array([k[1] for k in keys], pa.int32())}
+def _staged(raw: RawBatch, keep: list[int]) -> pa.Table:
+    versions = [int((raw.headers[i] or {}).get(VERSION_HEADER, 0) or 0) for i in keep]
+    return pa.table(
+        {
+            "seq": pa.array([raw.seqs[i] for i in keep], pa.int64()),
+            "subject": pa.array([raw.subjects[i] for i in keep], pa.string()),
+            "version": pa.array(versions, pa.int32()),
+            "payload": pa.array([raw.payloads[i] for i in keep], pa.string()),
+        }
     )
-    cursor.register("touched", touched)
+
+
+def _job_records(cursor: duckdb.DuckDBPyConnection) -> list[JobRecord]:
     rows = cursor.execute(
         "SELECT j.wf, j.job, j.state, j.attempt, j.worker, epoch(j.updated_at), j.last_seq "
-        "FROM jobs j JOIN touched t ON j.wf = t.wf AND j.job = t.job"
+        "FROM jobs j JOIN (SELECT DISTINCT e.wf AS wf, e.job AS job FROM batch "
+        "WHERE e.job IS NOT NULL) t ON j.wf = t.wf AND j.job = t.job"
     ).fetchall()
-    cursor.unregister("touched")
     return [
         JobRecord(
             wf=wf,
@@ -146,24 +159,18 @@ def _job_records(cursor: duckdb.DuckDBPyConnection, batch: Sequence[Stored]) -> 
     ]
 
 
-def _workflow_records(
-    cursor: duckdb.DuckDBPyConnection, batch: Sequence[Stored]
-) -> list[WorkflowRecord]:
-    wfs = sorted({s.event.wf for s in batch if isinstance(s.event, WorkflowEvent)})
-    if not wfs:
-        return []
-    counts: dict[str, dict[str, int]] = {wf: {} for wf in wfs}
+def _workflow_records(cursor: duckdb.DuckDBPyConnection) -> list[WorkflowRecord]:
+    touched = "SELECT DISTINCT e.wf FROM batch WHERE e.wf IS NOT NULL"
+    counts: dict[str, dict[str, int]] = {}
     for wf, state, n in cursor.execute(
-        "SELECT wf, state, count(*) FROM jobs WHERE wf IN (SELECT unnest(?)) GROUP BY ALL",
-        [wfs],
+        f"SELECT wf, state, count(*) FROM jobs WHERE wf IN ({touched}) GROUP BY ALL"
     ).fetchall():
-        counts[wf][state] = n
+        counts.setdefault(wf, {})[state] = n
+    last_seq = cursor.execute("SELECT max(seq) FROM batch").fetchone()
     rows = cursor.execute(
         'SELECT wf, name, "user", job_count, epoch(submitted_at), completed_at IS NOT NULL '
-        "FROM workflows WHERE wf IN (SELECT unnest(?))",
-        [wfs],
+        f"FROM workflows WHERE wf IN ({touched})"
     ).fetchall()
-    last_seq = max(s.seq for s in batch)
     return [
         WorkflowRecord(
             wf=wf,
@@ -172,8 +179,8 @@ def _workflow_records(
             job_count=job_count or 0,
             submitted_at=float(submitted or 0.0),
             finished=bool(finished),
-            counts=counts[wf],
-            seq=last_seq,
+            counts=counts.get(wf, {}),
+            seq=int(last_seq[0]) if last_seq else 0,
         )
         for wf, name, user, job_count, submitted, finished in rows
     ]

@@ -19,8 +19,6 @@ import anyio
 import duckdb
 import pyarrow as pa
 from anyio.abc import TaskStatus
-from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
 
 from jobstream import codec
 from jobstream.errors import JobstreamError
@@ -28,9 +26,7 @@ from jobstream.projections.duck import DuckStore
 from jobstream.projections.kv import ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import read_batches
-from jobstream.streams.store import Stored
-from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.reader import RawBatch, read_raw_batches
 
 log = logging.getLogger(__name__)
 CONSUMER = "projector"
@@ -70,53 +66,22 @@ class Projector:
         try:
             await ensure_bucket(self.conn.js)
             self.checkpoint = self.store.checkpoint()
-            sub = await self._subscribe(self.checkpoint)
             async with anyio.create_task_group() as tg:
                 await tg.start(serve_queries, self.conn.nc, self.query, self.rebuild)
                 task_status.started()
-                await self._consume(sub)
+                await self._consume()
         finally:
             with anyio.CancelScope(shield=True):
                 store, self.store = self.store, None
                 if store is not None:
                     await anyio.to_thread.run_sync(store.close)
 
-    async def _subscribe(self, checkpoint: int) -> JetStreamContext.PullSubscription:
-        js = self.conn.js
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(EVENTS_STREAM, CONSUMER)
-        config = api.ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=api.AckPolicy.ALL,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=checkpoint + 1,
-            ack_wait=120.0,
-            max_ack_pending=-1,
-            max_waiting=4,
-        )
-        return await js.pull_subscribe(
-            "ev.>", durable=CONSUMER, stream=EVENTS_STREAM, config=config
-        )
+    async def _consume(self) -> None:
+        async for raw in read_raw_batches(self.conn.js, "ev.>", from_seq=self.checkpoint + 1):
+            if raw.seqs:
+                await self.project(raw)
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                msgs = await sub.fetch(BATCH, timeout=1.0)
-            except TimeoutError:
-                continue
-            batch = []
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                try:
-                    event = codec.decode(msg.data, msg.headers, f"{EVENTS_STREAM}#{seq}")
-                except codec.MalformedEvent as exc:
-                    log.error("skipped: %s", exc)
-                    continue
-                batch.append(Stored(seq, msg.subject, event, msg.data))
-            await self.project(batch)
-            await msgs[-1].ack()
-
-    async def project(self, batch: list[Stored]) -> None:
+    async def project(self, batch: RawBatch) -> None:
         """Apply one batch: rows + checkpoint in DuckDB, KV records, then commit.
 
         Shielded: a cancellation waits for the batch to finish, so KV and DuckDB never
@@ -135,8 +100,8 @@ class Projector:
                     await anyio.to_thread.run_sync(pending.rollback)
                     raise
                 await anyio.to_thread.run_sync(pending.commit)
-                self.applied += len(batch)
-                self.checkpoint = batch[-1].seq
+                self.applied += len(batch.seqs)
+                self.checkpoint = batch.seqs[-1]
                 self.progressed.set()
                 self.progressed = anyio.Event()
 
@@ -187,16 +152,34 @@ async def replay_store(
 ) -> int:
     """Fold the log into ``store`` (no KV writes): rebuild and point-in-time queries."""
     applied = 0
-    async for batch in read_batches(conn.js, "ev.>", follow=False):
-        events = [
-            s
-            for s in batch.events
-            if (upto_seq is None or s.seq <= upto_seq)
-            and (upto_time is None or s.event.at <= upto_time)
-        ]
-        if events:
-            await anyio.to_thread.run_sync(store.apply, events)
-            applied += len(events)
-        if len(events) < len(batch.events):
-            break
+    async for raw in read_raw_batches(conn.js, "ev.>", follow=False):
+        kept = raw
+        if upto_time is not None:
+            kept = cut_at_time(kept, upto_time)
+        if upto_seq is not None:
+            kept = cut(kept, sum(seq <= upto_seq for seq in kept.seqs))
+        if kept.seqs:
+            await anyio.to_thread.run_sync(store.apply, kept)
+            applied += len(kept.seqs)
+        if len(kept.seqs) < len(raw.seqs):
+            break  # the point in time is inside this batch
     return applied
+
+
+def cut(raw: RawBatch, count: int) -> RawBatch:
+    """The first ``count`` events of a batch."""
+    return RawBatch(
+        raw.seqs[:count],
+        raw.subjects[:count],
+        raw.headers[:count],
+        raw.payloads[:count],
+        caught_up=False,
+    )
+
+
+def cut_at_time(raw: RawBatch, upto: float) -> RawBatch:
+    """Events decided at or before ``upto`` (the log is in decision order per subject)."""
+    for i, data in enumerate(raw.payloads):
+        if codec.event_time(data) > upto:
+            return cut(raw, i)
+    return raw

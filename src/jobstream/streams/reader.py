@@ -1,31 +1,153 @@
 """Read EVENTS in stream order, in batches, from any sequence: replay, tail and audit.
 
-An ephemeral pull consumer with no acks delivers a subject filter in order; a fetch
-returns what is already stored at once, so a batch is as large as the backlog allows.
-``caught_up`` tells a reader when it has seen everything stored when it asked.
+An ordered push consumer (ephemeral, flow-controlled, gap-checked by the client) delivers
+a subject filter in order; nats-py receives these ~4x faster than pull fetches
+(~94k vs ~24k messages/s here). Messages are buffered as they arrive and handed out as
+batches as large as the backlog; ``caught_up`` says nothing more was stored when the
+last message of the batch was sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
 import msgspec
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from jobstream import codec
 from jobstream.streams.store import Stored
 from jobstream.streams.subjects import EVENTS_STREAM
 
-FETCH_BATCH = 2000
+log = logging.getLogger(__name__)
+MAX_BATCH = 20_000
+BUFFER_LIMIT = 50_000  # messages held before the subscription is slowed down
+FILL_WAIT_S = 0.05  # how long a batch may wait to fill while a backlog streams in
+
+
+class RawBatch(msgspec.Struct):
+    """Undecoded events in stream order, column by column."""
+
+    seqs: list[int]
+    subjects: list[str]
+    headers: list[dict[str, str] | None]
+    payloads: list[bytes]
+    caught_up: bool
 
 
 class Batch(msgspec.Struct, frozen=True):
-    """Events in stream order; ``caught_up`` is True when nothing more was pending."""
+    """Decoded events in stream order; ``caught_up`` is True when nothing more was pending."""
 
     events: list[Stored]
     caught_up: bool
+
+
+async def read_raw_batches(
+    js: JetStreamContext,
+    subject_filter: str = "ev.>",
+    *,
+    from_seq: int = 1,
+    follow: bool = True,
+    poll_s: float = 1.0,
+) -> AsyncIterator[RawBatch]:
+    """Yield batches of raw events; with ``follow`` it waits for new ones forever.
+
+    An empty, caught-up batch is yielded whenever the reader is idle for ``poll_s``.
+    """
+    buffer: list[Msg] = []
+    arrived = anyio.Event()
+    space = anyio.Event()
+
+    async def on_message(msg: Msg) -> None:
+        nonlocal space
+        buffer.append(msg)
+        arrived.set()
+        if len(buffer) >= BUFFER_LIMIT:
+            space = anyio.Event()
+            await space.wait()
+
+    async def more(wait_s: float) -> None:
+        """Wait up to ``wait_s`` for at least one more message."""
+        nonlocal arrived
+        arrived = anyio.Event()
+        with anyio.move_on_after(wait_s):
+            await arrived.wait()
+
+    config = api.ConsumerConfig(
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, from_seq)
+    )
+    sub = await js.subscribe(
+        subject_filter,
+        stream=EVENTS_STREAM,
+        ordered_consumer=True,
+        cb=on_message,
+        config=config,
+        pending_msgs_limit=BUFFER_LIMIT * 4,
+    )
+    try:
+        if (await sub.consumer_info()).num_pending == 0 and not buffer:
+            yield RawBatch([], [], [], [], True)
+            if not follow:
+                return
+        while True:
+            if not buffer:
+                await more(poll_s)
+                if not buffer:
+                    yield RawBatch([], [], [], [], True)
+                    if not follow:
+                        return
+                    continue
+            # A backlog is being delivered: let the batch fill up (bigger batches are
+            # much cheaper to apply), but never wait for messages that are not there.
+            deadline = anyio.current_time() + FILL_WAIT_S
+            while (
+                len(buffer) < MAX_BATCH
+                and buffer[-1].metadata.num_pending > 0
+                and anyio.current_time() < deadline
+            ):
+                await more(deadline - anyio.current_time())
+            taken = buffer[:MAX_BATCH]
+            del buffer[:MAX_BATCH]
+            space.set()
+            batch = _columns(taken, caught_up=not buffer)
+            yield batch
+            if batch.caught_up and not follow:
+                return
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+def _columns(msgs: list[Msg], caught_up: bool) -> RawBatch:
+    seqs = []
+    for msg in msgs:
+        seqs.append(msg.metadata.sequence.stream)
+    pending = msgs[-1].metadata.num_pending
+    return RawBatch(
+        seqs,
+        [m.subject for m in msgs],
+        [m.headers for m in msgs],
+        [m.data for m in msgs],
+        caught_up and pending == 0,
+    )
+
+
+def decode_batch(raw: RawBatch) -> Batch:
+    """Decode every event of a raw batch; malformed ones are logged and skipped."""
+    events = []
+    for seq, subject, headers, data in zip(
+        raw.seqs, raw.subjects, raw.headers, raw.payloads, strict=True
+    ):
+        try:
+            event = codec.decode(data, headers, f"{EVENTS_STREAM}#{seq}")
+        except codec.MalformedEvent as exc:
+            log.error("skipped: %s", exc)
+            continue
+        events.append(Stored(seq, subject, event, data))
+    return Batch(events, raw.caught_up)
 
 
 async def read_batches(
@@ -36,50 +158,11 @@ async def read_batches(
     follow: bool = True,
     poll_s: float = 1.0,
 ) -> AsyncIterator[Batch]:
-    """Yield batches of decoded events; with ``follow`` it waits for new ones forever.
-
-    An empty batch with ``caught_up`` is yielded whenever the reader is idle, so callers
-    can act on "nothing more for now" (for example, end a non-following read).
-    """
-    config = api.ConsumerConfig(
-        ack_policy=api.AckPolicy.NONE,
-        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=max(1, from_seq),
-        inactive_threshold=300.0,
-        mem_storage=True,
-        max_waiting=16,
-    )
-    sub = await js.pull_subscribe(subject_filter, stream=EVENTS_STREAM, config=config)
-    info = await sub.consumer_info()
-    try:
-        if info.num_pending == 0:
-            yield Batch([], True)
-            if not follow:
-                return
-        while True:
-            try:
-                msgs = await sub.fetch(FETCH_BATCH, timeout=poll_s)
-            except TimeoutError:  # nats raises its own or asyncio's, both are TimeoutError
-                yield Batch([], True)
-                if not follow:
-                    return
-                continue
-            events = []
-            pending = 0
-            for msg in msgs:
-                meta = msg.metadata
-                seq = meta.sequence.stream
-                pending = meta.num_pending
-                where = f"{EVENTS_STREAM}#{seq}"
-                event = codec.decode(msg.data, msg.headers, where)
-                events.append(Stored(seq, msg.subject, event, msg.data))
-            yield Batch(events, pending == 0)
-            if pending == 0 and not follow:
-                return
-    finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await sub.unsubscribe()
-            await js.delete_consumer(EVENTS_STREAM, info.name)
+    """Like :func:`read_raw_batches`, decoded."""
+    async for raw in read_raw_batches(
+        js, subject_filter, from_seq=from_seq, follow=follow, poll_s=poll_s
+    ):
+        yield decode_batch(raw)
 
 
 async def read_until_caught_up(

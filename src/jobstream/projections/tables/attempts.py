@@ -2,47 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from jobstream.decide import state_after
-from jobstream.events import AttemptEnded, JobClaimed, JobStarted
-from jobstream.projections.model import Deltas, ReadModel, Row
-from jobstream.streams.store import Stored
-
-
-def fold(batch: Sequence[Stored]) -> list[Row]:
-    deltas = Deltas()
-    for stored in batch:
-        event = stored.event
-        if isinstance(event, JobClaimed):
-            facts: Row = {"worker": event.worker, "claimed_at": event.at, "lease_s": event.lease_s}
-        elif isinstance(event, JobStarted):
-            facts = {
-                "worker": event.worker,
-                "host": event.host,
-                "pid": event.pid,
-                "gpu_ids": ",".join(map(str, event.gpu_ids)),
-                "started_at": event.at,
-            }
-        elif isinstance(event, AttemptEnded):
-            facts = {
-                "worker": event.worker,
-                "outcome": state_after(event).value,
-                "ended_at": event.at,
-                "return_code": event.return_code,
-                "exec_time_s": event.exec_time_s,
-                "peak_memory_mib": event.peak_memory_mib,
-                "cpu_time_s": event.cpu_time_s,
-                "stdout": event.stdout,
-                "stderr": event.stderr,
-                "stderr_tail": event.stderr_tail,
-            }
-        else:
-            continue
-        key = (event.wf, event.job, event.attempt)
-        deltas.merge(key, {"wf": event.wf, "job": event.job, "attempt": event.attempt, **facts})
-    return deltas.result()
-
+from jobstream.projections.model import ENDINGS, ReadModel, latest, state_case, ts, types
 
 MODEL = ReadModel(
     name="attempts",
@@ -67,6 +27,20 @@ MODEL = ReadModel(
         "stderr": "VARCHAR",
         "stderr_tail": "VARCHAR",
     },
+    reads=frozenset({"JobClaimed", "JobStarted", *ENDINGS}),
     key=("wf", "job", "attempt"),
-    fold=fold,
+    fold=f"""
+        SELECT e.wf, e.job, e.attempt, arg_max(e.worker, seq),
+               {latest("e.host", "JobStarted")}, {latest("e.pid", "JobStarted")},
+               {latest("array_to_string(e.gpu_ids, ',')", "JobStarted")},
+               {latest("e.lease_s", "JobClaimed")},
+               {latest(ts(), "JobClaimed")}, {latest(ts(), "JobStarted")},
+               {latest(ts(), *ENDINGS)}, {latest(state_case(), *ENDINGS)},
+               {latest("e.return_code", *ENDINGS)}, {latest("e.exec_time_s", *ENDINGS)},
+               {latest("e.peak_memory_mib", *ENDINGS)}, {latest("e.cpu_time_s", *ENDINGS)},
+               {latest("e.stdout", *ENDINGS)}, {latest("e.stderr", *ENDINGS)},
+               {latest("e.stderr_tail", *ENDINGS)}
+        FROM batch WHERE e.type IN ({types("JobClaimed", "JobStarted", *ENDINGS)})
+        GROUP BY e.wf, e.job, e.attempt
+    """,
 )

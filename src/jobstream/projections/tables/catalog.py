@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-
-from jobstream.events import WorkflowSubmitted
-from jobstream.projections.model import ReadModel, Row
-from jobstream.streams.store import Stored
+from jobstream.projections.model import ReadModel
 
 
-def fold_files(batch: Sequence[Stored]) -> list[Row]:
-    return [
-        {"wf": s.event.wf, "name": name, "path": path}
-        for s in batch
-        if isinstance(s.event, WorkflowSubmitted)
-        for name, path in s.event.files.items()
-    ]
-
-
-def fold_user_data(batch: Sequence[Stored]) -> list[Row]:
-    return [
-        {"wf": s.event.wf, "name": name, "data": json.dumps(data, sort_keys=True)}
-        for s in batch
-        if isinstance(s.event, WorkflowSubmitted)
-        for name, data in s.event.user_data.items()
-    ]
+def _entries(field: str, value: str) -> str:
+    return f"""
+        SELECT wf, unnest(map_keys(m)), unnest(map_values(m)){value}
+        FROM (SELECT e.wf AS wf, e.{field} AS m FROM batch
+              WHERE e.type = 'WorkflowSubmitted' AND cardinality(e.{field}) > 0)
+    """
 
 
 FILES = ReadModel(
     name="files",
     columns={"wf": "VARCHAR", "name": "VARCHAR", "path": "VARCHAR"},
+    reads=frozenset({"WorkflowSubmitted"}),
     key=("wf", "name"),
-    fold=fold_files,
+    fold=_entries("files", ""),
 )
 USER_DATA = ReadModel(
     name="user_data",
     columns={"wf": "VARCHAR", "name": "VARCHAR", "data": "VARCHAR"},
+    reads=frozenset({"WorkflowSubmitted"}),
     key=("wf", "name"),
-    fold=fold_user_data,
+    fold=_entries("user_data", "::VARCHAR"),
 )

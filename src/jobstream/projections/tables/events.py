@@ -2,29 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from jobstream.events import JobEvent, WorkflowEvent
-from jobstream.projections.model import ReadModel, Row
-from jobstream.streams.store import Stored
-
-
-def fold(batch: Sequence[Stored]) -> list[Row]:
-    return [
-        {
-            "seq": s.seq,
-            "event_time": s.event.at,
-            "subject": s.subject,
-            "type": type(s.event).__name__,
-            "version": type(s.event).VERSION,
-            "wf": s.event.wf if isinstance(s.event, WorkflowEvent) else None,
-            "job": s.event.job if isinstance(s.event, JobEvent) else None,
-            "actor": s.event.actor,
-            "payload": s.data.decode(),
-        }
-        for s in batch
-    ]
-
+from jobstream.projections.model import ReadModel, ts
 
 MODEL = ReadModel(
     name="events",
@@ -40,5 +18,5 @@ MODEL = ReadModel(
         "payload": "VARCHAR",
     },
     key=(),
-    fold=fold,
+    fold=f"SELECT seq, {ts()}, subject, e.type, version, e.wf, e.job, e.actor, payload FROM batch",
 )

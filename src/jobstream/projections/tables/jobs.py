@@ -2,74 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from jobstream.decide import STATE_BY_EVENT
+from jobstream.projections.model import ENDINGS, ReadModel, latest, state_case, ts, types
 
-from jobstream.decide import state_after
-from jobstream.events import (
-    AttemptEnded,
-    JobCanceled,
-    JobClaimed,
-    JobEvent,
-    JobReady,
-    JobStarted,
-    JobSubmitted,
-)
-from jobstream.projections.model import Deltas, ReadModel, Row
-from jobstream.streams.store import Stored
-
-
-def fold(batch: Sequence[Stored]) -> list[Row]:
-    deltas = Deltas()
-    for stored in batch:
-        event = stored.event
-        if not isinstance(event, JobEvent):
-            continue
-        row: Row = {
-            "wf": event.wf,
-            "job": event.job,
-            "state": state_after(event).value,
-            "updated_at": event.at,
-            "last_seq": stored.seq,
-        }
-        row.update(_facts(event))
-        deltas.merge((event.wf, event.job), row)
-    return deltas.result()
-
-
-def _facts(event: JobEvent) -> Row:
-    if isinstance(event, JobSubmitted):
-        spec, res = event.spec, event.spec.resources
-        return {
-            "name": spec.name,
-            "command": spec.command,
-            "pool": spec.pool,
-            "hardware_class": res.hardware_class(),
-            "num_cpus": res.num_cpus,
-            "memory_mib": res.memory_mib,
-            "num_gpus": res.num_gpus,
-            "runtime_s": res.runtime_s,
-            "priority": spec.priority,
-            "depends_on": json.dumps(list(spec.depends_on)),
-            "attempt": 0,
-            "submitted_at": event.at,
-        }
-    if isinstance(event, JobReady):
-        return {"ready_at": event.at}
-    if isinstance(event, JobClaimed):
-        return {"attempt": event.attempt, "worker": event.worker, "claimed_at": event.at}
-    if isinstance(event, JobStarted):
-        return {"host": event.host, "started_at": event.at}
-    if isinstance(event, AttemptEnded):
-        return {
-            "ended_at": event.at,
-            "return_code": event.return_code,
-            "exec_time_s": event.exec_time_s,
-        }
-    if isinstance(event, JobCanceled):
-        return {"ended_at": event.at, "cancel_reason": event.reason}
-    return {}
-
+SUBMITTED = "JobSubmitted"
+RESOURCES = "e.spec.resources"
 
 MODEL = ReadModel(
     name="jobs",
@@ -101,6 +38,38 @@ MODEL = ReadModel(
         "updated_at": "TIMESTAMP",
         "last_seq": "BIGINT",
     },
+    reads=frozenset(STATE_BY_EVENT),
     key=("wf", "job"),
-    fold=fold,
+    fold=f"""
+        SELECT e.wf, e.job,
+               {latest("e.spec.name", SUBMITTED)},
+               arg_max({state_case()}, seq),
+               {
+        latest("CASE e.type WHEN 'JobSubmitted' THEN 0 ELSE e.attempt END", SUBMITTED, "JobClaimed")
+    },
+               {latest("e.worker", "JobClaimed")}, {latest("e.host", "JobStarted")},
+               {latest("e.spec.command", SUBMITTED)}, {latest("e.spec.pool", SUBMITTED)},
+               {
+        latest(
+            f"printf('c%d.m%d.g%d.n%d.t%d', {RESOURCES}.num_cpus, "
+            f"{RESOURCES}.memory_mib, {RESOURCES}.num_gpus, "
+            f"{RESOURCES}.num_nodes, {RESOURCES}.runtime_s)",
+            SUBMITTED,
+        )
+    },
+               {latest(f"{RESOURCES}.num_cpus", SUBMITTED)},
+               {latest(f"{RESOURCES}.memory_mib", SUBMITTED)},
+               {latest(f"{RESOURCES}.num_gpus", SUBMITTED)},
+               {latest(f"{RESOURCES}.runtime_s", SUBMITTED)},
+               {latest("e.spec.priority", SUBMITTED)},
+               {latest("to_json(e.spec.depends_on)::VARCHAR", SUBMITTED)},
+               {latest(ts(), SUBMITTED)}, {latest(ts(), "JobReady")},
+               {latest(ts(), "JobClaimed")}, {latest(ts(), "JobStarted")},
+               {latest(ts(), *ENDINGS, "JobCanceled")},
+               {latest("e.return_code", *ENDINGS)}, {latest("e.exec_time_s", *ENDINGS)},
+               {latest("e.reason", "JobCanceled")},
+               arg_max({ts()}, seq), max(seq)
+        FROM batch WHERE e.type IN ({types(*STATE_BY_EVENT)})
+        GROUP BY e.wf, e.job
+    """,
 )

@@ -2,44 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from jobstream.projections.model import ReadModel, latest, ts
 
-from jobstream.events import WorkerStarted, WorkerStopped
-from jobstream.projections.model import Deltas, ReadModel, Row
-from jobstream.streams.store import Stored
-
-
-def fold(batch: Sequence[Stored]) -> list[Row]:
-    deltas = Deltas()
-    for stored in batch:
-        event = stored.event
-        if isinstance(event, WorkerStarted):
-            cap = event.capacity
-            deltas.merge(
-                (event.worker,),
-                {
-                    "worker": event.worker,
-                    "host": event.host,
-                    "num_cpus": cap.num_cpus,
-                    "memory_mib": cap.memory_mib,
-                    "num_gpus": cap.num_gpus,
-                    "pools": ",".join(event.pools),
-                    "walltime_s": event.walltime_s,
-                    "started_at": event.at,
-                },
-            )
-        elif isinstance(event, WorkerStopped):
-            deltas.merge(
-                (event.worker,),
-                {
-                    "worker": event.worker,
-                    "stopped_at": event.at,
-                    "stop_reason": event.reason,
-                    "jobs_run": event.jobs_run,
-                },
-            )
-    return deltas.result()
-
+STARTED, STOPPED = "WorkerStarted", "WorkerStopped"
 
 MODEL = ReadModel(
     name="workers",
@@ -56,6 +21,17 @@ MODEL = ReadModel(
         "stop_reason": "VARCHAR",
         "jobs_run": "BIGINT",
     },
+    reads=frozenset({STARTED, STOPPED}),
     key=("worker",),
-    fold=fold,
+    fold=f"""
+        SELECT e.worker, {latest("e.host", STARTED)},
+               {latest("e.capacity.num_cpus", STARTED)}, {latest("e.capacity.memory_mib", STARTED)},
+               {latest("e.capacity.num_gpus", STARTED)},
+               {latest("array_to_string(e.pools, ',')", STARTED)},
+               {latest("e.walltime_s", STARTED)}, {latest(ts(), STARTED)},
+               {latest(ts(), STOPPED)}, {latest("e.reason", STOPPED)},
+               {latest("e.jobs_run", STOPPED)}
+        FROM batch WHERE e.type IN ('{STARTED}', '{STOPPED}')
+        GROUP BY e.worker
+    """,
 )

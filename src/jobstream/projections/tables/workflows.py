@@ -2,44 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from jobstream.projections.model import ReadModel, latest, ts
 
-from jobstream.events import WorkflowCompleted, WorkflowSubmitted
-from jobstream.projections.model import Deltas, ReadModel, Row
-from jobstream.streams.store import Stored
-
-
-def fold(batch: Sequence[Stored]) -> list[Row]:
-    deltas = Deltas()
-    for stored in batch:
-        event = stored.event
-        if isinstance(event, WorkflowSubmitted):
-            deltas.merge(
-                (event.wf,),
-                {
-                    "wf": event.wf,
-                    "name": event.name,
-                    "user": event.user,
-                    "description": event.description,
-                    "spec_digest": event.spec_digest,
-                    "job_count": event.job_count,
-                    "workdir": event.workdir,
-                    "submitted_at": event.at,
-                    "extras": json.dumps(event.extras, sort_keys=True),
-                },
-            )
-        elif isinstance(event, WorkflowCompleted):
-            deltas.merge(
-                (event.wf,),
-                {
-                    "wf": event.wf,
-                    "completed_at": event.at,
-                    "final_counts": json.dumps(event.counts, sort_keys=True),
-                },
-            )
-    return deltas.result()
-
+SUBMITTED, COMPLETED = "WorkflowSubmitted", "WorkflowCompleted"
 
 MODEL = ReadModel(
     name="workflows",
@@ -56,6 +21,16 @@ MODEL = ReadModel(
         "final_counts": "VARCHAR",
         "extras": "VARCHAR",
     },
+    reads=frozenset({SUBMITTED, COMPLETED}),
     key=("wf",),
-    fold=fold,
+    fold=f"""
+        SELECT e.wf,
+               {latest("e.name", SUBMITTED)}, {latest("e.user", SUBMITTED)},
+               {latest("e.description", SUBMITTED)}, {latest("e.spec_digest", SUBMITTED)},
+               {latest("e.job_count", SUBMITTED)}, {latest("e.workdir", SUBMITTED)},
+               {latest(ts(), SUBMITTED)}, {latest(ts(), COMPLETED)},
+               {latest("e.counts::VARCHAR", COMPLETED)}, {latest("e.extras::VARCHAR", SUBMITTED)}
+        FROM batch WHERE e.type IN ('{SUBMITTED}', '{COMPLETED}')
+        GROUP BY e.wf
+    """,
 )

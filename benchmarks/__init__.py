@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks <name> [--quick]``. Results go to docs/benchmarks.md."""
