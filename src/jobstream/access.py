@@ -13,7 +13,13 @@ import pyarrow as pa
 from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.projections.duck import DuckStore
-from jobstream.projections.kv import WorkflowRecord, watch_workflow, workflow_records
+from jobstream.projections.kv import (
+    JobRecord,
+    WorkflowRecord,
+    watch_jobs,
+    watch_workflow,
+    workflow_records,
+)
 from jobstream.projections.query import QueryError, projector_available, remote_query
 from jobstream.projections.service import DB_NAME
 from jobstream.streams.connection import Connection
@@ -66,10 +72,19 @@ async def summaries(conn: Connection, settings: Settings, wf: str | None) -> lis
 
 
 async def follow(
-    conn: Connection, wf: str, on_update: Callable[[WorkflowRecord], None] | None = None
+    conn: Connection,
+    wf: str,
+    on_update: Callable[[WorkflowRecord], None] | None = None,
+    on_job: Callable[[JobRecord], None] | None = None,
 ) -> WorkflowRecord:
-    """Watch the workflow's KV record until the projector reports it finished."""
-    async for record in watch_workflow(conn.js, wf):
+    """Watch the workflow's KV record (and, with ``on_job``, its jobs' records) until the
+    projector reports it finished."""
+    changes = watch_jobs(conn.js, wf) if on_job else watch_workflow(conn.js, wf)
+    async for record in changes:
+        if isinstance(record, JobRecord):
+            if on_job:
+                on_job(record)
+            continue
         if on_update:
             on_update(record)
         if record.finished:

@@ -156,3 +156,29 @@ def test_bad_sql_is_one_line(workdir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "nope" in result.stderr
     bad_time = jobstream("sql", "select 1", "--as-of", "yesterday", cwd=workdir)
     assert bad_time.returncode == 2 and "--as-of" in bad_time.stderr
+
+
+def test_server_submit_watch_and_events(workdir: Path) -> None:
+    from .processes import spawn, stop, wait_for_server
+
+    state = workdir / ".jobstream"
+    server = spawn("server", cwd=workdir, log=workdir / "server.log")
+    worker = None
+    try:
+        url = wait_for_server(state, server)
+        worker = spawn(
+            "worker", "--cpus", "2", "--memory", "1g", cwd=workdir, log=workdir / "w.log"
+        )
+        submitted = jobstream("submit", "examples/failing.yaml", "--json", cwd=workdir)
+        assert submitted.returncode == 0, submitted.stderr
+        wf = json.loads(submitted.stdout)["workflow"]
+        watched = jobstream("watch", wf, cwd=workdir)
+        assert watched.returncode == 1, watched.stderr
+        assert "job 1 failed" in watched.stderr
+        assert "broken" in watched.stdout and "about to fail" in watched.stdout
+        status = json.loads(jobstream("status", wf, "--json", cwd=workdir).stdout)
+        assert status["finished"] and status["counts"]["failed"] == 1
+        assert url.startswith("nats://127.0.0.1:")
+    finally:
+        codes = [stop(p) for p in (worker, server) if p is not None]
+    assert codes == [0, 0]

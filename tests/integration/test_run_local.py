@@ -99,3 +99,28 @@ async def test_empty_class_does_not_starve_another(
     with anyio.fail_after(20):
         outcome = await run_local(settings, second, options(tmp_path, cpus=1))
     assert outcome.summary.succeeded
+
+
+async def test_job_past_its_runtime_is_timed_out_not_failed(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    quick = Resources(num_cpus=1, memory_mib=64, runtime_s=1)
+    spec = workflow(
+        ("polite", "sleep 30", ()),
+        ("stubborn", "trap '' TERM; sleep 30", ()),  # ignores SIGTERM: needs SIGKILL
+        ("after", "true", (0,)),
+    )
+    spec = msgspec.structs.replace(
+        spec, jobs=tuple(msgspec.structs.replace(j, resources=quick) for j in spec.jobs)
+    )
+    opts = options(tmp_path)
+    opts.term_grace_s = 0.5
+    began = anyio.current_time()
+    with anyio.fail_after(20):
+        outcome = await run_local(settings, spec, opts)
+    assert anyio.current_time() - began < 10
+    problems = {p.name: p for p in outcome.summary.problems}
+    assert problems["polite"].state == "timed_out" and problems["polite"].return_code == -15
+    assert problems["stubborn"].state == "timed_out" and problems["stubborn"].return_code == -9
+    assert problems["after"].reason == "dependency 'polite' timed_out"

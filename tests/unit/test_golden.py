@@ -82,3 +82,15 @@ def test_recorded_log_folds_to_a_finished_schedule_and_status() -> None:
         "failed": 1,
         "canceled": 2,
     }
+
+
+def test_old_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 JobCanceled that named its reason ``why`` reads as today's JobCanceled."""
+
+    def rename_why(raw: dict[str, object]) -> dict[str, object]:
+        return {**{k: v for k, v in raw.items() if k != "why"}, "reason": raw["why"]}
+
+    monkeypatch.setitem(codec.UPCASTERS, ("JobCanceled", 1), rename_why)
+    old = b'{"type":"JobCanceled","wf":"w","job":1,"at":1.0,"actor":"u","why":"user"}'
+    event = codec.decode(old, {codec.TYPE_HEADER: "JobCanceled", codec.VERSION_HEADER: "1"})
+    assert event.reason == "user"  # type: ignore[union-attr]

@@ -61,6 +61,10 @@ class ProgressView:
         if self.live:
             self.progress.stop()
 
+    def note(self, line: str) -> None:
+        """A line above the bar (recent failures while watching)."""
+        (self.progress.console if self.live else err).print(line)
+
     def update(self, record: WorkflowRecord) -> None:
         done = record.done()
         counts = counts_text(all_counts(record.counts))

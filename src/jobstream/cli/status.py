@@ -22,7 +22,7 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.render import ProgressView, counts_text, print_summary
 from jobstream.config import Settings
-from jobstream.projections.kv import workflow_records
+from jobstream.projections.kv import JobRecord, workflow_records
 from jobstream.streams.connection import connect
 from jobstream.summary import Summary
 
@@ -71,8 +71,15 @@ async def watch_until_done(settings: Settings, wf: str | None) -> Summary:
                 fail("no workflows yet", 1)
             wf = (unfinished or records)[-1].wf
         view = ProgressView(wf)
+
+        def report_failure(job: JobRecord) -> None:
+            if job.state in ("failed", "timed_out"):
+                view.note(
+                    f"[red]job {job.job} {job.state}[/] (attempt {job.attempt}, {job.worker})"
+                )
+
         with view:
-            record = await follow(conn, wf, view.update)
+            record = await follow(conn, wf, view.update, report_failure)
         return (await summaries(conn, settings, record.wf))[0]
 
 

@@ -24,7 +24,7 @@ from jobstream.streams.subjects import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 20_000
-BUFFER_LIMIT = 50_000  # messages held before the subscription is slowed down
+BUFFER_LIMIT = 200_000  # client-side pending limit of the subscription
 FILL_WAIT_S = 0.05  # how long a batch may wait to fill while a backlog streams in
 
 
@@ -59,15 +59,12 @@ async def read_raw_batches(
     """
     buffer: list[Msg] = []
     arrived = anyio.Event()
-    space = anyio.Event()
 
     async def on_message(msg: Msg) -> None:
-        nonlocal space
+        # Never block here: a stalled callback stalls nats-py's flow-control replies and
+        # the ordered consumer stops delivering. Flow control itself bounds the buffer.
         buffer.append(msg)
         arrived.set()
-        if len(buffer) >= BUFFER_LIMIT:
-            space = anyio.Event()
-            await space.wait()
 
     async def more(wait_s: float) -> None:
         """Wait up to ``wait_s`` for at least one more message."""
@@ -85,7 +82,7 @@ async def read_raw_batches(
         ordered_consumer=True,
         cb=on_message,
         config=config,
-        pending_msgs_limit=BUFFER_LIMIT * 4,
+        pending_msgs_limit=BUFFER_LIMIT,
     )
     try:
         if (await sub.consumer_info()).num_pending == 0 and not buffer:
@@ -111,7 +108,6 @@ async def read_raw_batches(
                 await more(deadline - anyio.current_time())
             taken = buffer[:MAX_BATCH]
             del buffer[:MAX_BATCH]
-            space.set()
             batch = _columns(taken, caught_up=not buffer)
             yield batch
             if batch.caught_up and not follow:

@@ -21,6 +21,7 @@ import anyio
 import msgspec
 
 TERM_GRACE_S = 5.0
+KILL_REAP_S = 2.0
 SPAWN_ERROR_CODE = 127
 
 
@@ -87,7 +88,10 @@ async def start_process(
 
 
 async def wait_process(
-    process: subprocess.Popen[bytes], began: float, limiter: anyio.CapacityLimiter
+    process: subprocess.Popen[bytes],
+    began: float,
+    limiter: anyio.CapacityLimiter,
+    grace_s: float = TERM_GRACE_S,
 ) -> Outcome:
     """Wait for the process to end. If cancelled, terminate its process group first."""
     try:
@@ -96,7 +100,7 @@ async def wait_process(
         )
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await terminate(process)
+            await terminate(process, grace_s)
         raise
     return Outcome(code, time.monotonic() - began, peak_mib, cpu_s)
 
@@ -115,6 +119,25 @@ async def terminate(process: subprocess.Popen[bytes], grace_s: float = TERM_GRAC
         await anyio.sleep(0.05)
     if process.returncode is None:
         _signal_group(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_REAP_S
+        while process.returncode is None and time.monotonic() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def wait_within(
+    process: subprocess.Popen[bytes],
+    began: float,
+    limit_s: float,
+    limiter: anyio.CapacityLimiter,
+    grace_s: float = TERM_GRACE_S,
+) -> tuple[Outcome, bool]:
+    """Wait at most ``limit_s`` (the job's runtime); past it, SIGTERM, then SIGKILL after
+    ``grace_s``. Returns the outcome and whether the job timed out."""
+    with anyio.move_on_after(limit_s) as limit:
+        return await wait_process(process, began, limiter, grace_s), False
+    assert limit.cancelled_caught
+    code = process.returncode if process.returncode is not None else -int(signal.SIGKILL)
+    return Outcome(code, time.monotonic() - began, 0.0, 0.0), True
 
 
 def tail_text(path: Path, max_lines: int = 10, max_bytes: int = 2048) -> str:

@@ -37,7 +37,7 @@ from jobstream.workers.process import (
     start_process,
     tail_text,
     terminate,
-    wait_process,
+    wait_within,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class WorkerOptions:
     lease_s: float = 30.0
     log_dir: Path = Path(".jobstream/logs")
     workdir: str | None = None
+    term_grace_s: float = 5.0  # SIGTERM -> SIGKILL delay for a job past its runtime
     worker_id: str = field(default_factory=new_worker_id)
 
 
@@ -263,6 +264,7 @@ class JobRun:
             stderr=stderr,
             limiter=w.threads,
         )
+        timed_out = False
         if process is None:
             outcome = spawn_failure(began)
         else:
@@ -279,7 +281,9 @@ class JobRun:
                 return
             async with anyio.create_task_group() as lease:
                 lease.start_soon(self._renew_lease)
-                outcome = await wait_process(process, began, w.threads)
+                outcome, timed_out = await wait_within(
+                    process, began, spec.resources.runtime_s, w.threads, w.options.term_grace_s
+                )
                 lease.cancel_scope.cancel()
         await self._store_logs(stdout, stderr)
         finish = Finish(
@@ -289,6 +293,7 @@ class JobRun:
             attempt=self.job.attempt,
             return_code=outcome.return_code,
             exec_time_s=outcome.exec_time_s,
+            timed_out=timed_out,
             peak_memory_mib=outcome.peak_memory_mib,
             cpu_time_s=outcome.cpu_time_s,
             stdout=str(stdout),
