@@ -7,6 +7,7 @@ scheduler, the workers, replay and the tests fold with these same functions.
 
     submitted -> blocked -> ready -> claimed -> running -> completed | failed | timed_out
     submitted -> ready;  claimed -> failed (spawn error);  any non-terminal -> canceled
+    claimed | running -> (lost ->) claimed by another worker when the lease expired
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from jobstream.events import (
     JobCompleted,
     JobEvent,
     JobFailed,
+    JobLost,
     JobReady,
     JobStarted,
     JobSubmitted,
@@ -100,7 +102,15 @@ class Cancel(Command, frozen=True, kw_only=True):
     reason: str
 
 
-AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel
+class Reclaim(Command, frozen=True, kw_only=True):
+    """Take over a job whose holder's lease expired (JetStream redelivered its dispatch)."""
+
+    worker: str
+    lease_s: float
+    reason: str = "lease expired"
+
+
+AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Reclaim
 
 # Which states each command may be applied in.
 ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
@@ -111,6 +121,7 @@ ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
     Start: frozenset({JobState.CLAIMED}),
     Finish: frozenset({JobState.CLAIMED, JobState.RUNNING}),
     Cancel: frozenset(set(JobState) - TERMINAL),
+    Reclaim: frozenset({JobState.CLAIMED, JobState.RUNNING}),
 }
 
 
@@ -157,6 +168,13 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
             ]
         case Cancel(reason=reason):
             return [JobCanceled(**base, reason=reason)]
+        case Reclaim(worker=worker, lease_s=lease_s, reason=reason):
+            if worker == job.worker:
+                raise IllegalTransition(f"job {job.wf}.{job.index}: {worker} already holds it")
+            assert job.worker is not None
+            lost = JobLost(**base, worker=job.worker, attempt=job.attempt, reason=reason)
+            claimed = JobClaimed(**base, worker=worker, attempt=job.attempt + 1, lease_s=lease_s)
+            return [lost, claimed]
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover - exhaustive match
 
 
@@ -185,6 +203,7 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
     JobFailed: JobState.FAILED,
     JobTimedOut: JobState.TIMED_OUT,
     JobCanceled: JobState.CANCELED,
+    JobLost: JobState.READY,
 }
 
 

@@ -116,6 +116,14 @@ class JobCanceled(JobEvent, frozen=True, kw_only=True, tag=True):
     reason: str
 
 
+class JobLost(JobEvent, frozen=True, kw_only=True, tag=True):
+    """An attempt whose worker stopped renewing its lease; the job is claimable again."""
+
+    worker: str
+    attempt: int
+    reason: str
+
+
 # --- workers ---------------------------------------------------------------------------
 
 
@@ -145,6 +153,7 @@ AnyEvent = (
     | JobFailed
     | JobTimedOut
     | JobCanceled
+    | JobLost
     | WorkerStarted
     | WorkerStopped
 )

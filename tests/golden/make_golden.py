@@ -1,15 +1,17 @@
-"""Regenerate golden files: `python -m tests.golden.make_golden` (from the repo root).
+"""Add golden files: `python -m tests.golden.make_golden [--record]` (from the repo root).
 
 - ``events/<Type>.v<version>.json``: one sample of every event type at its current version.
   Add a file when a version changes; never edit or delete an old one.
-- ``logs/<name>.jsonl`` + ``logs/<name>.tables.json``: a recorded event log of a real run
-  and the read models it folds to. Tests replay the log and compare, forever.
+- ``logs/<name>.jsonl`` + ``logs/<name>.tables.json`` (``--record``): a recorded event log
+  of a real run and the read models it folds to. Tests replay the log and compare, forever;
+  record a new log under a new name rather than replacing an old one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from jobstream.events import (
     JobClaimed,
     JobCompleted,
     JobFailed,
+    JobLost,
     JobReady,
     JobStarted,
     JobSubmitted,
@@ -96,6 +99,7 @@ SAMPLES = [
     JobFailed(**J, actor="node1-42-ab12", return_code=3, **END),
     JobTimedOut(**J, actor="node1-42-ab12", return_code=-15, **END),
     JobCanceled(**J, actor="scheduler", reason="dependency 'prep' failed"),
+    JobLost(**J, actor="node2-7-cd34", worker="node1-42-ab12", attempt=1, reason="lease expired"),
     WorkerStarted(
         at=W["at"],
         actor="node1-42-ab12",
@@ -177,4 +181,5 @@ async def dump(url: str, name: str) -> None:
 
 if __name__ == "__main__":
     write_event_samples()
-    anyio.run(record_log, "failure_cascade")
+    if "--record" in sys.argv:  # a new recording replaces the old: only for a new log
+        anyio.run(record_log, "failure_cascade")

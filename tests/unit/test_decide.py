@@ -15,6 +15,7 @@ from jobstream.decide import (
     Finish,
     Job,
     MakeReady,
+    Reclaim,
     Start,
     Submit,
     decide,
@@ -28,6 +29,7 @@ from jobstream.events import (
     JobClaimed,
     JobCompleted,
     JobFailed,
+    JobLost,
     JobReady,
     JobSubmitted,
     JobTimedOut,
@@ -51,6 +53,7 @@ def commands() -> list[AnyCommand]:
         Start(at=1.0, actor=W, worker=W, pid=42, host="h"),
         Finish(at=1.0, actor=W, worker=W, attempt=1, return_code=0, exec_time_s=0.1),
         Cancel(at=1.0, actor="u", reason="user"),
+        Reclaim(at=1.0, actor="w2", worker="w2", lease_s=30.0),
     ]
 
 
@@ -63,9 +66,10 @@ def test_every_command_in_every_state(state: JobState | None, command: AnyComman
     job = job_in(state)
     if state in ALLOWED[type(command)]:
         events = decide(job, command)
-        assert len(events) == 1
-        assert events[0].wf == "wf" and events[0].job == 3 and events[0].at == 1.0
-        evolve(job, events[0])
+        assert 1 <= len(events) <= 2
+        for event in events:
+            assert event.wf == "wf" and event.job == 3 and event.at == 1.0
+            job = evolve(job, event)
     else:
         with pytest.raises(IllegalTransition, match="not allowed"):
             decide(job, command)
@@ -162,3 +166,17 @@ def test_any_sequence_of_accepted_commands_folds(sequence: list[AnyCommand]) -> 
     assert fold(Job(wf="wf", index=3), history) == job
     if job.state in TERMINAL:
         assert type(history[-1]) in (JobCompleted, JobFailed, JobTimedOut, JobCanceled)
+
+
+def test_expired_lease_is_taken_over_and_the_old_attempt_fenced() -> None:
+    running = job_in(JobState.RUNNING, worker="w1", attempt=1)
+    lost, claimed = decide(running, Reclaim(at=5, actor="w2", worker="w2", lease_s=30))
+    assert isinstance(lost, JobLost) and (lost.worker, lost.attempt) == ("w1", 1)
+    assert isinstance(claimed, JobClaimed) and (claimed.worker, claimed.attempt) == ("w2", 2)
+    job = fold(running, [lost, claimed])
+    assert (job.state, job.worker, job.attempt) == (JobState.CLAIMED, "w2", 2)
+    late = Finish(at=6, actor="w1", worker="w1", attempt=1, return_code=0, exec_time_s=1)
+    with pytest.raises(IllegalTransition, match="not the current attempt"):
+        decide(job, late)
+    with pytest.raises(IllegalTransition, match="already holds"):
+        decide(running, Reclaim(at=5, actor="w1", worker="w1", lease_s=30))

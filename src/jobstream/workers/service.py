@@ -22,14 +22,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
-from jobstream.decide import Claim, Finish, Job, Start, decide, evolve
-from jobstream.events import JobEvent, WorkerStarted, WorkerStopped
+from jobstream.decide import Claim, Finish, Job, Reclaim, Start, decide, evolve, state_after
+from jobstream.errors import IllegalTransition
+from jobstream.events import JobClaimed, JobEvent, JobStarted, WorkerStarted, WorkerStopped
 from jobstream.ids import new_worker_id
 from jobstream.model import JobState, Resources, WorkItem
 from jobstream.streams.connection import Connection
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
 from jobstream.streams.store import Conflict, EventStore
-from jobstream.streams.subjects import WORK_STREAM, log_object
+from jobstream.streams.subjects import WORK_STREAM, job_subject, log_object
 from jobstream.workers.capacity import Capacity, Reservation
 from jobstream.workers.process import (
     shell_command,
@@ -243,13 +244,8 @@ class JobRun:
     async def execute(self) -> None:
         w, spec = self.worker, self.item.spec
         claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
-        if not await self._append(decide(self.job, claim)):
-            log.info(
-                "job %s.%d: dispatch %d is stale, dropped",
-                self.item.wf,
-                self.item.job,
-                self.item.ready_seq,
-            )
+        if not await self._append(decide(self.job, claim)) and not await self._take_over():
+            log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
             await self.msg.ack()
             return
         folder = w.options.log_dir / self.item.wf / str(self.item.job) / str(self.job.attempt)
@@ -303,6 +299,35 @@ class JobRun:
         if await self._append(decide(self.job, finish)):
             w.jobs_run += 1
             await self.msg.ack()
+
+    async def _take_over(self) -> bool:
+        """A redelivered dispatch whose job another worker holds: that worker stopped
+        renewing the lease (JetStream redelivers only then), so its attempt is lost."""
+        if self.msg.metadata.num_delivered <= 1:
+            return False
+        last = await self.worker.store.last(job_subject(self.item.wf, self.item.job))
+        if last is None or not isinstance(last.event, JobClaimed | JobStarted):
+            return False
+        holder = last.event
+        self.job = Job(
+            wf=self.item.wf,
+            index=self.item.job,
+            state=state_after(holder),
+            attempt=holder.attempt,
+            worker=holder.worker,
+            spec=self.item.spec,
+        )
+        self.seq = last.seq
+        w = self.worker
+        reclaim = Reclaim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
+        try:
+            events = decide(self.job, reclaim)
+        except IllegalTransition:
+            return False
+        log.warning(
+            "job %s.%d: lease of %s expired, taking over", holder.wf, holder.job, holder.worker
+        )
+        return await self._append(events)
 
     async def _renew_lease(self) -> None:
         while True:

@@ -27,7 +27,7 @@ MODEL = ReadModel(
         "stderr": "VARCHAR",
         "stderr_tail": "VARCHAR",
     },
-    reads=frozenset({"JobClaimed", "JobStarted", *ENDINGS}),
+    reads=frozenset({"JobClaimed", "JobStarted", "JobLost", *ENDINGS}),
     key=("wf", "job", "attempt"),
     fold=f"""
         SELECT e.wf, e.job, e.attempt, arg_max(e.worker, seq),
@@ -35,12 +35,17 @@ MODEL = ReadModel(
                {latest("array_to_string(e.gpu_ids, ',')", "JobStarted")},
                {latest("e.lease_s", "JobClaimed")},
                {latest(ts(), "JobClaimed")}, {latest(ts(), "JobStarted")},
-               {latest(ts(), *ENDINGS)}, {latest(state_case(), *ENDINGS)},
+               {latest(ts(), *ENDINGS, "JobLost")},
+               {
+        latest(
+            f"CASE e.type WHEN 'JobLost' THEN 'lost' ELSE {state_case()} END", *ENDINGS, "JobLost"
+        )
+    },
                {latest("e.return_code", *ENDINGS)}, {latest("e.exec_time_s", *ENDINGS)},
                {latest("e.peak_memory_mib", *ENDINGS)}, {latest("e.cpu_time_s", *ENDINGS)},
                {latest("e.stdout", *ENDINGS)}, {latest("e.stderr", *ENDINGS)},
                {latest("e.stderr_tail", *ENDINGS)}
-        FROM batch WHERE e.type IN ({types("JobClaimed", "JobStarted", *ENDINGS)})
+        FROM batch WHERE e.type IN ({types("JobClaimed", "JobStarted", "JobLost", *ENDINGS)})
         GROUP BY e.wf, e.job, e.attempt
     """,
 )
