@@ -8,6 +8,7 @@ scheduler, the workers, replay and the tests fold with these same functions.
     submitted -> blocked -> ready -> claimed -> running -> completed | failed | timed_out
     submitted -> ready;  claimed -> failed (spawn error);  any non-terminal -> canceled
     claimed | running -> (lost ->) claimed by another worker when the lease expired
+    running -> retrying -> ready: a failure-handler rule matched the return code
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jobstream.events import (
     JobFailed,
     JobLost,
     JobReady,
+    JobRetryScheduled,
     JobStarted,
     JobSubmitted,
     JobTimedOut,
@@ -96,6 +98,9 @@ class Finish(Command, frozen=True, kw_only=True):
     stdout: str = ""
     stderr: str = ""
     stderr_tail: str = ""
+    retry_rule: int | None = None  # chosen with model.retry_rule_for: retry, not fail
+    retry: int = 0
+    recovery_return_code: int | None = None
 
 
 class Cancel(Command, frozen=True, kw_only=True):
@@ -116,7 +121,7 @@ AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Recl
 ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
     Submit: frozenset({None}),
     Block: frozenset({JobState.SUBMITTED}),
-    MakeReady: frozenset({JobState.SUBMITTED, JobState.BLOCKED}),
+    MakeReady: frozenset({JobState.SUBMITTED, JobState.BLOCKED, JobState.RETRYING}),
     Claim: frozenset({JobState.READY}),
     Start: frozenset({JobState.CLAIMED}),
     Finish: frozenset({JobState.CLAIMED, JobState.RUNNING}),
@@ -152,20 +157,18 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
             ]
         case Finish():
             _require_owner(job, command.worker, command.attempt)
-            return [
-                _ending(command)(
-                    **base,
-                    worker=command.worker,
-                    attempt=command.attempt,
-                    return_code=command.return_code,
-                    exec_time_s=command.exec_time_s,
-                    peak_memory_mib=command.peak_memory_mib,
-                    cpu_time_s=command.cpu_time_s,
-                    stdout=command.stdout,
-                    stderr=command.stderr,
-                    stderr_tail=command.stderr_tail,
-                )
-            ]
+            ended = _attempt_fields(command)
+            if command.retry_rule is not None and not command.timed_out:
+                return [
+                    JobRetryScheduled(
+                        **base,
+                        **ended,
+                        rule=command.retry_rule,
+                        retry=command.retry,
+                        recovery_return_code=command.recovery_return_code,
+                    )
+                ]
+            return [_ending(command)(**base, **ended)]
         case Cancel(reason=reason):
             return [JobCanceled(**base, reason=reason)]
         case Reclaim(worker=worker, lease_s=lease_s, reason=reason):
@@ -187,6 +190,32 @@ def _require_owner(job: Job, worker: str, attempt: int) -> None:
         )
 
 
+class _Ended(TypedDict):
+    worker: str
+    attempt: int
+    return_code: int
+    exec_time_s: float
+    peak_memory_mib: float
+    cpu_time_s: float
+    stdout: str
+    stderr: str
+    stderr_tail: str
+
+
+def _attempt_fields(command: Finish) -> _Ended:
+    return _Ended(
+        worker=command.worker,
+        attempt=command.attempt,
+        return_code=command.return_code,
+        exec_time_s=command.exec_time_s,
+        peak_memory_mib=command.peak_memory_mib,
+        cpu_time_s=command.cpu_time_s,
+        stdout=command.stdout,
+        stderr=command.stderr,
+        stderr_tail=command.stderr_tail,
+    )
+
+
 def _ending(command: Finish) -> type[AttemptEnded]:
     if command.timed_out:
         return JobTimedOut
@@ -204,6 +233,7 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
     JobTimedOut: JobState.TIMED_OUT,
     JobCanceled: JobState.CANCELED,
     JobLost: JobState.READY,
+    JobRetryScheduled: JobState.RETRYING,
 }
 
 

@@ -112,6 +112,14 @@ class JobTimedOut(AttemptEnded, frozen=True, kw_only=True, tag=True):
     pass
 
 
+class JobRetryScheduled(AttemptEnded, frozen=True, kw_only=True, tag=True):
+    """The attempt failed, and failure-handler rule ``rule`` gives the job another one."""
+
+    rule: int
+    retry: int  # 1 for the first retry under this rule
+    recovery_return_code: int | None = None  # of the rule's recovery script, if it has one
+
+
 class JobCanceled(JobEvent, frozen=True, kw_only=True, tag=True):
     reason: str
 
@@ -152,6 +160,7 @@ AnyEvent = (
     | JobCompleted
     | JobFailed
     | JobTimedOut
+    | JobRetryScheduled
     | JobCanceled
     | JobLost
     | WorkerStarted

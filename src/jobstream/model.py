@@ -72,6 +72,35 @@ class UserDataDef(msgspec.Struct, frozen=True, kw_only=True):
     is_ephemeral: bool = False
 
 
+class RetryRule(msgspec.Struct, frozen=True, kw_only=True):
+    """A torc failure-handler rule: which exit codes are retried, how often, and the
+    script that repairs things before the next attempt."""
+
+    exit_codes: tuple[int, ...] = ()
+    match_all_exit_codes: bool = False
+    recovery_script: str | None = None
+    max_retries: int = 3
+
+    def matches(self, return_code: int) -> bool:
+        return self.match_all_exit_codes or return_code in self.exit_codes
+
+
+def retry_rule_for(
+    rules: tuple[RetryRule, ...], return_code: int, retries: dict[int, int]
+) -> int | None:
+    """Index of the first rule that matches the return code and has retries left.
+
+    ``retries`` counts earlier retries per rule index. A success (0) is never retried; a
+    code no rule names fails the job.
+    """
+    if return_code == 0:
+        return None
+    for index, rule in enumerate(rules):
+        if rule.matches(return_code):
+            return index if retries.get(index, 0) < rule.max_retries else None
+    return None
+
+
 class JobDef(msgspec.Struct, frozen=True, kw_only=True):
     """One expanded job: no parameters, no templates, dependencies as job indexes."""
 
@@ -89,6 +118,7 @@ class JobDef(msgspec.Struct, frozen=True, kw_only=True):
     input_user_data: tuple[str, ...] = ()
     output_user_data: tuple[str, ...] = ()
     failure_handler: str | None = None
+    retry_rules: tuple[RetryRule, ...] = ()
     cancel_on_blocking_job_failure: bool = True
     pool: str = DEFAULT_POOL
 
@@ -131,6 +161,7 @@ class JobState(enum.StrEnum):
     READY = "ready"
     CLAIMED = "claimed"
     RUNNING = "running"
+    RETRYING = "retrying"  # an attempt failed, a failure-handler rule will run it again
     COMPLETED = "completed"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -154,5 +185,6 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     job: int
     ready_seq: int
     attempts_before: int = 0
+    retries: dict[int, int] = {}  # earlier retries per rule index
     workdir: str
     spec: JobDef

@@ -28,6 +28,7 @@ from jobstream.events import (
     JobFailed,
     JobLost,
     JobReady,
+    JobRetryScheduled,
     JobStarted,
     JobSubmitted,
     JobTimedOut,
@@ -99,6 +100,9 @@ SAMPLES = [
     JobFailed(**J, actor="node1-42-ab12", return_code=3, **END),
     JobTimedOut(**J, actor="node1-42-ab12", return_code=-15, **END),
     JobCanceled(**J, actor="scheduler", reason="dependency 'prep' failed"),
+    JobRetryScheduled(
+        **J, actor="node1-42-ab12", return_code=10, rule=0, retry=1, recovery_return_code=0, **END
+    ),
     JobLost(**J, actor="node2-7-cd34", worker="node1-42-ab12", attempt=1, reason="lease expired"),
     WorkerStarted(
         at=W["at"],

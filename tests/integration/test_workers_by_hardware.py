@@ -63,8 +63,9 @@ async def test_gpu_job_runs_only_on_the_worker_with_gpus(tmp_path: Path) -> None
             events = [s.event async for s in read_until_caught_up(conn.js)]
     finally:
         codes = [stop(p) for p in [*workers, server]]
-    assert status.succeeded(), status.summary()
-    assert codes == [0, 0, 0]
+    logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
+    assert status.succeeded(), (status.summary(), logs)
+    assert codes == [0, 0, 0], logs
     gpu_workers = {
         e.worker for e in events if isinstance(e, WorkerStarted) and e.capacity.num_gpus == 2
     }

@@ -47,6 +47,7 @@ class Dispatcher:
                     job=intent.job,
                     ready_seq=intent.ready_seq,
                     attempts_before=job.attempt,
+                    retries=track.retries.get(intent.job, {}),
                     workdir=track.workdir,
                     spec=job.spec,
                 )

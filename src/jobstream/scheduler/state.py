@@ -19,13 +19,16 @@ from jobstream.events import (
     Event,
     JobEvent,
     JobReady,
+    JobRetryScheduled,
     JobSubmitted,
     WorkflowCompleted,
     WorkflowSubmitted,
 )
 from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
 
-ACTIVE = frozenset({JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING})
+ACTIVE = frozenset(
+    {JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING, JobState.RETRYING}
+)
 
 
 class MakeReadyIntent(msgspec.Struct, frozen=True):
@@ -72,6 +75,7 @@ class WorkflowTrack:
     seqs: dict[int, int] = field(default_factory=dict)
     unmet: dict[int, int] = field(default_factory=dict)
     dependents: dict[int, list[int]] = field(default_factory=dict)
+    retries: dict[int, dict[int, int]] = field(default_factory=dict)  # job -> rule -> count
     counts: Counter[JobState] = field(default_factory=Counter)
 
     def state_of(self, job: int) -> JobState | None:
@@ -151,6 +155,9 @@ class SchedulerState:
             intents += self._on_submitted(track, event)
         elif isinstance(event, JobReady):
             intents.append(DispatchIntent(event.wf, n, seq))
+        elif isinstance(event, JobRetryScheduled):
+            track.retries.setdefault(n, {})[event.rule] = event.retry
+            intents.append(MakeReadyIntent(event.wf, n))
         elif job.state is JobState.COMPLETED:
             intents += self._release_dependents(track, n)
         elif job.state in UNSUCCESSFUL:
@@ -218,6 +225,8 @@ class SchedulerState:
                     intents += self._readiness(track, n)
                 elif job.state is JobState.READY:
                     intents.append(DispatchIntent(track.wf, n, track.seqs[n]))
+                elif job.state is JobState.RETRYING:
+                    intents.append(MakeReadyIntent(track.wf, n))
             self.dirty.add(track.wf)
         return intents
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jobstream.model import FileDef, JobDef, Resources, UserDataDef, WorkflowDef
+from jobstream.model import FileDef, JobDef, Resources, RetryRule, UserDataDef, WorkflowDef
 from jobstream.spec.convert import to_raw_workflow
 from jobstream.spec.deps import job_dependencies
 from jobstream.spec.expand import (
@@ -244,6 +244,18 @@ def _job_defs(
     resources: dict[str, Resources],
 ) -> tuple[JobDef, ...]:
     default = Resources()
+    rules = {
+        handler.name: tuple(
+            RetryRule(
+                exit_codes=tuple(rule.exit_codes),
+                match_all_exit_codes=rule.match_all_exit_codes,
+                recovery_script=rule.recovery_script,
+                max_retries=rule.max_retries,
+            )
+            for rule in handler.rules
+        )
+        for handler in raw.failure_handlers or ()
+    }
     cancel = [j.cancel_on_blocking_job_failure is not False for j in raw.jobs]
     priority = [j.priority or 0 for j in raw.jobs]
     out: list[JobDef] = []
@@ -265,6 +277,7 @@ def _job_defs(
                 input_user_data=job.input_user_data,
                 output_user_data=job.output_user_data,
                 failure_handler=job.failure_handler,
+                retry_rules=rules.get(job.failure_handler or "", ()),
                 cancel_on_blocking_job_failure=cancel[job.template],
             )
         )

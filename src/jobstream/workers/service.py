@@ -26,7 +26,7 @@ from jobstream.decide import Claim, Finish, Job, Reclaim, Start, decide, evolve,
 from jobstream.errors import IllegalTransition
 from jobstream.events import JobClaimed, JobEvent, JobStarted, WorkerStarted, WorkerStopped
 from jobstream.ids import new_worker_id
-from jobstream.model import JobState, Resources, WorkItem
+from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
 from jobstream.streams.connection import Connection
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
 from jobstream.streams.store import Conflict, EventStore
@@ -282,6 +282,14 @@ class JobRun:
                 )
                 lease.cancel_scope.cancel()
         await self._store_logs(stdout, stderr)
+        rule = (
+            None
+            if timed_out
+            else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
+        )
+        recovered = (
+            await self._recover(spec.retry_rules[rule], folder) if rule is not None else None
+        )
         finish = Finish(
             at=time.time(),
             actor=w.id,
@@ -290,6 +298,9 @@ class JobRun:
             return_code=outcome.return_code,
             exec_time_s=outcome.exec_time_s,
             timed_out=timed_out,
+            retry_rule=rule,
+            retry=self.item.retries.get(rule, 0) + 1 if rule is not None else 0,
+            recovery_return_code=recovered,
             peak_memory_mib=outcome.peak_memory_mib,
             cpu_time_s=outcome.cpu_time_s,
             stdout=str(stdout),
@@ -299,6 +310,27 @@ class JobRun:
         if await self._append(decide(self.job, finish)):
             w.jobs_run += 1
             await self.msg.ack()
+
+    async def _recover(self, rule: RetryRule, folder: Path) -> int | None:
+        """Run the rule's recovery script before the retry; its return code is recorded."""
+        if not rule.recovery_script:
+            return None
+        w = self.worker
+        began = time.monotonic()
+        process = await start_process(
+            shell_command(rule.recovery_script, None),
+            cwd=self._workdir(),
+            env=self._env(),
+            stdout=folder / "recovery.stdout",
+            stderr=folder / "recovery.stderr",
+            limiter=w.threads,
+        )
+        if process is None:
+            return spawn_failure(began).return_code
+        outcome, _ = await wait_within(
+            process, began, self.item.spec.resources.runtime_s, w.threads, w.options.term_grace_s
+        )
+        return outcome.return_code
 
     async def _take_over(self) -> bool:
         """A redelivered dispatch whose job another worker holds: that worker stopped
