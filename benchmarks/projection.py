@@ -1,7 +1,7 @@
 """Projection throughput, rebuild rate and projection lag, against a real nats-server.
 
 1. Publish N synthetic events (one workflow; per job: submitted, ready, claimed, started,
-   completed) with publish_async.
+   completed), pipelined.
 2. A projector starts on an empty DuckDB file: events/s until its checkpoint reaches the
    last sequence (DuckDB rows + KV records + checkpoint, as in production).
 3. ``rebuild``: replay the whole log into a fresh file: events/s.
@@ -57,9 +57,7 @@ async def publish(conn: Connection, events: list[Event]) -> list[float]:
     acked: list[float] = []
     for start in range(0, len(events), 5000):
         futures = [
-            await conn.js.publish_async(
-                event_subject(e), codec.encode(e), headers=codec.headers_for(e)
-            )
+            await conn.pipeline.publish(event_subject(e), codec.encode(e), codec.headers_for(e))
             for e in events[start : start + 5000]
         ]
         for future in futures:

@@ -1,7 +1,7 @@
 """Submit an expanded workflow: one WorkflowSubmitted, then one JobSubmitted per job.
 
 Every JobSubmitted is appended with expected subject sequence 0 (the job did not exist),
-pipelined in chunks so a million jobs stream at publish_async speed without holding a
+pipelined in chunks so a million jobs stream at pipelined speed without holding a
 million futures.
 """
 
@@ -46,7 +46,7 @@ async def submit_workflow(
     wf = new_workflow_id()
     user = workflow.user or current_user()
     actor = f"user:{user}"
-    store = EventStore(conn.js)
+    store = EventStore(conn.js, conn.pipeline)
     now = time.time()
     await store.append(
         WorkflowSubmitted(

@@ -182,3 +182,50 @@ def test_server_submit_watch_and_events(workdir: Path) -> None:
     finally:
         codes = [stop(p) for p in (worker, server) if p is not None]
     assert codes == [0, 0]
+
+
+def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:
+    import time
+
+    from .processes import spawn, stop, wait_for_server
+
+    spec = workdir / "long.yaml"
+    spec.write_text(
+        "name: long\njobs:\n"
+        "  - name: sleeper\n    command: sleep 60; touch finished\n"
+        "  - name: after\n    command: touch after\n    depends_on: [sleeper]\n"
+    )
+    state = workdir / ".jobstream"
+    server = spawn("server", cwd=workdir, log=workdir / "server.log")
+    worker = None
+    try:
+        wait_for_server(state, server)
+        worker = spawn(
+            "worker", "--cpus", "1", "--memory", "1g", cwd=workdir, log=workdir / "w.log"
+        )
+        wf = json.loads(jobstream("submit", str(spec), "--json", cwd=workdir).stdout)["workflow"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = jobstream("events", wf, "sleeper", "--json", cwd=workdir).stdout
+            if "JobStarted" in events:
+                break
+            time.sleep(0.2)
+        began = time.monotonic()
+        canceled = jobstream("cancel", wf, "--json", cwd=workdir)
+        assert canceled.returncode == 0, canceled.stderr
+        result = json.loads(canceled.stdout)
+        assert 0 in result["canceled"]  # job 1 may already be canceled by the cascade
+        assert sorted(result["canceled"] + result["already_finished"]) == [0, 1]
+        watched = jobstream("watch", wf, "--json", cwd=workdir)
+        assert watched.returncode == 1
+        assert json.loads(watched.stdout)["counts"]["canceled"] == 2
+        assert time.monotonic() - began < 15  # the sleep 60 was terminated
+        history = [
+            json.loads(x)["type"]
+            for x in jobstream("events", wf, "sleeper", "--json", cwd=workdir).stdout.splitlines()
+        ]
+        assert history[-2:] == ["JobStarted", "JobCanceled"]
+    finally:
+        codes = [stop(p) for p in (worker, server) if p is not None]
+    assert codes == [0, 0]
+    assert not (workdir / "finished").exists() and not (workdir / "after").exists()

@@ -81,7 +81,7 @@ async def test_ready_job_whose_dispatch_was_lost_is_dispatched(
     spec = workflow(("only", "echo done > done.txt", ()))
     wf = await submit_workflow(conn, spec, workdir=os.getcwd())
     # The dead scheduler's last act: JobReady appended, WORK message never published.
-    store = EventStore(conn.js)
+    store = EventStore(conn.js, conn.pipeline)
     last = await store.last(f"ev.{wf}.job.0")
     assert last is not None
     job = Job(wf=wf, index=0, state=JobState.SUBMITTED, spec=spec.jobs[0])

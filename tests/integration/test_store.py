@@ -27,7 +27,7 @@ async def ready_job(store: EventStore) -> tuple[Job, int]:
 
 
 async def test_second_concurrent_claim_is_rejected_by_the_server(conn: Connection) -> None:
-    store = EventStore(conn.js)
+    store = EventStore(conn.js, conn.pipeline)
     job, ready_seq = await ready_job(store)
     claims = [decide(job, Claim(at=3, actor=w, worker=w, lease_s=30))[0] for w in ("w1", "w2")]
     outcomes: dict[str, int | Exception] = {}
@@ -50,7 +50,7 @@ async def test_second_concurrent_claim_is_rejected_by_the_server(conn: Connectio
 
 
 async def test_retried_append_is_deduplicated(conn: Connection) -> None:
-    store = EventStore(conn.js)
+    store = EventStore(conn.js, conn.pipeline)
     job, ready_seq = await ready_job(store)
     (claim,) = decide(job, Claim(at=3, actor="w1", worker="w1", lease_s=30))
     first = await store.append(claim, ready_seq)
@@ -61,8 +61,22 @@ async def test_retried_append_is_deduplicated(conn: Connection) -> None:
 
 
 async def test_stale_expected_sequence_conflicts(conn: Connection) -> None:
-    store = EventStore(conn.js)
+    store = EventStore(conn.js, conn.pipeline)
     job, ready_seq = await ready_job(store)
     (claim,) = decide(job, Claim(at=3, actor="w1", worker="w1", lease_s=30))
     with pytest.raises(Conflict):
         await store.append(claim, ready_seq - 1)
+
+
+async def test_pipelined_refusal_is_reported_not_lost(conn: Connection) -> None:
+    """Regression: nats-py's publish_async never resolves a refused publish (it raises in
+    its reply handler); the scheduler then hung on its first CAS conflict."""
+    store = EventStore(conn.js, conn.pipeline)
+    job, ready_seq = await ready_job(store)
+    ours, theirs = (
+        decide(job, Claim(at=3, actor=w, worker=w, lease_s=30))[0] for w in ("w1", "w2")
+    )
+    await store.append(theirs, ready_seq)
+    with anyio.fail_after(5):
+        (result,) = await store.append_many([(ours, ready_seq)])
+    assert isinstance(result, Conflict)

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from jobstream import __version__
-from jobstream.cli import check, events, projections, run, server, status, submit, worker
+from jobstream.cli import (
+    check,
+    control,
+    events,
+    projections,
+    run,
+    server,
+    status,
+    submit,
+    worker,
+)
 from jobstream.cli.common import DEBUG, out
 from jobstream.cli.config import config_app
 
@@ -45,6 +55,7 @@ app.command()(worker.worker)
 app.command()(status.status)
 app.command()(status.watch)
 app.command()(events.events)
+app.command()(control.cancel)
 app.command()(projections.sql)
 app.command()(projections.projector)
 app.command()(projections.rebuild)

@@ -15,6 +15,8 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from jobstream.streams.pipeline import Pipeline
+
 BUCKET = "JOBS"
 
 
@@ -64,7 +66,7 @@ async def ensure_bucket(js: JetStreamContext) -> KeyValue:
         )
 
 
-async def put_records(js: JetStreamContext, records: Iterable[JobRecord | WorkflowRecord]) -> None:
+async def put_records(pipeline: Pipeline, records: Iterable[JobRecord | WorkflowRecord]) -> None:
     """Pipelined puts (a KV put is a publish on ``$KV.<bucket>.<key>``)."""
     futures = []
     for record in records:
@@ -73,7 +75,7 @@ async def put_records(js: JetStreamContext, records: Iterable[JobRecord | Workfl
             if isinstance(record, JobRecord)
             else workflow_key(record.wf)
         )
-        futures.append(await js.publish_async(f"$KV.{BUCKET}.{key}", _encoder.encode(record)))
+        futures.append(await pipeline.publish(f"$KV.{BUCKET}.{key}", _encoder.encode(record)))
     for future in futures:
         await future
 

@@ -95,7 +95,7 @@ class Projector:
                     return
                 try:
                     with anyio.fail_after(KV_TIMEOUT_S):
-                        await put_records(self.conn.js, [*pending.jobs, *pending.workflows])
+                        await put_records(self.conn.pipeline, [*pending.jobs, *pending.workflows])
                 except BaseException:
                     await anyio.to_thread.run_sync(pending.rollback)
                     raise

@@ -14,6 +14,7 @@ from nats.js.errors import NotFoundError
 
 from jobstream.model import WorkItem
 from jobstream.scheduler.state import DispatchIntent, Intent, SchedulerState
+from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.setup import ensure_class_consumer
 from jobstream.streams.subjects import WORK_STREAM, class_subject
 
@@ -29,8 +30,9 @@ def work_msg_id(wf: str, job: int, ready_seq: int) -> str:
 class Dispatcher:
     """Owns the set of class consumers this scheduler has made sure of."""
 
-    def __init__(self, js: JetStreamContext, lease_s: float) -> None:
+    def __init__(self, js: JetStreamContext, pipeline: Pipeline, lease_s: float) -> None:
         self.js = js
+        self.pipeline = pipeline
         self.lease_s = lease_s
         self.known_classes: set[tuple[str, str]] = set()
 
@@ -60,10 +62,10 @@ class Dispatcher:
                 await ensure_class_consumer(self.js, *key, self.lease_s)
                 self.known_classes.add(key)
             futures.append(
-                await self.js.publish_async(
+                await self.pipeline.publish(
                     class_subject(*key),
                     _encoder.encode(item),
-                    headers={api.Header.MSG_ID: work_msg_id(item.wf, item.job, item.ready_seq)},
+                    {api.Header.MSG_ID: work_msg_id(item.wf, item.job, item.ready_seq)},
                 )
             )
         for future in futures:

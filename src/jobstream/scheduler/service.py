@@ -45,9 +45,9 @@ class Scheduler:
 
     def __init__(self, conn: Connection, lease_s: float) -> None:
         self.conn = conn
-        self.store = EventStore(conn.js)
+        self.store = EventStore(conn.js, conn.pipeline)
         self.state = SchedulerState()
-        self.dispatcher = Dispatcher(conn.js, lease_s)
+        self.dispatcher = Dispatcher(conn.js, conn.pipeline, lease_s)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve forever; ``task_status.started()`` fires once the replay has caught up."""

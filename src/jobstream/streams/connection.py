@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from jobstream.config import Settings
 from jobstream.embedded import discover_url, embedded_server, reachable
 from jobstream.errors import ServerError
+from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.setup import ensure_streams
 
 
@@ -23,7 +24,8 @@ class Connection:
 
     def __init__(self, nc: NATS, url: str) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream(timeout=10.0, publish_async_max_pending=8000)
+        self.js: JetStreamContext = nc.jetstream(timeout=10.0)
+        self.pipeline = Pipeline(nc)
         self.url = url
 
 

@@ -18,6 +18,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from jobstream import codec
 from jobstream.events import AnyEvent, Event
+from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.subjects import EVENTS_STREAM, event_subject
 
 WRONG_LAST_SEQUENCE = 10071
@@ -39,8 +40,9 @@ class Stored(msgspec.Struct, frozen=True):
 class EventStore:
     """The EVENTS stream seen as an append-only store of typed events."""
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, pipeline: Pipeline) -> None:
         self.js = js
+        self.pipeline = pipeline
 
     @staticmethod
     def _headers(event: Event, subject: str, expected: int | None) -> dict[str, str]:
@@ -78,7 +80,7 @@ class EventStore:
         raise Conflict(f"{subject}: {exc.description}") from exc
 
     async def append_many(self, items: Sequence[tuple[Event, int | None]]) -> list[int | Conflict]:
-        """Store many events pipelined (publish_async); per item a sequence or a Conflict.
+        """Store many events pipelined; per item a sequence or a Conflict.
 
         Items are sent in order, so events of one subject keep their order.
         """
@@ -86,14 +88,14 @@ class EventStore:
         for event, expected in items:
             subject = event_subject(event)
             futures.append(
-                await self.js.publish_async(
-                    subject, codec.encode(event), headers=self._headers(event, subject, expected)
+                await self.pipeline.publish(
+                    subject, codec.encode(event), self._headers(event, subject, expected)
                 )
             )
         results: list[int | Conflict] = []
         for future, (event, expected) in zip(futures, items, strict=True):
             try:
-                results.append((await future).seq)
+                results.append(await future)
             except APIError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
@@ -113,6 +115,16 @@ class EventStore:
             return await self.js.get_last_msg(EVENTS_STREAM, subject)
         except NotFoundError:
             return None
+
+    async def first(self, subject: str) -> Stored | None:
+        """The earliest event on a subject (e.g. a workflow's WorkflowSubmitted), or None."""
+        try:
+            raw = await self.js.get_msg(EVENTS_STREAM, seq=1, subject=subject, next=True)
+        except NotFoundError:
+            return None
+        assert raw.seq is not None and raw.data is not None
+        where = f"{EVENTS_STREAM}#{raw.seq}"
+        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where), raw.data)
 
     async def last(self, subject: str) -> Stored | None:
         """The latest event on a subject (e.g. one job's current state), or None."""

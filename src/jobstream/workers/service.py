@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,17 @@ from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
+from jobstream.codec import TYPE_HEADER
 from jobstream.decide import Claim, Finish, Job, Reclaim, Start, decide, evolve, state_after
 from jobstream.errors import IllegalTransition
-from jobstream.events import JobClaimed, JobEvent, JobStarted, WorkerStarted, WorkerStopped
+from jobstream.events import (
+    JobCanceled,
+    JobClaimed,
+    JobEvent,
+    JobStarted,
+    WorkerStarted,
+    WorkerStopped,
+)
 from jobstream.ids import new_worker_id
 from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
 from jobstream.streams.connection import Connection
@@ -71,7 +80,7 @@ class Worker:
         self.conn = conn
         self.options = options
         self.id = options.worker_id
-        self.store = EventStore(conn.js)
+        self.store = EventStore(conn.js, conn.pipeline)
         self.capacity = Capacity(options.capacity)
         self.changed = anyio.Condition()
         self.started_at = time.monotonic()
@@ -230,6 +239,7 @@ class JobRun:
             spec=item.spec,
         )
         self.seq = item.ready_seq
+        self.canceled = False
 
     async def _append(self, events: list[JobEvent]) -> bool:
         """Append with CAS on the last event this attempt wrote; False when fenced off."""
@@ -277,6 +287,7 @@ class JobRun:
                 return
             async with anyio.create_task_group() as lease:
                 lease.start_soon(self._renew_lease)
+                lease.start_soon(self._watch_cancel, process)
                 outcome, timed_out = await wait_within(
                     process, began, spec.resources.runtime_s, w.threads, w.options.term_grace_s
                 )
@@ -360,6 +371,23 @@ class JobRun:
             "job %s.%d: lease of %s expired, taking over", holder.wf, holder.job, holder.worker
         )
         return await self._append(events)
+
+    async def _watch_cancel(self, process: subprocess.Popen[bytes]) -> None:
+        """Terminate the process as soon as the job is canceled (its subject says so)."""
+        subject = job_subject(self.item.wf, self.item.job)
+        sub = await self.worker.conn.nc.subscribe(subject)
+        try:
+            last = await self.worker.store.last(subject)  # canceled before we listened?
+            canceled = last is not None and isinstance(last.event, JobCanceled)
+            if not canceled:
+                async for msg in sub.messages:
+                    if (msg.headers or {}).get(TYPE_HEADER) == "JobCanceled":
+                        break
+            self.canceled = True
+            await terminate(process, self.worker.options.term_grace_s)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sub.unsubscribe()
 
     async def _renew_lease(self) -> None:
         while True:
