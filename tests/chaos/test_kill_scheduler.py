@@ -1,0 +1,64 @@
+"""kill -9 the scheduler (with its projector) mid-run: a restarted one finishes the
+workflow from the log, and every job ran to a successful end exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jobstream.model import Resources
+from jobstream.projections.kv import workflow_records
+from jobstream.streams.connection import Connection
+from jobstream.submit import submit_workflow
+from jobstream.workers.service import Worker, WorkerOptions
+
+from ..integration.helpers import histories, types, workflow
+from ..integration.processes import spawn, stop
+
+
+async def done(conn: Connection, wf: str) -> int:
+    records = await workflow_records(conn.js, wf)
+    return records[0].done() if records else 0
+
+
+async def test_scheduler_killed_mid_run(
+    conn: Connection, nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = workflow(
+        *((f"j{i}", f"echo {i} >> ran_{i}", ((i - 1,) if i % 20 else ())) for i in range(200))
+    )
+    args = ("server", "--nats-url", nats_url, "--state-dir", str(tmp_path / "state"))
+    scheduler = spawn(*args, cwd=tmp_path, log=tmp_path / "s1.log")
+    options = WorkerOptions(
+        capacity=Resources(num_cpus=2, memory_mib=2048), log_dir=tmp_path / "logs"
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Worker(conn, options).run)
+            wf = await submit_workflow(conn, spec, workdir=os.getcwd())
+            with anyio.fail_after(60):
+                while await done(conn, wf) < 50:
+                    await anyio.sleep(0.05)
+            os.kill(scheduler.pid, signal.SIGKILL)
+            scheduler.wait()
+            scheduler = spawn(*args, cwd=tmp_path, log=tmp_path / "s2.log")
+            with anyio.fail_after(120):
+                while (records := await workflow_records(conn.js, wf)) == [] or not records[
+                    0
+                ].finished:
+                    await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+        found = await histories(conn, wf)
+    finally:
+        assert stop(scheduler) == 0
+    assert len(found) == 200
+    for n, events in found.items():
+        kinds = types(events)
+        assert kinds.count("JobCompleted") == 1 and kinds[-1] == "JobCompleted", (n, kinds)
+        assert kinds.count("JobStarted") == 1, (n, kinds)  # the command ran exactly once
+        assert (tmp_path / f"ran_{n}").read_text() == f"{n}\n"
