@@ -229,3 +229,38 @@ def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:
         codes = [stop(p) for p in (worker, server) if p is not None]
     assert codes == [0, 0]
     assert not (workdir / "finished").exists() and not (workdir / "after").exists()
+
+
+def test_explain_names_missing_capacity_and_dependencies(workdir: Path) -> None:
+    import time
+
+    from .processes import spawn, stop, wait_for_server
+
+    spec = workdir / "gpu.yaml"
+    spec.write_text(
+        "name: gpu\nresource_requirements:\n"
+        "  - {name: gpu, num_cpus: 1, memory: 1g, num_gpus: 2, runtime: PT1M}\n"
+        "jobs:\n"
+        "  - {name: train, command: 'true', resource_requirements: gpu}\n"
+        "  - {name: report, command: 'true', depends_on: [train]}\n"
+    )
+    state = workdir / ".jobstream"
+    server = spawn("server", cwd=workdir, log=workdir / "server.log")
+    worker = None
+    try:
+        wait_for_server(state, server)
+        worker = spawn(
+            "worker", "--cpus", "2", "--memory", "2g", cwd=workdir, log=workdir / "w.log"
+        )
+        wf = json.loads(jobstream("submit", str(spec), "--json", cwd=workdir).stdout)["workflow"]
+        deadline, text = time.monotonic() + 20, ""
+        while time.monotonic() < deadline and "no running worker has" not in text:
+            text = jobstream("explain", wf, "train", cwd=workdir).stdout
+            time.sleep(0.3)
+        assert "no running worker has 2 GPUs (largest worker: 0)" in text, text
+        report = jobstream("explain", wf, "report", cwd=workdir).stdout
+        assert "waiting for dependency 'train' (job 0), which is ready" in report
+        assert jobstream("cancel", wf, cwd=workdir).returncode == 0
+    finally:
+        codes = [stop(p) for p in (worker, server) if p is not None]
+    assert codes == [0, 0]

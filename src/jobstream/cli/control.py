@@ -1,4 +1,4 @@
-"""``jobstream cancel``: stop a workflow or some of its jobs."""
+"""``jobstream cancel`` and ``explain``: stop jobs, and say why a job is not running."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from jobstream.access import run_sql
 from jobstream.cancel import CancelResult, cancel_jobs
 from jobstream.cli.common import (
     Json,
@@ -18,7 +19,11 @@ from jobstream.cli.common import (
     run_async,
     settings_from,
 )
+from jobstream.cli.events import resolve_job
 from jobstream.config import Settings
+from jobstream.errors import JobstreamError
+from jobstream.explain import explain_job
+from jobstream.model import Resources
 from jobstream.streams.connection import connect
 from jobstream.submit import current_user
 
@@ -53,3 +58,33 @@ def cancel(
         f"workflow {workflow}: {len(result.canceled)} job(s) canceled, "
         f"{len(result.already_finished)} had already finished"
     )
+
+
+async def do_explain(settings: Settings, wf: str, job: str) -> list[str]:
+    async with connect(settings, embedded=True, name="jobstream-explain") as conn:
+        index = await resolve_job(conn, wf, job)
+        try:
+            rows = (await run_sql(conn, settings, LIVE_WORKERS)).to_pylist()
+            workers: list[Resources] | None = [Resources(**row) for row in rows]
+        except JobstreamError:
+            workers = None  # no read models: say nothing about workers
+        return await explain_job(conn, wf, index, workers)
+
+
+LIVE_WORKERS = (
+    "SELECT num_cpus, memory_mib, num_gpus, 1 AS num_nodes, "
+    "CAST(least(walltime_s, 1e9) AS BIGINT) AS runtime_s FROM workers WHERE stopped_at IS NULL"
+)
+
+
+@guarded
+def explain(
+    workflow: Annotated[str, typer.Argument(help="workflow id")],
+    job: Annotated[str, typer.Argument(help="job index or name")],
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Say why a job is not running: dependencies, missing worker capacity, its lease."""
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    for line in run_async(do_explain, settings, workflow, job):
+        out.print(line)

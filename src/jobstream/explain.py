@@ -1,0 +1,120 @@
+"""``jobstream explain``: why a job is (not) running, from its log and the live workers.
+
+``reasons()`` is pure: given the job's last event, its dependencies' states and the
+capacities of the workers that are up, it says what the job waits for.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from jobstream.decide import state_after
+from jobstream.events import (
+    AttemptEnded,
+    JobCanceled,
+    JobClaimed,
+    JobEvent,
+    JobReady,
+    JobStarted,
+    JobSubmitted,
+)
+from jobstream.model import JobDef, JobState, Resources
+from jobstream.streams.connection import Connection
+from jobstream.streams.store import EventStore
+from jobstream.streams.subjects import job_subject
+
+
+class Dependency(msgspec.Struct, frozen=True):
+    job: int
+    name: str
+    state: str
+
+
+def reasons(
+    spec: JobDef,
+    last: JobEvent,
+    deps: list[Dependency],
+    workers: list[Resources] | None,
+    now: float,
+) -> list[str]:
+    """Plain sentences: what the job is doing or waiting for."""
+    state = state_after(last)
+    if state is JobState.COMPLETED:
+        return ["completed"]
+    if isinstance(last, AttemptEnded):
+        return [
+            f"{state.value}: attempt {last.attempt} on {last.worker} returned {last.return_code}"
+        ]
+    if isinstance(last, JobCanceled):
+        return [f"canceled: {last.reason}"]
+    if state in (JobState.SUBMITTED, JobState.BLOCKED):
+        waiting = [d for d in deps if d.state != JobState.COMPLETED.value]
+        if not waiting:
+            return ["all dependencies completed; the scheduler will make it ready"]
+        return [
+            f"waiting for dependency {d.name!r} (job {d.job}), which is {d.state}" for d in waiting
+        ]
+    if isinstance(last, JobClaimed | JobStarted):
+        verb = "running" if isinstance(last, JobStarted) else "claimed"
+        since = now - last.at
+        return [
+            f"{verb} on {last.worker} (attempt {last.attempt}) for {since:.0f} s; "
+            "its lease is renewed while the process runs"
+        ]
+    need = spec.resources
+    lines = [
+        f"ready since {now - last.at:.0f} s, waiting for a worker of class "
+        f"{need.hardware_class()} in pool {spec.pool!r}"
+    ]
+    if isinstance(last, JobReady) and workers is not None:
+        if not workers:
+            lines.append("no worker is running")
+        elif not any(need.fits_in(w) for w in workers):
+            lines.append(_shortfall(need, workers))
+        else:
+            lines.append("a running worker fits it: it is queued behind other work")
+    return lines
+
+
+def _shortfall(need: Resources, workers: list[Resources]) -> str:
+    missing = []
+    for field, label in (
+        ("num_cpus", "CPUs"),
+        ("memory_mib", "MiB memory"),
+        ("num_gpus", "GPUs"),
+        ("runtime_s", "s of walltime"),
+    ):
+        best = max(getattr(w, field) for w in workers)
+        if getattr(need, field) > best:
+            missing.append(f"{getattr(need, field)} {label} (largest worker: {best})")
+    return "no running worker has " + ", ".join(missing)
+
+
+async def explain_job(
+    conn: Connection, wf: str, job: int, workers: list[Resources] | None
+) -> list[str]:
+    """Gather the job's last event and its dependencies' states, then explain."""
+    store = EventStore(conn.js, conn.pipeline)
+    first = await store.first(job_subject(wf, job))
+    last = await store.last(job_subject(wf, job))
+    if first is None or last is None or not isinstance(first.event, JobSubmitted):
+        return [f"workflow {wf} has no job {job}"]
+    assert isinstance(last.event, JobEvent)
+    deps = []
+    for dep in first.event.spec.depends_on:
+        dep_first = await store.first(job_subject(wf, dep))
+        dep_last = await store.last(job_subject(wf, dep))
+        name = (
+            dep_first.event.spec.name
+            if dep_first and isinstance(dep_first.event, JobSubmitted)
+            else str(dep)
+        )
+        state = (
+            state_after(dep_last.event).value
+            if dep_last and isinstance(dep_last.event, JobEvent)
+            else "not submitted"
+        )
+        deps.append(Dependency(dep, name, state))
+    return reasons(first.event.spec, last.event, deps, workers, time.time())
