@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "jobstream"]
@@ -52,3 +54,20 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+@contextlib.contextmanager
+def served(workdir: Path, *worker_args: str) -> Iterator[str]:
+    """A `jobstream server` and one `jobstream worker` in ``workdir``; yields the URL.
+
+    Both must stop cleanly (exit 0) on SIGTERM.
+    """
+    server = spawn("server", cwd=workdir, log=workdir / "server.log")
+    worker = None
+    try:
+        url = wait_for_server(workdir / ".jobstream", server)
+        worker = spawn("worker", *worker_args, cwd=workdir, log=workdir / "worker.log")
+        yield url
+    finally:
+        codes = [stop(p) for p in (worker, server) if p is not None]
+    assert codes == [0] * len(codes), codes

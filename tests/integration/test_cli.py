@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-from .processes import jobstream
+from .processes import jobstream, served
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -159,16 +160,7 @@ def test_bad_sql_is_one_line(workdir: Path) -> None:
 
 
 def test_server_submit_watch_and_events(workdir: Path) -> None:
-    from .processes import spawn, stop, wait_for_server
-
-    state = workdir / ".jobstream"
-    server = spawn("server", cwd=workdir, log=workdir / "server.log")
-    worker = None
-    try:
-        url = wait_for_server(state, server)
-        worker = spawn(
-            "worker", "--cpus", "2", "--memory", "1g", cwd=workdir, log=workdir / "w.log"
-        )
+    with served(workdir, "--cpus", "2", "--memory", "1g") as url:
         submitted = jobstream("submit", "examples/failing.yaml", "--json", cwd=workdir)
         assert submitted.returncode == 0, submitted.stderr
         wf = json.loads(submitted.stdout)["workflow"]
@@ -179,15 +171,9 @@ def test_server_submit_watch_and_events(workdir: Path) -> None:
         status = json.loads(jobstream("status", wf, "--json", cwd=workdir).stdout)
         assert status["finished"] and status["counts"]["failed"] == 1
         assert url.startswith("nats://127.0.0.1:")
-    finally:
-        codes = [stop(p) for p in (worker, server) if p is not None]
-    assert codes == [0, 0]
 
 
 def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:
-    import time
-
-    from .processes import spawn, stop, wait_for_server
 
     spec = workdir / "long.yaml"
     spec.write_text(
@@ -195,14 +181,7 @@ def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:
         "  - name: sleeper\n    command: sleep 60; touch finished\n"
         "  - name: after\n    command: touch after\n    depends_on: [sleeper]\n"
     )
-    state = workdir / ".jobstream"
-    server = spawn("server", cwd=workdir, log=workdir / "server.log")
-    worker = None
-    try:
-        wait_for_server(state, server)
-        worker = spawn(
-            "worker", "--cpus", "1", "--memory", "1g", cwd=workdir, log=workdir / "w.log"
-        )
+    with served(workdir, "--cpus", "1", "--memory", "1g"):
         wf = json.loads(jobstream("submit", str(spec), "--json", cwd=workdir).stdout)["workflow"]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -225,16 +204,10 @@ def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:
             for x in jobstream("events", wf, "sleeper", "--json", cwd=workdir).stdout.splitlines()
         ]
         assert history[-2:] == ["JobStarted", "JobCanceled"]
-    finally:
-        codes = [stop(p) for p in (worker, server) if p is not None]
-    assert codes == [0, 0]
     assert not (workdir / "finished").exists() and not (workdir / "after").exists()
 
 
 def test_explain_names_missing_capacity_and_dependencies(workdir: Path) -> None:
-    import time
-
-    from .processes import spawn, stop, wait_for_server
 
     spec = workdir / "gpu.yaml"
     spec.write_text(
@@ -244,14 +217,7 @@ def test_explain_names_missing_capacity_and_dependencies(workdir: Path) -> None:
         "  - {name: train, command: 'true', resource_requirements: gpu}\n"
         "  - {name: report, command: 'true', depends_on: [train]}\n"
     )
-    state = workdir / ".jobstream"
-    server = spawn("server", cwd=workdir, log=workdir / "server.log")
-    worker = None
-    try:
-        wait_for_server(state, server)
-        worker = spawn(
-            "worker", "--cpus", "2", "--memory", "2g", cwd=workdir, log=workdir / "w.log"
-        )
+    with served(workdir, "--cpus", "2", "--memory", "2g"):
         wf = json.loads(jobstream("submit", str(spec), "--json", cwd=workdir).stdout)["workflow"]
         deadline, text = time.monotonic() + 20, ""
         while time.monotonic() < deadline and "no running worker has" not in text:
@@ -261,6 +227,3 @@ def test_explain_names_missing_capacity_and_dependencies(workdir: Path) -> None:
         report = jobstream("explain", wf, "report", cwd=workdir).stdout
         assert "waiting for dependency 'train' (job 0), which is ready" in report
         assert jobstream("cancel", wf, cwd=workdir).returncode == 0
-    finally:
-        codes = [stop(p) for p in (worker, server) if p is not None]
-    assert codes == [0, 0]
