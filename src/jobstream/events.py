@@ -149,6 +149,13 @@ class WorkerStopped(Event, frozen=True, kw_only=True, tag=True):
     jobs_run: int
 
 
+class WorkerLost(Event, frozen=True, kw_only=True, tag=True):
+    """A worker stopped renewing a lease (died, lost its node); found by ``actor``."""
+
+    worker: str
+    reason: str
+
+
 AnyEvent = (
     WorkflowSubmitted
     | WorkflowCompleted
@@ -165,6 +172,7 @@ AnyEvent = (
     | JobLost
     | WorkerStarted
     | WorkerStopped
+    | WorkerLost
 )
 
 ATTEMPT_ENDINGS = (JobCompleted, JobFailed, JobTimedOut)

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jobstream.events import JobStarted, WorkerStarted
+from jobstream.events import JobStarted, WorkerLost, WorkerStarted
 from jobstream.local import wait_in_log
 from jobstream.model import JobDef, Resources, WorkflowDef
 from jobstream.streams.connection import open_connection
@@ -53,10 +53,9 @@ async def test_killed_worker_job_is_taken_over_within_lease(
             with anyio.fail_after(60):
                 status = await wait_in_log(conn, wf)
             history = (await histories(conn, wf))[0]
-            workers = [
-                s.event async for s in read_until_caught_up(conn.js, "ev.worker.>")
-                if isinstance(s.event, WorkerStarted)
-            ]  # fmt: skip
+            lifecycle = [s.event async for s in read_until_caught_up(conn.js, "ev.worker.>")]
+            workers = [e for e in lifecycle if isinstance(e, WorkerStarted)]
+            losses = [e for e in lifecycle if isinstance(e, WorkerLost)]
     finally:
         codes = [stop(p) for p in (second, server) if p is not None]
     assert status.succeeded()
@@ -73,3 +72,4 @@ async def test_killed_worker_job_is_taken_over_within_lease(
     started = [e for e in history if isinstance(e, JobStarted)]
     assert [e.worker for e in started] == [dead, alive]
     assert (tmp_path / "done_2").read_text().strip() == alive
+    assert [(e.worker, e.reason) for e in losses] == [(dead, "lease expired")]

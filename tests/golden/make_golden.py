@@ -32,6 +32,7 @@ from jobstream.events import (
     JobStarted,
     JobSubmitted,
     JobTimedOut,
+    WorkerLost,
     WorkerStarted,
     WorkerStopped,
     WorkflowCompleted,
@@ -113,6 +114,7 @@ SAMPLES = [
         pools=("default",),
         walltime_s=14400.0,
     ),
+    WorkerLost(at=W["at"], actor="node2-7-cd34", worker="node1-42-ab12", reason="lease expired"),
     WorkerStopped(
         at=W["at"], actor="node1-42-ab12", worker="node1-42-ab12", reason="idle", jobs_run=17
     ),

@@ -6,7 +6,14 @@ and index (``ev.<wf>.job.<n>``); work by pool and hardware class.
 
 from __future__ import annotations
 
-from jobstream.events import Event, JobEvent, WorkerStarted, WorkerStopped, WorkflowEvent
+from jobstream.events import (
+    Event,
+    JobEvent,
+    WorkerLost,
+    WorkerStarted,
+    WorkerStopped,
+    WorkflowEvent,
+)
 
 EVENTS_STREAM = "EVENTS"
 WORK_STREAM = "WORK"
@@ -41,7 +48,7 @@ def event_subject(event: Event) -> str:
         return job_subject(event.wf, event.job)
     if isinstance(event, WorkflowEvent):
         return workflow_subject(event.wf)
-    if isinstance(event, WorkerStarted | WorkerStopped):
+    if isinstance(event, WorkerStarted | WorkerStopped | WorkerLost):
         return worker_subject(event.worker)
     raise TypeError(f"no subject for {type(event).__name__}")
 

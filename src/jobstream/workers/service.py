@@ -31,6 +31,7 @@ from jobstream.events import (
     JobClaimed,
     JobEvent,
     JobStarted,
+    WorkerLost,
     WorkerStarted,
     WorkerStopped,
 )
@@ -370,7 +371,11 @@ class JobRun:
         log.warning(
             "job %s.%d: lease of %s expired, taking over", holder.wf, holder.job, holder.worker
         )
-        return await self._append(events)
+        if not await self._append(events):
+            return False
+        lost = WorkerLost(at=time.time(), actor=w.id, worker=holder.worker, reason="lease expired")
+        await w.store.append(lost, None)
+        return True
 
     async def _watch_cancel(self, process: subprocess.Popen[bytes]) -> None:
         """Terminate the process as soon as the job is canceled (its subject says so)."""

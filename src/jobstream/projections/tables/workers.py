@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jobstream.projections.model import ReadModel, latest, ts
 
-STARTED, STOPPED = "WorkerStarted", "WorkerStopped"
+STARTED, STOPPED, LOST = "WorkerStarted", "WorkerStopped", "WorkerLost"
 
 MODEL = ReadModel(
     name="workers",
@@ -21,7 +21,7 @@ MODEL = ReadModel(
         "stop_reason": "VARCHAR",
         "jobs_run": "BIGINT",
     },
-    reads=frozenset({STARTED, STOPPED}),
+    reads=frozenset({STARTED, STOPPED, LOST}),
     key=("worker",),
     fold=f"""
         SELECT e.worker, {latest("e.host", STARTED)},
@@ -29,9 +29,16 @@ MODEL = ReadModel(
                {latest("e.capacity.num_gpus", STARTED)},
                {latest("array_to_string(e.pools, ',')", STARTED)},
                {latest("e.walltime_s", STARTED)}, {latest(ts(), STARTED)},
-               {latest(ts(), STOPPED)}, {latest("e.reason", STOPPED)},
+               {latest(ts(), STOPPED, LOST)},
+               {
+        latest(
+            "CASE e.type WHEN 'WorkerLost' THEN 'lost: ' || e.reason ELSE e.reason END",
+            STOPPED,
+            LOST,
+        )
+    },
                {latest("e.jobs_run", STOPPED)}
-        FROM batch WHERE e.type IN ('{STARTED}', '{STOPPED}')
+        FROM batch WHERE e.type IN ('{STARTED}', '{STOPPED}', '{LOST}')
         GROUP BY e.worker
     """,
 )
