@@ -9,6 +9,7 @@ scheduler, the workers, replay and the tests fold with these same functions.
     submitted -> ready;  claimed -> failed (spawn error);  any non-terminal -> canceled
     claimed | running -> (lost ->) claimed by another worker when the lease expired
     running -> retrying -> ready: a failure-handler rule matched the return code
+    failed | timed_out | canceled | blocked -> submitted: restarted by the user
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from jobstream.events import (
     JobFailed,
     JobLost,
     JobReady,
+    JobRestarted,
     JobRetryScheduled,
     JobStarted,
     JobSubmitted,
     JobTimedOut,
 )
-from jobstream.model import TERMINAL, JobDef, JobState
+from jobstream.model import TERMINAL, UNSUCCESSFUL, JobDef, JobState
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +109,10 @@ class Cancel(Command, frozen=True, kw_only=True):
     reason: str
 
 
+class Restart(Command, frozen=True, kw_only=True):
+    reason: str = "restarted by user"
+
+
 class Reclaim(Command, frozen=True, kw_only=True):
     """Take over a job whose holder's lease expired (JetStream redelivered its dispatch)."""
 
@@ -115,7 +121,7 @@ class Reclaim(Command, frozen=True, kw_only=True):
     reason: str = "lease expired"
 
 
-AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Reclaim
+AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Reclaim | Restart
 
 # Which states each command may be applied in.
 ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
@@ -127,6 +133,7 @@ ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
     Finish: frozenset({JobState.CLAIMED, JobState.RUNNING}),
     Cancel: frozenset(set(JobState) - TERMINAL),
     Reclaim: frozenset({JobState.CLAIMED, JobState.RUNNING}),
+    Restart: frozenset(UNSUCCESSFUL | {JobState.BLOCKED}),
 }
 
 
@@ -171,6 +178,8 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
             return [_ending(command)(**base, **ended)]
         case Cancel(reason=reason):
             return [JobCanceled(**base, reason=reason)]
+        case Restart(reason=reason):
+            return [JobRestarted(**base, reason=reason)]
         case Reclaim(worker=worker, lease_s=lease_s, reason=reason):
             if worker == job.worker:
                 raise IllegalTransition(f"job {job.wf}.{job.index}: {worker} already holds it")
@@ -233,6 +242,7 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
     JobTimedOut: JobState.TIMED_OUT,
     JobCanceled: JobState.CANCELED,
     JobLost: JobState.READY,
+    JobRestarted: JobState.SUBMITTED,
     JobRetryScheduled: JobState.RETRYING,
 }
 

@@ -56,6 +56,12 @@ class WorkflowCompleted(WorkflowEvent, frozen=True, kw_only=True, tag=True):
     counts: dict[str, int]
 
 
+class WorkflowRestarted(WorkflowEvent, frozen=True, kw_only=True, tag=True):
+    """The workflow is open again: the listed jobs get new attempts."""
+
+    jobs: tuple[int, ...]
+
+
 # --- job -------------------------------------------------------------------------------
 
 
@@ -124,6 +130,12 @@ class JobCanceled(JobEvent, frozen=True, kw_only=True, tag=True):
     reason: str
 
 
+class JobRestarted(JobEvent, frozen=True, kw_only=True, tag=True):
+    """A finished, unsuccessful job (or one blocked behind such) is to run again."""
+
+    reason: str
+
+
 class JobLost(JobEvent, frozen=True, kw_only=True, tag=True):
     """An attempt whose worker stopped renewing its lease; the job is claimable again."""
 
@@ -159,6 +171,7 @@ class WorkerLost(Event, frozen=True, kw_only=True, tag=True):
 AnyEvent = (
     WorkflowSubmitted
     | WorkflowCompleted
+    | WorkflowRestarted
     | JobSubmitted
     | JobBlocked
     | JobReady
@@ -170,6 +183,7 @@ AnyEvent = (
     | JobRetryScheduled
     | JobCanceled
     | JobLost
+    | JobRestarted
     | WorkerStarted
     | WorkerStopped
     | WorkerLost

@@ -17,6 +17,7 @@ from jobstream.events import (
     JobEvent,
     JobSubmitted,
     WorkflowCompleted,
+    WorkflowRestarted,
     WorkflowSubmitted,
 )
 from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
@@ -38,8 +39,8 @@ class WorkflowStatus:
         if isinstance(event, WorkflowSubmitted):
             self.name, self.user, self.job_count = event.name, event.user, event.job_count
             self.submitted_at = event.at
-        elif isinstance(event, WorkflowCompleted):
-            self.finished = True
+        elif isinstance(event, WorkflowCompleted | WorkflowRestarted):
+            self.finished = isinstance(event, WorkflowCompleted)
         elif isinstance(event, JobEvent):
             job = self.jobs.get(event.job) or Job(wf=event.wf, index=event.job)
             self.jobs[event.job] = evolve(job, event)

@@ -4,7 +4,8 @@
   Add a file when a version changes; never edit or delete an old one.
 - ``logs/<name>.jsonl`` + ``logs/<name>.tables.json`` (``--record``): a recorded event log
   of a real run and the read models it folds to. Tests replay the log and compare, forever;
-  record a new log under a new name rather than replacing an old one.
+  record a new log under a new name rather than replacing an old one. ``--refold``
+  rewrites only the expected tables, when a read model gains columns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from jobstream.events import (
     JobFailed,
     JobLost,
     JobReady,
+    JobRestarted,
     JobRetryScheduled,
     JobStarted,
     JobSubmitted,
@@ -36,6 +38,7 @@ from jobstream.events import (
     WorkerStarted,
     WorkerStopped,
     WorkflowCompleted,
+    WorkflowRestarted,
     WorkflowSubmitted,
 )
 from jobstream.local import run_local
@@ -43,7 +46,7 @@ from jobstream.model import JobDef, Resources, WorkflowDef
 from jobstream.projections.duck import TABLES, DuckStore
 from jobstream.projections.service import replay_store
 from jobstream.streams.connection import open_connection
-from jobstream.streams.reader import read_until_caught_up
+from jobstream.streams.reader import RawBatch, read_until_caught_up
 from jobstream.workers.service import WorkerOptions
 
 HERE = Path(__file__).parent
@@ -84,6 +87,8 @@ SAMPLES = [
         extras={"project": "p"},
     ),
     WorkflowCompleted(**W, actor="scheduler", counts={"completed": 3}),
+    WorkflowRestarted(**W, actor="user:ana", jobs=(2,)),
+    JobRestarted(**J, actor="user:ana", reason="restarted by user"),
     JobSubmitted(**J, actor="user:ana", spec=SPEC),
     JobBlocked(**J, actor="scheduler", unmet=(0, 1)),
     JobReady(**J, actor="scheduler", pool="default", hardware_class="c4.m8192.g1.n1.t7200"),
@@ -185,7 +190,29 @@ async def dump(url: str, name: str) -> None:
     )
 
 
+def refold(name: str) -> None:
+    """Rewrite a recorded log's expected tables after a read model gained columns.
+
+    Review the diff: existing values must not change, only new columns appear.
+    """
+    lines = [json.loads(x) for x in (HERE / "logs" / f"{name}.jsonl").read_text().splitlines()]
+    raw = RawBatch(
+        [x["seq"] for x in lines],
+        [x["subject"] for x in lines],
+        [x["headers"] for x in lines],
+        [x["data"].encode() for x in lines],
+        True,
+    )
+    store = DuckStore(":memory:")
+    store.apply(raw)
+    tables = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL").to_pylist() for t in TABLES}
+    path = HERE / "logs" / f"{name}.tables.json"
+    path.write_text(json.dumps(tables, indent=1, default=str) + "\n")
+
+
 if __name__ == "__main__":
     write_event_samples()
     if "--record" in sys.argv:  # a new recording replaces the old: only for a new log
         anyio.run(record_log, "failure_cascade")
+    if "--refold" in sys.argv:
+        refold("failure_cascade")

@@ -227,3 +227,34 @@ def test_explain_names_missing_capacity_and_dependencies(workdir: Path) -> None:
         report = jobstream("explain", wf, "report", cwd=workdir).stdout
         assert "waiting for dependency 'train' (job 0), which is ready" in report
         assert jobstream("cancel", wf, cwd=workdir).returncode == 0
+
+
+def test_restart_failed_runs_failed_and_canceled_jobs_again(workdir: Path) -> None:
+    spec = workdir / "fixable.yaml"
+    spec.write_text(
+        "name: fixable\njobs:\n"
+        "  - {name: prep, command: 'true'}\n"
+        "  - {name: needs_fix, command: 'test -f fixed || exit 3', depends_on: [prep]}\n"
+        "  - {name: report, command: 'touch reported', depends_on: [needs_fix]}\n"
+    )
+    with served(workdir, "--cpus", "2", "--memory", "1g"):
+        wf = json.loads(jobstream("submit", str(spec), "--json", cwd=workdir).stdout)["workflow"]
+        first = jobstream("watch", wf, "--json", cwd=workdir)
+        assert first.returncode == 1 and json.loads(first.stdout)["counts"]["canceled"] == 1
+        (workdir / "fixed").touch()
+        restarted = jobstream("restart", wf, "--failed", "--json", cwd=workdir)
+        assert restarted.returncode == 0, restarted.stderr
+        assert json.loads(restarted.stdout)["restarted"] == [1, 2]
+        second = jobstream("watch", wf, "--json", cwd=workdir)
+        assert second.returncode == 0, second.stdout
+        assert json.loads(second.stdout)["counts"]["completed"] == 3
+        history = [
+            json.loads(x)
+            for x in jobstream("events", wf, "needs_fix", "--json", cwd=workdir).stdout.splitlines()
+        ]
+    kinds = [e["type"] for e in history]
+    assert kinds.count("JobClaimed") == 2 and kinds[-1] == "JobCompleted"
+    assert "JobFailed" in kinds and "JobRestarted" in kinds  # the first attempt is kept
+    assert [e["payload"]["attempt"] for e in history if e["type"] == "JobStarted"] == [1, 2]
+    assert (workdir / "reported").exists()
+    assert jobstream("restart", wf, cwd=workdir).returncode == 2  # says what to restart

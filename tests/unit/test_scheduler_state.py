@@ -10,9 +10,11 @@ from jobstream.events import (
     JobEvent,
     JobFailed,
     JobReady,
+    JobRestarted,
     JobStarted,
     JobSubmitted,
     WorkflowCompleted,
+    WorkflowRestarted,
     WorkflowSubmitted,
 )
 from jobstream.model import JobDef
@@ -185,3 +187,29 @@ def test_dependency_submitted_after_its_dependent() -> None:
     assert submitted(log, jobs) == [BlockIntent(WF, 0, (1,)), MakeReadyIntent(WF, 1)]
     log.add(JobBlocked(wf=WF, job=0, at=0, actor="s", unmet=(1,)))
     assert ran(log, 1) == [MakeReadyIntent(WF, 0)]
+
+
+def test_restart_reopens_the_workflow_and_reruns_in_dependency_order() -> None:
+    log = Log()
+    submitted(log, diamond())
+    for n in (1, 2, 3):
+        log.add(JobBlocked(wf=WF, job=n, at=0, actor="s", unmet=(0,)))
+    ran(log, 0)
+    ran(log, 1)
+    ran(log, 2, JobFailed)
+    log.add(JobCanceled(wf=WF, job=3, at=0, actor="s", reason="x"))
+    assert log.state.completions() != []
+    log.add(WorkflowCompleted(wf=WF, at=0, actor="s", counts={}))
+    # the dependent's restart is read before its dependency's: it must wait, not cancel
+    assert log.add(WorkflowRestarted(wf=WF, at=0, actor="u", jobs=(2, 3))) == []
+    assert log.add(JobRestarted(wf=WF, job=3, at=0, actor="u", reason="r")) == [
+        BlockIntent(WF, 3, (2,))
+    ]
+    assert log.state.completions() == []
+    assert log.add(JobRestarted(wf=WF, job=2, at=0, actor="u", reason="r")) == [
+        MakeReadyIntent(WF, 2)
+    ]
+    log.add(JobBlocked(wf=WF, job=3, at=0, actor="s", unmet=(2,)))
+    assert ran(log, 2) == [MakeReadyIntent(WF, 3)]
+    ran(log, 3)
+    assert log.state.completions() == [CompleteIntent(WF, {"completed": 4})]

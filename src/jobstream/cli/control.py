@@ -1,4 +1,5 @@
-"""``jobstream cancel`` and ``explain``: stop jobs, and say why a job is not running."""
+"""``jobstream cancel``, ``restart`` and ``explain``: stop jobs, run them again, and say
+why a job is not running."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.events import resolve_job
 from jobstream.config import Settings
-from jobstream.errors import JobstreamError
+from jobstream.errors import ConfigError, JobstreamError
 from jobstream.explain import explain_job
 from jobstream.model import Resources
+from jobstream.restart import restart_failed
 from jobstream.streams.connection import connect
 from jobstream.submit import current_user
 
@@ -88,3 +90,32 @@ def explain(
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     for line in run_async(do_explain, settings, workflow, job):
         out.print(line)
+
+
+async def do_restart(settings: Settings, wf: str) -> list[int]:
+    async with connect(settings, embedded=True, name="jobstream-restart") as conn:
+        return await restart_failed(conn, wf, actor=f"user:{current_user()}")
+
+
+@guarded
+def restart(
+    workflow: Annotated[str, typer.Argument(help="workflow id")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="restart failed, timed-out and canceled jobs")
+    ] = False,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """Run a workflow's failed, timed-out and canceled jobs again, with their dependents.
+
+    Earlier attempts stay in each job's history; follow with `jobstream watch WORKFLOW`.
+    """
+    if not failed:
+        raise ConfigError("say what to restart: --failed")
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    jobs = run_async(do_restart, settings, workflow)
+    if json_output:
+        print_json({"workflow": workflow, "restarted": jobs})
+    else:
+        out.print(f"workflow {workflow}: {len(jobs)} job(s) restarted")

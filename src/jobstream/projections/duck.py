@@ -169,6 +169,7 @@ def _workflow_records(cursor: duckdb.DuckDBPyConnection) -> list[WorkflowRecord]
     last_seq = cursor.execute("SELECT max(seq) FROM batch").fetchone()
     rows = cursor.execute(
         'SELECT wf, name, "user", job_count, epoch(submitted_at), completed_at IS NOT NULL '
+        "AND (restarted_at IS NULL OR completed_at > restarted_at) "
         f"FROM workflows WHERE wf IN ({touched})"
     ).fetchall()
     return [

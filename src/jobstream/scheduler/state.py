@@ -19,9 +19,11 @@ from jobstream.events import (
     Event,
     JobEvent,
     JobReady,
+    JobRestarted,
     JobRetryScheduled,
     JobSubmitted,
     WorkflowCompleted,
+    WorkflowRestarted,
     WorkflowSubmitted,
 )
 from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
@@ -76,6 +78,7 @@ class WorkflowTrack:
     unmet: dict[int, int] = field(default_factory=dict)
     dependents: dict[int, list[int]] = field(default_factory=dict)
     retries: dict[int, dict[int, int]] = field(default_factory=dict)  # job -> rule -> count
+    restarting: set[int] = field(default_factory=set)  # announced, JobRestarted not yet read
     counts: Counter[JobState] = field(default_factory=Counter)
 
     def state_of(self, job: int) -> JobState | None:
@@ -85,6 +88,8 @@ class WorkflowTrack:
     def is_done(self) -> bool:
         """Every job submitted and none can move any more (blocked ones wait on failures)."""
         if self.completed or self.job_count < 0 or len(self.jobs) < self.job_count:
+            return False
+        if self.restarting:
             return False
         if any(self.counts[state] for state in ACTIVE):
             return False
@@ -101,7 +106,8 @@ class WorkflowTrack:
         spec = self.jobs[n].spec
         assert spec is not None
         return spec.cancel_on_blocking_job_failure and any(
-            self.state_of(dep) in UNSUCCESSFUL for dep in spec.depends_on
+            self.state_of(dep) in UNSUCCESSFUL and dep not in self.restarting
+            for dep in spec.depends_on
         )
 
     def count_names(self) -> dict[str, int]:
@@ -133,9 +139,14 @@ class SchedulerState:
                 return []
             track.job_count, track.workdir, track.wf_seq = event.job_count, event.workdir, seq
             self.dirty.add(event.wf)
-        if isinstance(event, WorkflowCompleted):
+        if isinstance(event, WorkflowCompleted | WorkflowRestarted):
             track = self.track(event.wf)
-            track.completed, track.wf_seq = True, max(track.wf_seq, seq)
+            if seq <= track.wf_seq:
+                return []
+            track.completed, track.wf_seq = isinstance(event, WorkflowCompleted), seq
+            if isinstance(event, WorkflowRestarted):
+                track.restarting.update(event.jobs)
+                self.dirty.add(event.wf)
         return []
 
     def _apply_job(self, seq: int, event: JobEvent) -> list[Intent]:
@@ -155,6 +166,13 @@ class SchedulerState:
             intents += self._on_submitted(track, event)
         elif isinstance(event, JobReady):
             intents.append(DispatchIntent(event.wf, n, seq))
+        elif isinstance(event, JobRestarted):
+            track.restarting.discard(n)
+            assert job.spec is not None
+            track.unmet[n] = sum(
+                track.state_of(dep) is not JobState.COMPLETED for dep in job.spec.depends_on
+            )
+            intents += self._readiness(track, n)
         elif isinstance(event, JobRetryScheduled):
             track.retries.setdefault(n, {})[event.rule] = event.retry
             intents.append(MakeReadyIntent(event.wf, n))
@@ -178,7 +196,11 @@ class SchedulerState:
         """Cancel (a dependency failed), make ready (all met) or block a waiting job."""
         job = track.jobs[n]
         assert job.spec is not None
-        failed = [d for d in job.spec.depends_on if track.state_of(d) in UNSUCCESSFUL]
+        failed = [
+            d
+            for d in job.spec.depends_on
+            if track.state_of(d) in UNSUCCESSFUL and d not in track.restarting
+        ]
         if failed and job.spec.cancel_on_blocking_job_failure:
             return [CancelIntent(track.wf, n, _dependency_reason(track, failed[0]))]
         if track.unmet[n] == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jobstream.projections.model import ReadModel, latest, ts
 
-SUBMITTED, COMPLETED = "WorkflowSubmitted", "WorkflowCompleted"
+SUBMITTED, COMPLETED, RESTARTED = "WorkflowSubmitted", "WorkflowCompleted", "WorkflowRestarted"
 
 MODEL = ReadModel(
     name="workflows",
@@ -18,19 +18,20 @@ MODEL = ReadModel(
         "workdir": "VARCHAR",
         "submitted_at": "TIMESTAMP",
         "completed_at": "TIMESTAMP",
+        "restarted_at": "TIMESTAMP",
         "final_counts": "VARCHAR",
         "extras": "VARCHAR",
     },
-    reads=frozenset({SUBMITTED, COMPLETED}),
+    reads=frozenset({SUBMITTED, COMPLETED, RESTARTED}),
     key=("wf",),
     fold=f"""
         SELECT e.wf,
                {latest("e.name", SUBMITTED)}, {latest("e.user", SUBMITTED)},
                {latest("e.description", SUBMITTED)}, {latest("e.spec_digest", SUBMITTED)},
                {latest("e.job_count", SUBMITTED)}, {latest("e.workdir", SUBMITTED)},
-               {latest(ts(), SUBMITTED)}, {latest(ts(), COMPLETED)},
+               {latest(ts(), SUBMITTED)}, {latest(ts(), COMPLETED)}, {latest(ts(), RESTARTED)},
                {latest("e.counts::VARCHAR", COMPLETED)}, {latest("e.extras::VARCHAR", SUBMITTED)}
-        FROM batch WHERE e.type IN ('{SUBMITTED}', '{COMPLETED}')
+        FROM batch WHERE e.type IN ('{SUBMITTED}', '{COMPLETED}', '{RESTARTED}')
         GROUP BY e.wf
     """,
 )
