@@ -122,21 +122,15 @@ class EventStore:
             raw = await self.js.get_msg(EVENTS_STREAM, seq=1, subject=subject, next=True)
         except NotFoundError:
             return None
-        assert raw.seq is not None and raw.data is not None
-        where = f"{EVENTS_STREAM}#{raw.seq}"
-        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where), raw.data)
+        return _stored(subject, raw)
 
     async def last(self, subject: str) -> Stored | None:
         """The latest event on a subject (e.g. one job's current state), or None."""
         raw = await self._last_raw(subject)
-        if raw is None:
-            return None
-        assert raw.seq is not None and raw.data is not None
-        where = f"{EVENTS_STREAM}#{raw.seq}"
-        return Stored(raw.seq, subject, codec.decode(raw.data, raw.headers, where), raw.data)
+        return None if raw is None else _stored(subject, raw)
 
-    async def history(self, subject: str) -> list[Stored]:
-        """Every event on one subject, oldest first (a job's audit trail)."""
-        from jobstream.streams.reader import read_until_caught_up
 
-        return [s async for s in read_until_caught_up(self.js, subject)]
+def _stored(subject: str, raw: api.RawStreamMsg) -> Stored:
+    assert raw.seq is not None and raw.data is not None
+    event = codec.decode(raw.data, raw.headers, f"{EVENTS_STREAM}#{raw.seq}")
+    return Stored(raw.seq, subject, event, raw.data)
