@@ -61,7 +61,7 @@ async def publish(conn: Connection, events: list[Event]) -> list[float]:
             for e in events[start : start + 5000]
         ]
         for future in futures:
-            await future
+            await conn.pipeline.ack(future)
         acked += [time.monotonic()] * len(futures)
     return acked
 

@@ -77,7 +77,7 @@ async def put_records(pipeline: Pipeline, records: Iterable[JobRecord | Workflow
         )
         futures.append(await pipeline.publish(f"$KV.{BUCKET}.{key}", _encoder.encode(record)))
     for future in futures:
-        await future
+        await pipeline.ack(future)
 
 
 async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowRecord]:

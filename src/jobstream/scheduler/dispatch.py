@@ -69,7 +69,7 @@ class Dispatcher:
                 )
             )
         for future in futures:
-            await future
+            await self.pipeline.ack(future)
 
     async def skip_already_queued(self, intents: list[Intent]) -> list[Intent]:
         """Drop dispatch intents whose WORK message is still in the queue (after a restart)."""

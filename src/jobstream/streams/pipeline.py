@@ -13,11 +13,15 @@ import asyncio
 import json
 from itertools import count
 
+import anyio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import APIError
 
+from jobstream.errors import ServerError
+
 MAX_PENDING = 8000
+ACK_TIMEOUT_S = 30.0
 
 
 class Pipeline:
@@ -27,6 +31,7 @@ class Pipeline:
         self.nc = nc
         self.prefix = ""
         self.futures: dict[str, asyncio.Future[int]] = {}
+        self.token_of: dict[asyncio.Future[int], str] = {}
         self.tokens = count()
         self.room = asyncio.Semaphore(MAX_PENDING)
 
@@ -38,6 +43,7 @@ class Pipeline:
         future = self.futures.pop(msg.subject[len(self.prefix) + 1 :], None)
         if future is None or future.done():
             return
+        del self.token_of[future]
         self.room.release()
         try:
             reply = json.loads(msg.data)
@@ -66,5 +72,19 @@ class Pipeline:
         token = str(next(self.tokens))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.futures[token] = future
+        self.token_of[future] = token
         await self.nc.publish(subject, payload, reply=f"{self.prefix}.{token}", headers=headers)
         return future
+
+    async def ack(self, future: asyncio.Future[int]) -> int:
+        """The stream sequence of a publish; ServerError if no acknowledgement comes.
+
+        A lost acknowledgement (server restarted mid-publish) must not hang the caller;
+        publishing again with the same message id is safe (deduplicated or recognised).
+        """
+        with anyio.move_on_after(ACK_TIMEOUT_S):
+            return await future
+        token = self.token_of.pop(future, None)
+        if token is not None and self.futures.pop(token, None) is not None:
+            self.room.release()
+        raise ServerError(f"JetStream did not acknowledge a publish in {ACK_TIMEOUT_S:.0f} s")

@@ -95,7 +95,7 @@ class EventStore:
         results: list[int | Conflict] = []
         for future, (event, expected) in zip(futures, items, strict=True):
             try:
-                results.append(await future)
+                results.append(await self.pipeline.ack(future))
             except APIError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise
