@@ -36,6 +36,7 @@ from jobstream.projections.duck import DuckStore
 from jobstream.projections.query import projector_available, remote_rebuild
 from jobstream.projections.service import Projector, replay_into, replay_store
 from jobstream.streams.connection import Connection, connect
+from jobstream.supervise import supervised
 
 
 class Format(StrEnum):
@@ -51,7 +52,7 @@ async def project(settings: Settings) -> None:
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(stop_on_signal, tg.cancel_scope)
-        await tg.start(Projector(conn, db_path(settings)).run)
+        await tg.start(supervised, "projector", lambda: Projector(conn, db_path(settings)))
         err.print(f"projector writing {db_path(settings)}; answering `jobstream sql`")
 
 

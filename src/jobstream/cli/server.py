@@ -16,6 +16,7 @@ from jobstream.embedded import SERVER_FILE, embedded_server, write_server_file
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import open_connection
+from jobstream.supervise import supervised
 
 
 async def stop_on_signal(scope: anyio.CancelScope) -> None:
@@ -37,8 +38,8 @@ async def serve(settings: Settings, port: int) -> None:
         conn = await stack.enter_async_context(open_connection(url, "jobstream-server"))
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_on_signal, tg.cancel_scope)
-            await tg.start(Scheduler(conn, settings.lease_s).run)
-            await tg.start(Projector(conn, db_path(settings)).run)
+            await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
+            await tg.start(supervised, "projector", lambda: Projector(conn, db_path(settings)))
             err.print(f"jobstream server ready at {url} (state: {settings.state_dir})")
             err.print(f"workers: jobstream worker --nats-url {url}")
 

@@ -57,6 +57,8 @@ BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 64
 NAK_DELAY_S = 0.2
+RETRY_DELAY_S = 1.0
+APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
 
 
 @dataclass
@@ -151,7 +153,12 @@ class Worker:
     async def _bind_loop(self, fetchers: TaskGroup, jobs: TaskGroup) -> None:
         """Bind to new class consumers as the scheduler creates them."""
         while True:
-            for info in await self.conn.js.consumers_info(WORK_STREAM):
+            try:
+                consumers = await self.conn.js.consumers_info(WORK_STREAM)
+            except Exception as exc:  # server away: keep the jobs running, look again later
+                log.warning("cannot list WORK consumers: %s", exc)
+                consumers = []
+            for info in consumers:
                 need = self._fitting_class(info)
                 if need is not None:
                     self.bound.add(info.name)
@@ -182,6 +189,10 @@ class Worker:
                 try:
                     msgs = await sub.fetch(room, timeout=FETCH_WAIT_S)
                 except TimeoutError:  # nats raises its own or asyncio's, both are TimeoutError
+                    continue
+                except Exception as exc:  # server away: wait for the reconnect
+                    log.warning("fetch from %s failed: %s", consumer, exc)
+                    await anyio.sleep(RETRY_DELAY_S)
                     continue
                 for msg in msgs:
                     reservation = await self._try_reserve(need)
@@ -218,6 +229,8 @@ class Worker:
         try:
             item = _item_decoder.decode(msg.data)
             await JobRun(self, item, msg, reservation).execute()
+        except Exception as exc:  # the dispatch is redelivered after its lease
+            log.error("job run failed: %s", exc)
         finally:
             self.last_busy = time.monotonic()
             with anyio.CancelScope(shield=True):
@@ -246,18 +259,32 @@ class JobRun:
         """Append with CAS on the last event this attempt wrote; False when fenced off."""
         for event in events:
             try:
-                self.seq = await self.worker.store.append(event, self.seq)
+                self.seq = await self._append_retrying(event)
             except Conflict:
                 return False
             self.job = evolve(self.job, event)
         return True
+
+    async def _append_retrying(self, event: JobEvent) -> int:
+        """Retry through a server restart: the same append is recognised, never doubled."""
+        deadline = time.monotonic() + APPEND_PATIENCE_S
+        while True:
+            try:
+                return await self.worker.store.append(event, self.seq)
+            except Conflict:
+                raise
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("append of %s failed (%s); retrying", type(event).__name__, exc)
+                await anyio.sleep(RETRY_DELAY_S)
 
     async def execute(self) -> None:
         w, spec = self.worker, self.item.spec
         claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
         if not await self._append(decide(self.job, claim)) and not await self._take_over():
             log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
-            await self.msg.ack()
+            await self._ack()
             return
         folder = w.options.log_dir / self.item.wf / str(self.item.job) / str(self.job.attempt)
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
@@ -321,7 +348,7 @@ class JobRun:
         )
         if await self._append(decide(self.job, finish)):
             w.jobs_run += 1
-            await self.msg.ack()
+            await self._ack()
 
     async def _recover(self, rule: RetryRule, folder: Path) -> int | None:
         """Run the rule's recovery script before the retry; its return code is recorded."""
@@ -394,10 +421,16 @@ class JobRun:
             with anyio.CancelScope(shield=True):
                 await sub.unsubscribe()
 
+    async def _ack(self) -> None:
+        """Done with the dispatch. If the ack is lost, the redelivery is refused at claim."""
+        with contextlib.suppress(Exception):
+            await self.msg.ack()
+
     async def _renew_lease(self) -> None:
         while True:
             await anyio.sleep(self.worker.options.lease_s / 3)
-            await self.msg.in_progress()
+            with contextlib.suppress(Exception):  # a missed renewal is retried next time
+                await self.msg.in_progress()
 
     def _workdir(self) -> str:
         chosen = self.worker.options.workdir or self.item.workdir
