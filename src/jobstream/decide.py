@@ -10,6 +10,7 @@ scheduler, the workers, replay and the tests fold with these same functions.
     claimed | running -> (lost ->) claimed by another worker when the lease expired
     running -> retrying -> ready: a failure-handler rule matched the return code
     failed | timed_out | canceled | blocked -> submitted: restarted by the user
+    claimed | running -> retrying -> ready: terminated by a worker that is shutting down
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jobstream.events import (
     JobRetryScheduled,
     JobStarted,
     JobSubmitted,
+    JobTerminated,
     JobTimedOut,
 )
 from jobstream.model import TERMINAL, UNSUCCESSFUL, JobDef, JobState
@@ -109,6 +111,16 @@ class Cancel(Command, frozen=True, kw_only=True):
     reason: str
 
 
+class Terminate(Command, frozen=True, kw_only=True):
+    """The worker stops an attempt that cannot finish (it is shutting down)."""
+
+    worker: str
+    attempt: int
+    reason: str
+    return_code: int
+    exec_time_s: float
+
+
 class Restart(Command, frozen=True, kw_only=True):
     reason: str = "restarted by user"
 
@@ -121,7 +133,9 @@ class Reclaim(Command, frozen=True, kw_only=True):
     reason: str = "lease expired"
 
 
-AnyCommand = Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Reclaim | Restart
+AnyCommand = (
+    Submit | Block | MakeReady | Claim | Start | Finish | Cancel | Reclaim | Restart | Terminate
+)
 
 # Which states each command may be applied in.
 ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
@@ -134,6 +148,7 @@ ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
     Cancel: frozenset(set(JobState) - TERMINAL),
     Reclaim: frozenset({JobState.CLAIMED, JobState.RUNNING}),
     Restart: frozenset(UNSUCCESSFUL | {JobState.BLOCKED}),
+    Terminate: frozenset({JobState.CLAIMED, JobState.RUNNING}),
 }
 
 
@@ -178,6 +193,18 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
             return [_ending(command)(**base, **ended)]
         case Cancel(reason=reason):
             return [JobCanceled(**base, reason=reason)]
+        case Terminate():
+            _require_owner(job, command.worker, command.attempt)
+            return [
+                JobTerminated(
+                    **base,
+                    worker=command.worker,
+                    attempt=command.attempt,
+                    return_code=command.return_code,
+                    exec_time_s=command.exec_time_s,
+                    reason=command.reason,
+                )
+            ]
         case Restart(reason=reason):
             return [JobRestarted(**base, reason=reason)]
         case Reclaim(worker=worker, lease_s=lease_s, reason=reason):
@@ -244,6 +271,7 @@ _NEXT_STATE: dict[type[JobEvent], JobState] = {
     JobLost: JobState.READY,
     JobRestarted: JobState.SUBMITTED,
     JobRetryScheduled: JobState.RETRYING,
+    JobTerminated: JobState.RETRYING,
 }
 
 

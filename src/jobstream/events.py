@@ -126,6 +126,13 @@ class JobRetryScheduled(AttemptEnded, frozen=True, kw_only=True, tag=True):
     recovery_return_code: int | None = None  # of the rule's recovery script, if it has one
 
 
+class JobTerminated(AttemptEnded, frozen=True, kw_only=True, tag=True):
+    """The worker had to stop the attempt (shutdown, end of allocation); the job is
+    dispatched again and the attempt does not count as a failure."""
+
+    reason: str
+
+
 class JobCanceled(JobEvent, frozen=True, kw_only=True, tag=True):
     reason: str
 
@@ -181,6 +188,7 @@ AnyEvent = (
     | JobFailed
     | JobTimedOut
     | JobRetryScheduled
+    | JobTerminated
     | JobCanceled
     | JobLost
     | JobRestarted

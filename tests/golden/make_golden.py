@@ -33,6 +33,7 @@ from jobstream.events import (
     JobRetryScheduled,
     JobStarted,
     JobSubmitted,
+    JobTerminated,
     JobTimedOut,
     WorkerLost,
     WorkerStarted,
@@ -109,6 +110,7 @@ SAMPLES = [
     JobRetryScheduled(
         **J, actor="node1-42-ab12", return_code=10, rule=0, retry=1, recovery_return_code=0, **END
     ),
+    JobTerminated(**J, actor="node1-42-ab12", return_code=-15, reason="worker stopping", **END),
     JobLost(**J, actor="node2-7-cd34", worker="node1-42-ab12", attempt=1, reason="lease expired"),
     WorkerStarted(
         at=W["at"],

@@ -19,6 +19,7 @@ from jobstream.decide import (
     Restart,
     Start,
     Submit,
+    Terminate,
     decide,
     evolve,
     fold,
@@ -56,6 +57,9 @@ def commands() -> list[AnyCommand]:
         Cancel(at=1.0, actor="u", reason="user"),
         Reclaim(at=1.0, actor="w2", worker="w2", lease_s=30.0),
         Restart(at=1.0, actor="u"),
+        Terminate(
+            at=1.0, actor=W, worker=W, attempt=1, reason="stop", return_code=-15, exec_time_s=1.0
+        ),
     ]
 
 

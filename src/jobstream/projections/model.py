@@ -62,7 +62,7 @@ def latest(expr: str, *kinds: str) -> str:
     return f"arg_max({expr}, seq) FILTER (WHERE e.type IN ({types(*kinds)}))"
 
 
-ENDINGS = ("JobCompleted", "JobFailed", "JobTimedOut", "JobRetryScheduled")
+ENDINGS = ("JobCompleted", "JobFailed", "JobTimedOut", "JobRetryScheduled", "JobTerminated")
 
 
 @dataclass(frozen=True)

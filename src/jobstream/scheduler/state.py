@@ -22,6 +22,7 @@ from jobstream.events import (
     JobRestarted,
     JobRetryScheduled,
     JobSubmitted,
+    JobTerminated,
     WorkflowCompleted,
     WorkflowRestarted,
     WorkflowSubmitted,
@@ -175,6 +176,8 @@ class SchedulerState:
             intents += self._readiness(track, n)
         elif isinstance(event, JobRetryScheduled):
             track.retries.setdefault(n, {})[event.rule] = event.retry
+            intents.append(MakeReadyIntent(event.wf, n))
+        elif isinstance(event, JobTerminated):
             intents.append(MakeReadyIntent(event.wf, n))
         elif job.state is JobState.COMPLETED:
             intents += self._release_dependents(track, n)

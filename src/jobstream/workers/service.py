@@ -24,7 +24,17 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
 from jobstream.codec import TYPE_HEADER
-from jobstream.decide import Claim, Finish, Job, Reclaim, Start, decide, evolve, state_after
+from jobstream.decide import (
+    Claim,
+    Finish,
+    Job,
+    Reclaim,
+    Start,
+    Terminate,
+    decide,
+    evolve,
+    state_after,
+)
 from jobstream.errors import IllegalTransition
 from jobstream.events import (
     JobCanceled,
@@ -57,6 +67,7 @@ BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 64
 NAK_DELAY_S = 0.2
+TERMINATE_RECORD_S = 10.0
 RETRY_DELAY_S = 1.0
 APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
 
@@ -90,7 +101,7 @@ class Worker:
         self.last_busy = time.monotonic()
         self.bound: set[str] = set()
         self.jobs_run = 0
-        self.stop_reason = "canceled"
+        self.stop_reason = "stopped"
         slots = max(1, options.capacity.num_cpus) * 2
         self.threads = anyio.CapacityLimiter(slots + 2)
         self.host = socket.gethostname()
@@ -313,13 +324,20 @@ class JobRun:
             if not await self._append(decide(self.job, start)):
                 await terminate(process)  # fenced off: another worker holds the job now
                 return
-            async with anyio.create_task_group() as lease:
-                lease.start_soon(self._renew_lease)
-                lease.start_soon(self._watch_cancel, process)
-                outcome, timed_out = await wait_within(
-                    process, began, spec.resources.runtime_s, w.threads, w.options.term_grace_s
-                )
-                lease.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as lease:
+                    lease.start_soon(self._renew_lease)
+                    lease.start_soon(self._watch_cancel, process)
+                    outcome, timed_out = await wait_within(
+                        process, began, spec.resources.runtime_s, w.threads, w.options.term_grace_s
+                    )
+                    lease.cancel_scope.cancel()
+            except anyio.get_cancelled_exc_class():
+                # The worker is stopping (SIGTERM, end of allocation): the process group was
+                # terminated; record it so the job is dispatched again at once.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                    await self._record_terminated(process.returncode, began)
+                raise
         await self._store_logs(stdout, stderr)
         rule = (
             None
@@ -420,6 +438,20 @@ class JobRun:
         finally:
             with anyio.CancelScope(shield=True):
                 await sub.unsubscribe()
+
+    async def _record_terminated(self, return_code: int | None, began: float) -> None:
+        w = self.worker
+        terminate = Terminate(
+            at=time.time(),
+            actor=w.id,
+            worker=w.id,
+            attempt=self.job.attempt,
+            reason=f"worker {w.id} stopping ({w.stop_reason})",
+            return_code=return_code if return_code is not None else -15,
+            exec_time_s=time.monotonic() - began,
+        )
+        if await self._append(decide(self.job, terminate)):
+            await self._ack()
 
     async def _ack(self) -> None:
         """Done with the dispatch. If the ack is lost, the redelivery is refused at claim."""
