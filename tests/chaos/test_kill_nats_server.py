@@ -12,11 +12,17 @@ import subprocess
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from jobstream.embedded import server_binary
+from jobstream.projections.query import remote_query
+from jobstream.projections.service import replay_into
+from jobstream.streams.connection import open_connection
+from jobstream.streams.subjects import EVENTS_STREAM
 
 from ..integration.processes import jobstream, spawn, stop
+from ..integration.test_read_models import dump
 
 
 def free_port() -> int:
@@ -41,6 +47,22 @@ def start_nats(port: int, store: Path, log: Path) -> subprocess.Popen[bytes]:
 def status(wf: str, url: str, cwd: Path) -> dict[str, object] | None:
     result = jobstream("status", wf, "--json", "--nats-url", url, cwd=cwd, timeout=30)
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+async def caught_up(url: str) -> None:
+    """Wait until the projector has committed everything in the log."""
+    async with open_connection(url) as conn:
+        last = (await conn.js.stream_info(EVENTS_STREAM)).state.last_seq
+        with anyio.fail_after(30):
+            while (await remote_query(conn.nc, "select seq from checkpoint")).to_pylist() != [
+                {"seq": last}
+            ]:
+                await anyio.sleep(0.1)
+
+
+async def rebuild(url: str, path: Path) -> None:
+    async with open_connection(url) as conn:
+        await replay_into(conn, path)
 
 
 def test_nats_server_killed_mid_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,10 +103,16 @@ def test_nats_server_killed_mid_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             time.sleep(0.5)
         assert final and final["finished"], (final, (tmp_path / "worker.log").read_text()[-3000:])
         events = jobstream("events", wf, "--json", "--nats-url", url, cwd=tmp_path).stdout
+        codes = [stop(worker)]
+        anyio.run(caught_up, url)
+        codes.append(stop(services))
+        anyio.run(rebuild, url, tmp_path / "rebuilt.duckdb")
     finally:
-        codes = [stop(p) for p in (worker, services)]
+        for process in (worker, services):
+            stop(process)
         nats.terminate()
         nats.wait()
+    assert dump(tmp_path / "state" / "jobstream.duckdb") == dump(tmp_path / "rebuilt.duckdb")
     assert final["counts"]["completed"] == 200  # type: ignore[index]
     history: dict[int, list[str]] = {}
     for line in events.splitlines():

@@ -12,12 +12,16 @@ import pytest
 
 from jobstream.model import Resources
 from jobstream.projections.kv import workflow_records
+from jobstream.projections.query import remote_query
+from jobstream.projections.service import replay_into
 from jobstream.streams.connection import Connection
+from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.submit import submit_workflow
 from jobstream.workers.service import Worker, WorkerOptions
 
 from ..integration.helpers import histories, types, workflow
 from ..integration.processes import spawn, stop
+from ..integration.test_read_models import dump
 
 
 async def done(conn: Connection, wf: str) -> int:
@@ -54,8 +58,17 @@ async def test_scheduler_killed_mid_run(
                     await anyio.sleep(0.1)
             tg.cancel_scope.cancel()
         found = await histories(conn, wf)
+        last = (await conn.js.stream_info(EVENTS_STREAM)).state.last_seq
+        with anyio.fail_after(30):  # the restarted projector catches up with the log
+            while (await remote_query(conn.nc, "select seq from checkpoint")).to_pylist() != [
+                {"seq": last}
+            ]:
+                await anyio.sleep(0.1)
     finally:
         assert stop(scheduler) == 0
+    live = dump(tmp_path / "state" / "jobstream.duckdb")
+    await replay_into(conn, tmp_path / "rebuilt.duckdb")
+    assert live == dump(tmp_path / "rebuilt.duckdb")  # read models equal a rebuild
     assert len(found) == 200
     for n, events in found.items():
         kinds = types(events)
