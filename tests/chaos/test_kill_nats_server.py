@@ -45,7 +45,11 @@ def start_nats(port: int, store: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def status(wf: str, url: str, cwd: Path) -> dict[str, object] | None:
-    result = jobstream("status", wf, "--json", "--nats-url", url, cwd=cwd, timeout=30)
+    """The workflow's status, or None while the server is (re)starting."""
+    try:
+        result = jobstream("status", wf, "--json", "--nats-url", url, cwd=cwd, timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
