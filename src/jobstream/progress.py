@@ -20,7 +20,7 @@ from jobstream.events import (
     WorkflowRestarted,
     WorkflowSubmitted,
 )
-from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
+from jobstream.model import UNSUCCESSFUL, JobState
 from jobstream.summary import PROBLEM_LIMIT, JobProblem, Summary
 
 
@@ -56,9 +56,6 @@ class WorkflowStatus:
             assert job.state is not None
             counts[job.state.value] += 1
         return counts
-
-    def done_count(self) -> int:
-        return sum(1 for job in self.jobs.values() if job.state in TERMINAL)
 
     def succeeded(self) -> bool:
         return self.finished and all(j.state is JobState.COMPLETED for j in self.jobs.values())
@@ -98,20 +95,3 @@ class WorkflowStatus:
             counts=self.counts(),
             problems=self.problems()[:PROBLEM_LIMIT],
         )
-
-
-class StatusBoard:
-    """Status of every workflow seen in a stream of events."""
-
-    def __init__(self) -> None:
-        self.workflows: dict[str, WorkflowStatus] = {}
-
-    def apply(self, event: Event) -> WorkflowStatus | None:
-        wf = getattr(event, "wf", None)
-        if not isinstance(wf, str):
-            return None  # worker lifecycle events belong to no workflow
-        status = self.workflows.get(wf)
-        if status is None:
-            status = self.workflows[wf] = WorkflowStatus(wf)
-        status.apply(event)
-        return status
