@@ -85,7 +85,10 @@ async def read_raw_batches(
         pending_msgs_limit=BUFFER_LIMIT,
     )
     try:
-        if (await sub.consumer_info()).num_pending == 0 and not buffer:
+        info = await sub.consumer_info()
+        # Nothing matches (delivered messages may still be on their way: then wait).
+        delivered = info.delivered.consumer_seq if info.delivered else 0
+        if info.num_pending == 0 and not delivered and not buffer:
             yield RawBatch([], [], [], [], True)
             if not follow:
                 return
