@@ -29,7 +29,9 @@ class DuckStore:
 
     def __init__(self, path: Path | str, read_only: bool = False) -> None:
         self.path = str(path)
-        self.db = duckdb.connect(self.path, read_only=read_only)
+        # One thread: batches are small and frequent, and the two cores here are shared
+        # with the server, the scheduler and the jobs; more threads only add hand-offs.
+        self.db = duckdb.connect(self.path, read_only=read_only, config={"threads": 1})
         if read_only:
             return
         for model in READ_MODELS:
