@@ -1,7 +1,8 @@
 """Cancel a workflow or some of its jobs: one JobCanceled per unfinished job, with CAS.
 
-Queued dispatches of canceled jobs are refused at claim time; workers running one see the
-JobCanceled on the job's subject and terminate the process. The scheduler cancels the
+Queued dispatches of canceled jobs are refused at claim time; a worker holding one is
+told at once (a core-NATS notice) and terminates the process; one that missed the notice
+sees the JobCanceled on the job's subject at its next lease check. The scheduler cancels the
 dependents of canceled jobs as it does for failures.
 """
 
@@ -10,14 +11,15 @@ from __future__ import annotations
 import time
 
 import msgspec
+from nats.aio.client import Client as NATS
 
 from jobstream.decide import Cancel, Job, decide, state_after
 from jobstream.errors import IllegalTransition, JobstreamError
-from jobstream.events import JobEvent, WorkflowSubmitted
-from jobstream.model import TERMINAL
+from jobstream.events import JobClaimed, JobEvent, JobStarted, WorkflowSubmitted
+from jobstream.model import TERMINAL, CancelNotice
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import Conflict, EventStore
-from jobstream.streams.subjects import job_subject, workflow_subject
+from jobstream.streams.subjects import cancel_notice_subject, job_subject, workflow_subject
 
 
 class CancelResult(msgspec.Struct):
@@ -37,12 +39,14 @@ async def cancel_jobs(
     targets = jobs if jobs is not None else list(range(submitted.event.job_count))
     result = CancelResult(wf, [], [])
     for n in targets:
-        (result.canceled if await _cancel_one(store, wf, n, reason, actor) else
+        (result.canceled if await _cancel_one(conn.nc, store, wf, n, reason, actor) else
          result.already_finished).append(n)  # fmt: skip
     return result
 
 
-async def _cancel_one(store: EventStore, wf: str, n: int, reason: str, actor: str) -> bool:
+async def _cancel_one(
+    nc: NATS, store: EventStore, wf: str, n: int, reason: str, actor: str
+) -> bool:
     """True when this call canceled the job; retried while others write to it."""
     while True:
         last = await store.last(job_subject(wf, n))
@@ -59,4 +63,7 @@ async def _cancel_one(store: EventStore, wf: str, n: int, reason: str, actor: st
             continue
         except IllegalTransition:
             return False
+        if isinstance(last.event, JobClaimed | JobStarted):  # a worker holds it: tell it now
+            notice = CancelNotice(wf=wf, job=n)
+            await nc.publish(cancel_notice_subject(last.event.worker), msgspec.json.encode(notice))
         return True

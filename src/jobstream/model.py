@@ -188,3 +188,10 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     retries: dict[int, int] = {}  # earlier retries per rule index
     workdir: str
     spec: JobDef
+
+
+class CancelNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """Tells the worker holding a job that it was canceled (the event is the fact)."""
+
+    wf: str
+    job: int

@@ -10,6 +10,7 @@ recognised as the same fact, and a competitor's is not.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import msgspec
@@ -45,24 +46,44 @@ class EventStore:
         self.pipeline = pipeline
 
     @staticmethod
-    def _headers(event: Event, subject: str, expected: int | None) -> dict[str, str]:
+    def _headers(event: Event, subject: str, expected: int | None, nonce: str) -> dict[str, str]:
         headers = codec.headers_for(event)
         if expected is not None:
             headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
-        headers[api.Header.MSG_ID] = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
+        msg_id = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
+        headers[api.Header.MSG_ID] = f"{msg_id}:{nonce}" if nonce else msg_id
         return headers
 
-    async def append(self, event: Event, expected: int | None) -> int:
-        """Store one event; returns its stream sequence or raises Conflict."""
+    async def send(
+        self, event: Event, expected: int | None, nonce: str = ""
+    ) -> asyncio.Future[int]:
+        """Send one event now (pipelined); :meth:`settle` its future for the sequence.
+
+        ``nonce`` tells apart two writers that share an actor name and would otherwise
+        take each other's append for their own (two deliveries of one dispatch to the
+        same worker).
+        """
         subject = event_subject(event)
-        headers = self._headers(event, subject, expected)
+        return await self.pipeline.publish(
+            subject, codec.encode(event), self._headers(event, subject, expected, nonce)
+        )
+
+    async def settle(
+        self, future: asyncio.Future[int], event: Event, expected: int | None, nonce: str = ""
+    ) -> int:
+        """The stream sequence of a sent event, or Conflict when the subject moved on."""
         try:
-            ack = await self.js.publish(subject, codec.encode(event), headers=headers)
+            return await self.pipeline.ack(future)
         except APIError as exc:
             if exc.err_code != WRONG_LAST_SEQUENCE:
                 raise
+            subject = event_subject(event)
+            headers = self._headers(event, subject, expected, nonce)
             return await self._already_stored(subject, headers, exc)
-        return ack.seq
+
+    async def append(self, event: Event, expected: int | None, nonce: str = "") -> int:
+        """Store one event; returns its stream sequence or raises Conflict."""
+        return await self.settle(await self.send(event, expected, nonce), event, expected, nonce)
 
     async def _already_stored(self, subject: str, headers: dict[str, str], exc: APIError) -> int:
         """After a CAS refusal: was it our own earlier try (lost ack)? Then that sequence.
@@ -84,30 +105,13 @@ class EventStore:
 
         Items are sent in order, so events of one subject keep their order.
         """
-        futures = []
-        for event, expected in items:
-            subject = event_subject(event)
-            futures.append(
-                await self.pipeline.publish(
-                    subject, codec.encode(event), self._headers(event, subject, expected)
-                )
-            )
+        futures = [await self.send(event, expected) for event, expected in items]
         results: list[int | Conflict] = []
         for future, (event, expected) in zip(futures, items, strict=True):
             try:
-                results.append(await self.pipeline.ack(future))
-            except APIError as exc:
-                if exc.err_code != WRONG_LAST_SEQUENCE:
-                    raise
-                subject = event_subject(event)
-                try:
-                    seq = await self._already_stored(
-                        subject, self._headers(event, subject, expected), exc
-                    )
-                except Conflict as conflict:
-                    results.append(conflict)
-                else:
-                    results.append(seq)
+                results.append(await self.settle(future, event, expected))
+            except Conflict as conflict:
+                results.append(conflict)
         return results
 
     async def _last_raw(self, subject: str) -> api.RawStreamMsg | None:

@@ -37,6 +37,15 @@ def worker_subject(worker: str) -> str:
     return f"ev.worker.{worker}"
 
 
+def cancel_notice_subject(worker: str) -> str:
+    """Core-NATS subject telling one worker that a job it holds was canceled.
+
+    Only a nudge for promptness: the JobCanceled on the job's subject is the fact, and a
+    worker that misses the nudge finds it at its next lease check.
+    """
+    return f"ctl.worker.{worker}.cancel"
+
+
 def workflow_filter(wf: str) -> str:
     """Filter matching every event of one workflow."""
     return f"ev.{wf}.>"

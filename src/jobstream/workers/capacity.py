@@ -51,6 +51,10 @@ class Capacity:
         )
         return max(0, min([limit, *(have // want for have, want in free if want > 0)]))
 
+    def how_many_fit_empty(self, need: Resources) -> int:
+        """How many jobs of this class the empty worker runs at once (at least 1)."""
+        return Capacity(self.total).how_many_fit(need, 1 << 20) or 1
+
     def reserve(self, need: Resources) -> Reservation:
         if not self.fits_now(need):
             raise ValueError(f"{need.hardware_class()} does not fit now")

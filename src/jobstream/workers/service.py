@@ -1,19 +1,26 @@
 """The worker: bind to every class consumer that fits, pack jobs, run them, report.
 
 For each WORK message: claim the job with CAS on the dispatch's JobReady sequence (a
-stale or duplicate dispatch is refused by the server and dropped), spawn the command,
-append JobStarted, renew the lease (``in_progress``) while it runs, store its output,
-append JobCompleted/JobFailed with CAS on its own JobStarted, then ack.
+stale or duplicate dispatch is refused by the server and dropped), wait for room, spawn the
+command, append JobStarted, renew the lease (``in_progress``) while it runs, store its
+output, append JobCompleted/JobFailed with CAS on its own JobStarted, then ack.
+
+Slots are held only while processes run: with short jobs the next dispatches are fetched
+and claimed while the current ones run (see :mod:`jobstream.workers.prefetch`), and every
+append is pipelined, so many jobs' events share each round trip to the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import socket
 import subprocess
+import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +30,6 @@ from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
-from jobstream.codec import TYPE_HEADER
 from jobstream.decide import (
     Claim,
     Finish,
@@ -46,29 +52,49 @@ from jobstream.events import (
     WorkerStopped,
 )
 from jobstream.ids import new_worker_id
-from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
+from jobstream.model import (
+    CancelNotice,
+    JobState,
+    Resources,
+    RetryRule,
+    WorkItem,
+    retry_rule_for,
+)
 from jobstream.streams.connection import Connection
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
 from jobstream.streams.store import Conflict, EventStore
-from jobstream.streams.subjects import WORK_STREAM, job_subject, log_object
+from jobstream.streams.subjects import (
+    WORK_STREAM,
+    cancel_notice_subject,
+    job_subject,
+    log_object,
+)
 from jobstream.workers.capacity import Capacity, Reservation
+from jobstream.workers.outputs import OutputFiles
+from jobstream.workers.prefetch import ClassPace
 from jobstream.workers.process import (
+    Outcome,
+    Output,
+    read_output,
     shell_command,
     spawn_failure,
     start_process,
-    tail_text,
     terminate,
+    wait_process,
     wait_within,
 )
 
 log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
+_notice_decoder = msgspec.json.Decoder(CancelNotice)
+NO_OUTPUT = Output(b"", b"", "")
 BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
-MAX_BATCH = 64
+MAX_BATCH = 256
 NAK_DELAY_S = 0.2
 TERMINATE_RECORD_S = 10.0
 RETRY_DELAY_S = 1.0
+SWITCH_INTERVAL_S = 0.0002
 APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
 
 
@@ -87,8 +113,23 @@ class WorkerOptions:
     worker_id: str = field(default_factory=new_worker_id)
 
 
+@dataclass(eq=False)
+class Waiter:
+    """A claimed job waiting for room; granted with the room reserved for it (or with
+    none when withdrawn)."""
+
+    need: Resources
+    run: JobRun
+    granted: anyio.Event = field(default_factory=anyio.Event)
+    reservation: Reservation | None = None
+
+
 class Worker:
-    """One worker process (or one task inside ``jobstream run``)."""
+    """One worker process (or one task inside ``jobstream run``).
+
+    Per job there is one task (:class:`JobRun`); what every held job needs now and then
+    (lease renewal, checking its subject) is done for all of them by one lease loop.
+    """
 
     def __init__(self, conn: Connection, options: WorkerOptions) -> None:
         self.conn = conn
@@ -96,22 +137,33 @@ class Worker:
         self.id = options.worker_id
         self.store = EventStore(conn.js, conn.pipeline)
         self.capacity = Capacity(options.capacity)
-        self.changed = anyio.Condition()
         self.started_at = time.monotonic()
         self.last_busy = time.monotonic()
         self.bound: set[str] = set()
+        self.paces: dict[str, ClassPace] = {}
+        self.wakeups: dict[str, anyio.Event] = {}  # per class loop: demand may have changed
+        self.runs: dict[tuple[str, int], JobRun] = {}  # held jobs, for notices and leases
+        self.waiting: deque[Waiter] = deque()  # claimed jobs waiting for room, in order
         self.jobs_run = 0
         self.stop_reason = "stopped"
         slots = max(1, options.capacity.num_cpus) * 2
         self.threads = anyio.CapacityLimiter(slots + 2)
         self.host = socket.gethostname()
+        self.base_env = dict(os.environ)  # copying os.environ per job costs ~30 µs
+        self.outputs = OutputFiles(options.log_dir, self.id)
 
     def remaining_s(self) -> float:
         return self.options.walltime_s - (time.monotonic() - self.started_at)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
+        # Spawning in a thread takes the GIL back several times; with the default 5 ms
+        # switch interval a busy event loop made each spawn wait ~30 ms.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.logs = await ensure_logs(self.conn.js)
+        notices = await self.conn.nc.subscribe(
+            cancel_notice_subject(self.id), cb=self._on_cancel_notice
+        )
         await self._announce(
             WorkerStarted(
                 at=time.time(),
@@ -124,13 +176,21 @@ class Worker:
             )
         )
         try:
-            # Jobs outlive the fetchers: stopping fetchers lets running jobs finish.
-            async with anyio.create_task_group() as jobs, anyio.create_task_group() as fetchers:
-                fetchers.start_soon(self._bind_loop, fetchers, jobs)
-                fetchers.start_soon(self._watch_stop, fetchers)
-                task_status.started()
+            async with anyio.create_task_group() as leases:
+                leases.start_soon(self._lease_loop)
+                # Jobs outlive the fetchers: stopping fetchers lets held jobs finish.
+                async with anyio.create_task_group() as jobs:
+                    self.jobs = jobs
+                    async with anyio.create_task_group() as fetchers:
+                        fetchers.start_soon(self._bind_loop, fetchers, jobs)
+                        fetchers.start_soon(self._watch_stop, fetchers)
+                        task_status.started()
+                leases.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await anyio.to_thread.run_sync(self.outputs.close)
+                with contextlib.suppress(Exception):
+                    await notices.unsubscribe()
                 await self._announce(
                     WorkerStopped(
                         at=time.time(),
@@ -145,6 +205,27 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.store.append(event, None)
 
+    async def _on_cancel_notice(self, msg: Msg) -> None:
+        try:
+            notice = _notice_decoder.decode(msg.data)
+        except msgspec.DecodeError:
+            log.warning("ignored a malformed cancel notice: %r", msg.data[:200])
+            return
+        run = self.runs.get((notice.wf, notice.job))
+        if run is not None:
+            run.cancel()
+
+    async def _lease_loop(self) -> None:
+        """Every lease/3: renew the dispatch of every held job, and look at the subject of
+        each job running that long (a missed cancel notice, or another worker's takeover)."""
+        period = self.options.lease_s / 3
+        while True:
+            await anyio.sleep(period)
+            due = time.monotonic() - period
+            for run in list(self.runs.values()):
+                if run.held_since <= due:
+                    await run.renew_lease(check=run.running_since <= due)
+
     async def _watch_stop(self, fetchers: TaskGroup) -> None:
         while True:
             await anyio.sleep(0.2)
@@ -155,6 +236,7 @@ class Worker:
             if (
                 self.options.idle_timeout_s
                 and self.capacity.idle
+                and not self.runs
                 and (idle_for >= self.options.idle_timeout_s)
             ):
                 self.stop_reason = "idle"
@@ -187,75 +269,119 @@ class Worker:
         return need if self.capacity.can_ever_run(need, self.remaining_s()) else None
 
     async def _class_loop(self, consumer: str, need: Resources, jobs: TaskGroup) -> None:
-        """Fetch as many jobs of one class as fit right now, and start them.
+        """Fetch the dispatches of one class that this worker should hold, and run them.
 
         Nothing is reserved while a fetch waits: a loop polling an empty class must not
-        starve the others. When a fetched job no longer fits (another class took the
-        room meanwhile), it goes back to the queue with a short delay.
+        starve the others.
         """
+        pace = self.paces.setdefault(consumer, ClassPace(self.capacity.how_many_fit_empty(need)))
         sub = await self.conn.js.pull_subscribe_bind(durable=consumer, stream=WORK_STREAM)
         try:
             while need.runtime_s <= self.remaining_s():
-                room = await self._wait_for_room(need)
+                want = await self._wait_for_demand(consumer, need, pace)
                 try:
-                    msgs = await sub.fetch(room, timeout=FETCH_WAIT_S)
+                    msgs = await sub.fetch(want, timeout=FETCH_WAIT_S)
                 except TimeoutError:  # nats raises its own or asyncio's, both are TimeoutError
                     continue
                 except Exception as exc:  # server away: wait for the reconnect
                     log.warning("fetch from %s failed: %s", consumer, exc)
                     await anyio.sleep(RETRY_DELAY_S)
                     continue
+                self.last_busy = time.monotonic()
+                pace.held += len(msgs)
                 for msg in msgs:
-                    reservation = await self._try_reserve(need)
-                    if reservation is None:
-                        await msg.nak(delay=NAK_DELAY_S)
-                        continue
-                    self.last_busy = time.monotonic()
-                    jobs.start_soon(self._run_job, msg, reservation)
+                    jobs.start_soon(self._run_job, msg, need, pace)
         finally:
             self.bound.discard(consumer)
+            self.wakeups.pop(consumer, None)
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def _wait_for_room(self, need: Resources) -> int:
-        """Wait until at least one job of this class fits; how many fit now."""
-        async with self.changed:
-            while not self.capacity.fits_now(need):
-                await self.changed.wait()
-            return self.capacity.how_many_fit(need, MAX_BATCH)
+    async def _wait_for_demand(self, consumer: str, need: Resources, pace: ClassPace) -> int:
+        """Wait until this class should hold more dispatches; how many more."""
+        while (want := pace.demand(self.capacity.how_many_fit(need, MAX_BATCH))) <= 0:
+            wakeup = self.wakeups[consumer] = anyio.Event()
+            await wakeup.wait()
+        return min(want, MAX_BATCH)
 
-    async def _try_reserve(self, need: Resources) -> Reservation | None:
-        async with self.changed:
-            return self.capacity.reserve(need) if self.capacity.fits_now(need) else None
+    def nudge(self) -> None:
+        """Wake the class loops: held jobs or free room changed."""
+        for wakeup in self.wakeups.values():
+            wakeup.set()
 
-    async def _release(self, reservations: list[Reservation]) -> None:
-        if not reservations:
-            return
-        async with self.changed:
-            for reservation in reservations:
-                self.capacity.release(reservation)
-            self.changed.notify_all()
+    def try_reserve(self, need: Resources) -> Reservation | None:
+        """Room now, unless claimed jobs already wait for it (they go first)."""
+        if self.waiting or not self.capacity.fits_now(need):
+            return None
+        return self.capacity.reserve(need)
 
-    async def _run_job(self, msg: Msg, reservation: Reservation) -> None:
+    async def reserve(self, need: Resources, pace: ClassPace, run: JobRun) -> Reservation | None:
+        """Wait for room, first come first served; None if the job is canceled meanwhile."""
+        if run.canceled:
+            return None
+        waiter = Waiter(need, run)
+        self.waiting.append(waiter)
+        pace.waiting += 1
+        try:
+            await waiter.granted.wait()
+        except BaseException:
+            with contextlib.suppress(ValueError):
+                self.waiting.remove(waiter)
+            if waiter.reservation is not None:
+                self.release(waiter.reservation)
+            raise
+        finally:
+            pace.waiting -= 1
+        return waiter.reservation
+
+    def _grant(self) -> None:
+        """Hand free room to the waiters in order (skipping those it does not fit)."""
+        i = 0
+        while i < len(self.waiting) and self.capacity.cpus_used < self.capacity.total.num_cpus:
+            waiter = self.waiting[i]
+            if self.capacity.fits_now(waiter.need):
+                del self.waiting[i]
+                waiter.reservation = self.capacity.reserve(waiter.need)
+                waiter.granted.set()
+            else:
+                i += 1
+
+    def withdraw(self, run: JobRun) -> None:
+        """A waiting job was canceled: it leaves the queue with no room."""
+        for waiter in self.waiting:
+            if waiter.run is run:
+                self.waiting.remove(waiter)
+                waiter.granted.set()
+                return
+
+    def release(self, reservation: Reservation) -> None:
+        self.capacity.release(reservation)
+        self._grant()
+        self.nudge()
+
+    async def _run_job(self, msg: Msg, need: Resources, pace: ClassPace) -> None:
         try:
             item = _item_decoder.decode(msg.data)
-            await JobRun(self, item, msg, reservation).execute()
+            await JobRun(self, item, msg, need, pace).execute()
         except Exception as exc:  # the dispatch is redelivered after its lease
             log.error("job run failed: %s", exc)
         finally:
             self.last_busy = time.monotonic()
-            with anyio.CancelScope(shield=True):
-                await self._release([reservation])
+            pace.held -= 1
+            self.nudge()
 
 
 class JobRun:
     """One attempt of one job on this worker, from claim to the event that ends it."""
 
-    def __init__(self, worker: Worker, item: WorkItem, msg: Msg, reservation: Reservation):
+    def __init__(
+        self, worker: Worker, item: WorkItem, msg: Msg, need: Resources, pace: ClassPace
+    ) -> None:
         self.worker = worker
         self.item = item
         self.msg = msg
-        self.reservation = reservation
+        self.need = need
+        self.pace = pace
         self.job = Job(
             wf=item.wf,
             index=item.job,
@@ -264,7 +390,25 @@ class JobRun:
             spec=item.spec,
         )
         self.seq = item.ready_seq
+        self.subject = job_subject(item.wf, item.job)
+        delivery = msg.metadata
+        self.nonce = f"{delivery.sequence.stream}.{delivery.num_delivered}"
+        self.held_since = time.monotonic()
+        self.running_since = float("inf")
         self.canceled = False
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cancel(self) -> None:
+        """The job was canceled (notice or lease check): do not start it, or end it."""
+        self.canceled = True
+        self.worker.withdraw(self)
+        self.end_process()
+
+    def end_process(self) -> None:
+        """Terminate the running process (canceled, or this attempt was fenced off)."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            self.worker.jobs.start_soon(terminate, process, self.worker.options.term_grace_s)
 
     async def _append(self, events: list[JobEvent]) -> bool:
         """Append with CAS on the last event this attempt wrote; False when fenced off."""
@@ -276,77 +420,205 @@ class JobRun:
             self.job = evolve(self.job, event)
         return True
 
-    async def _append_retrying(self, event: JobEvent) -> int:
+    async def _append_retrying(
+        self, event: JobEvent, sent: asyncio.Future[int] | None = None
+    ) -> int:
         """Retry through a server restart: the same append is recognised, never doubled."""
         deadline = time.monotonic() + APPEND_PATIENCE_S
+        store = self.worker.store
         while True:
             try:
-                return await self.worker.store.append(event, self.seq)
+                if sent is None:
+                    sent = await store.send(event, self.seq, self.nonce)
+                return await store.settle(sent, event, self.seq, self.nonce)
             except Conflict:
                 raise
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise
                 log.warning("append of %s failed (%s); retrying", type(event).__name__, exc)
+                sent = None
                 await anyio.sleep(RETRY_DELAY_S)
 
     async def execute(self) -> None:
-        w, spec = self.worker, self.item.spec
-        claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
-        if not await self._append(decide(self.job, claim)) and not await self._take_over():
-            log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
-            await self._ack()
+        w, key = self.worker, (self.item.wf, self.item.job)
+        if key in w.runs:  # a redelivery of a dispatch this worker holds: it acks that one
             return
-        folder = w.options.log_dir / self.item.wf / str(self.item.job) / str(self.job.attempt)
-        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-        stdout, stderr = folder / "stdout", folder / "stderr"
-        began = time.monotonic()
-        process = await start_process(
-            shell_command(spec.command, spec.invocation_script),
-            cwd=self._workdir(),
-            env=self._env(),
-            stdout=stdout,
-            stderr=stderr,
-            limiter=w.threads,
-        )
-        timed_out = False
-        if process is None:
-            outcome = spawn_failure(began)
-        else:
-            start = Start(
-                at=time.time(),
-                actor=w.id,
-                worker=w.id,
-                pid=process.pid,
-                host=w.host,
-                gpu_ids=self.reservation.gpu_ids,
-            )
-            if not await self._append(decide(self.job, start)):
-                await terminate(process)  # fenced off: another worker holds the job now
+        w.runs[key] = self
+        try:
+            reservation = w.try_reserve(self.need)
+            if reservation is None and not self.pace.extra():
+                # Another class took the room since the fetch: let another worker have it.
+                with contextlib.suppress(Exception):
+                    await self.msg.nak(delay=NAK_DELAY_S)
                 return
             try:
-                async with anyio.create_task_group() as lease:
-                    lease.start_soon(self._renew_lease)
-                    lease.start_soon(self._watch_cancel, process)
-                    outcome, timed_out = await wait_within(
-                        process, began, spec.resources.runtime_s, w.threads, w.options.term_grace_s
-                    )
-                    lease.cancel_scope.cancel()
-            except anyio.get_cancelled_exc_class():
-                # The worker is stopping (SIGTERM, end of allocation): the process group was
-                # terminated; record it so the job is dispatched again at once.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                if not await self._claim():
+                    log.info("job %s.%d: dispatch is stale, dropped", *key)
+                    await self._ack()
+                    return
+                if reservation is None:
+                    reservation = await self._wait_for_room()
+                    if reservation is None:  # canceled while waiting: nothing ran
+                        await self._ack()
+                        return
+                await self._run(reservation)
+                reservation = None  # released by _run
+            finally:
+                if reservation is not None:
+                    w.release(reservation)
+        finally:
+            del w.runs[key]
+
+    async def _claim(self) -> bool:
+        w = self.worker
+        claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
+        return await self._append(decide(self.job, claim)) or await self._take_over()
+
+    async def _wait_for_room(self) -> Reservation | None:
+        """Wait for a slot; a worker stopping meanwhile hands the job back at once."""
+        try:
+            return await self.worker.reserve(self.need, self.pace, self)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                await self._record_terminated(None, time.monotonic())
+            raise
+
+    async def _run(self, reservation: Reservation) -> None:
+        """Spawn, wait, release the slot, then record the outcome."""
+        w, spec = self.worker, self.item.spec
+        scratch = w.outputs.take()
+        began = time.monotonic()
+        held = [reservation]
+        try:
+            process = await start_process(
+                shell_command(spec.command, spec.invocation_script),
+                cwd=self._workdir(),
+                env=self._env(reservation),
+                stdout=scratch.stdout,
+                stderr=scratch.stderr,
+                limiter=w.threads,
+            )
+            timed_out = False
+            if process is None:
+                outcome = spawn_failure(began)
+            else:
+                ran = await self._supervise(process, reservation, began)
+                if ran is None:
+                    return  # fenced off: another worker holds the job now
+                outcome, timed_out = ran
+            self.pace.observe(time.monotonic() - began)
+            rule = (
+                None
+                if timed_out
+                else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
+            )
+            if rule is None:  # the slot is free before the bookkeeping
+                w.release(held.pop())
+            kept: dict[str, Path] = {}
+            output = NO_OUTPUT
+            if w.outputs.written(scratch):
+                kept = await anyio.to_thread.run_sync(
+                    w.outputs.keep, scratch, self.item.wf, self.item.job, self.job.attempt
+                )
+                output = await anyio.to_thread.run_sync(
+                    read_output, kept.get("stdout"), kept.get("stderr")
+                )
+                await self._store_logs(output.stdout, output.stderr)
+            recovered = await self._recover(spec.retry_rules[rule]) if rule is not None else None
+        finally:
+            w.outputs.give_back(scratch)
+            if held:
+                w.release(held.pop())
+        await self._finish(outcome, timed_out, rule, recovered, kept, output.stderr_tail)
+
+    async def _supervise(
+        self, process: subprocess.Popen[bytes], reservation: Reservation, began: float
+    ) -> tuple[Outcome, bool] | None:
+        """Record JobStarted and wait for the process, terminating it past its runtime;
+        None when this attempt was fenced off (its JobStarted refused).
+
+        JobStarted is confirmed by its own task, so the slot never waits for the server's
+        acknowledgement: a refused one terminates the process as a cancel would.
+        """
+        w = self.worker
+        start = Start(
+            at=time.time(),
+            actor=w.id,
+            worker=w.id,
+            pid=process.pid,
+            host=w.host,
+            gpu_ids=reservation.gpu_ids,
+        )
+        (started,) = decide(self.job, start)
+        self.process = process
+        if self.canceled:  # the notice came before the process was known
+            self.end_process()
+        sent = await w.store.send(started, self.seq, self.nonce)
+        confirmed = anyio.Event()
+        w.jobs.start_soon(self._confirm_start, started, sent, confirmed)
+        grace = w.options.term_grace_s
+        try:
+            ran: Outcome | None = None
+            with anyio.move_on_after(self.item.spec.resources.runtime_s):
+                ran = await wait_process(process, began, w.threads, grace)
+            if ran is None:  # past its runtime: wait_process terminated the process group
+                code = process.returncode if process.returncode is not None else -9
+                ran = Outcome(code, time.monotonic() - began, 0.0, 0.0)
+                timed_out = True
+            else:
+                timed_out = False
+            await confirmed.wait()
+        except anyio.get_cancelled_exc_class():
+            # The worker is stopping (SIGTERM, end of allocation): the process group was
+            # terminated; record it so the job is dispatched again at once.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                await terminate(process, grace)
+                await confirmed.wait()
+                if self.job.state is JobState.RUNNING:
                     await self._record_terminated(process.returncode, began)
-                raise
-        await self._store_logs(stdout, stderr)
-        rule = (
-            None
-            if timed_out
-            else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
-        )
-        recovered = (
-            await self._recover(spec.retry_rules[rule], folder) if rule is not None else None
-        )
+            raise
+        return (ran, timed_out) if self.job.state is JobState.RUNNING else None
+
+    async def _confirm_start(
+        self, started: JobEvent, sent: asyncio.Future[int], confirmed: anyio.Event
+    ) -> None:
+        """Settle JobStarted; when refused (or the server never answers), this attempt is
+        fenced off and its process ends."""
+        try:
+            self.seq = await self._append_retrying(started, sent)
+            self.job = evolve(self.job, started)
+            self.running_since = time.monotonic()
+        except Exception as exc:
+            log.warning("job %s.%d: JobStarted refused (%s)", self.job.wf, self.job.index, exc)
+            self.end_process()
+        finally:
+            confirmed.set()
+
+    async def renew_lease(self, *, check: bool) -> None:
+        """Tell JetStream the dispatch is in progress; with ``check``, look at the job's
+        subject too: a JobCanceled (notice missed) or another worker's takeover ends
+        this attempt."""
+        with contextlib.suppress(Exception):  # a missed renewal is retried next time
+            await self.msg.in_progress()
+            if not check:
+                return
+            last = await self.worker.store.last(self.subject)
+            if last is not None and last.seq != self.seq:
+                if isinstance(last.event, JobCanceled):
+                    self.cancel()
+                self.end_process()  # fenced off: another worker took the job over
+
+    async def _finish(
+        self,
+        outcome: Outcome,
+        timed_out: bool,
+        rule: int | None,
+        recovered: int | None,
+        kept: dict[str, Path],
+        stderr_tail: str,
+    ) -> None:
+        w = self.worker
         finish = Finish(
             at=time.time(),
             actor=w.id,
@@ -360,26 +632,34 @@ class JobRun:
             recovery_return_code=recovered,
             peak_memory_mib=outcome.peak_memory_mib,
             cpu_time_s=outcome.cpu_time_s,
-            stdout=str(stdout),
-            stderr=str(stderr),
-            stderr_tail=await anyio.to_thread.run_sync(tail_text, stderr),
+            stdout=str(kept.get("stdout", "")),
+            stderr=str(kept.get("stderr", "")),
+            stderr_tail=stderr_tail,
         )
         if await self._append(decide(self.job, finish)):
             w.jobs_run += 1
             await self._ack()
+        elif self.canceled:  # the JobCanceled ends the job; nobody needs this dispatch
+            await self._ack()
 
-    async def _recover(self, rule: RetryRule, folder: Path) -> int | None:
+    def _log_path(self, stream: str) -> Path:
+        return self.worker.outputs.path(self.item.wf, self.item.job, self.job.attempt, stream)
+
+    async def _recover(self, rule: RetryRule) -> int | None:
         """Run the rule's recovery script before the retry; its return code is recorded."""
         if not rule.recovery_script:
             return None
         w = self.worker
         began = time.monotonic()
+        await anyio.Path(self._log_path("recovery.stdout").parent).mkdir(
+            parents=True, exist_ok=True
+        )
         process = await start_process(
             shell_command(rule.recovery_script, None),
             cwd=self._workdir(),
-            env=self._env(),
-            stdout=folder / "recovery.stdout",
-            stderr=folder / "recovery.stderr",
+            env=self._env(None),
+            stdout=self._log_path("recovery.stdout"),
+            stderr=self._log_path("recovery.stderr"),
             limiter=w.threads,
         )
         if process is None:
@@ -394,7 +674,7 @@ class JobRun:
         renewing the lease (JetStream redelivers only then), so its attempt is lost."""
         if self.msg.metadata.num_delivered <= 1:
             return False
-        last = await self.worker.store.last(job_subject(self.item.wf, self.item.job))
+        last = await self.worker.store.last(self.subject)
         if last is None or not isinstance(last.event, JobClaimed | JobStarted):
             return False
         holder = last.event
@@ -422,23 +702,6 @@ class JobRun:
         await w.store.append(lost, None)
         return True
 
-    async def _watch_cancel(self, process: subprocess.Popen[bytes]) -> None:
-        """Terminate the process as soon as the job is canceled (its subject says so)."""
-        subject = job_subject(self.item.wf, self.item.job)
-        sub = await self.worker.conn.nc.subscribe(subject)
-        try:
-            last = await self.worker.store.last(subject)  # canceled before we listened?
-            canceled = last is not None and isinstance(last.event, JobCanceled)
-            if not canceled:
-                async for msg in sub.messages:
-                    if (msg.headers or {}).get(TYPE_HEADER) == "JobCanceled":
-                        break
-            self.canceled = True
-            await terminate(process, self.worker.options.term_grace_s)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await sub.unsubscribe()
-
     async def _record_terminated(self, return_code: int | None, began: float) -> None:
         w = self.worker
         terminate = Terminate(
@@ -458,19 +721,13 @@ class JobRun:
         with contextlib.suppress(Exception):
             await self.msg.ack()
 
-    async def _renew_lease(self) -> None:
-        while True:
-            await anyio.sleep(self.worker.options.lease_s / 3)
-            with contextlib.suppress(Exception):  # a missed renewal is retried next time
-                await self.msg.in_progress()
-
     def _workdir(self) -> str:
         chosen = self.worker.options.workdir or self.item.workdir
         return chosen if chosen and os.path.isdir(chosen) else os.getcwd()
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, reservation: Reservation | None) -> dict[str, str]:
         spec = self.item.spec
-        env = {**os.environ, **spec.env}
+        env = {**self.worker.base_env, **spec.env}
         env.update(
             JOBSTREAM_WORKFLOW_ID=self.item.wf,
             JOBSTREAM_JOB_INDEX=str(self.item.job),
@@ -478,14 +735,13 @@ class JobRun:
             JOBSTREAM_ATTEMPT=str(self.job.attempt),
             JOBSTREAM_WORKER_ID=self.worker.id,
         )
-        if self.worker.options.capacity.num_gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.reservation.gpu_ids))
+        if self.worker.options.capacity.num_gpus and reservation is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, reservation.gpu_ids))
         return env
 
-    async def _store_logs(self, stdout: Path, stderr: Path) -> None:
+    async def _store_logs(self, stdout: bytes, stderr: bytes) -> None:
         """Copy non-empty output into the LOGS object store (empty files cost nothing)."""
-        for name, path in (("stdout", stdout), ("stderr", stderr)):
-            data = await anyio.Path(path).read_bytes()
+        for name, data in (("stdout", stdout), ("stderr", stderr)):
             if data:
                 key = log_object(self.item.wf, self.item.job, self.job.attempt, name)
                 await self.worker.logs.put(key, data)
