@@ -42,7 +42,6 @@ class Dispatcher:
         for intent in intents:
             track = state.workflows[intent.wf]
             job = track.jobs[intent.job]
-            assert job.spec is not None
             items.append(
                 WorkItem(
                     wf=intent.wf,
@@ -51,7 +50,7 @@ class Dispatcher:
                     attempts_before=job.attempt,
                     retries=track.retries.get(intent.job, {}),
                     workdir=track.workdir,
-                    spec=job.spec,
+                    spec=track.spec(intent.job),
                 )
             )
         items.sort(key=lambda item: -item.spec.priority)

@@ -114,8 +114,7 @@ class Scheduler:
 def _command_for(intent: Intent, track: WorkflowTrack, now: float) -> AnyCommand:
     match intent:
         case MakeReadyIntent(job=n):
-            spec = track.jobs[n].spec
-            assert spec is not None
+            spec = track.spec(n)
             return MakeReady(
                 at=now, actor=ACTOR, pool=spec.pool, hardware_class=spec.resources.hardware_class()
             )

@@ -27,8 +27,10 @@ from jobstream.events import (
     WorkflowRestarted,
     WorkflowSubmitted,
 )
-from jobstream.model import TERMINAL, UNSUCCESSFUL, JobState
+from jobstream.model import TERMINAL, UNSUCCESSFUL, JobDef, JobState
 
+_spec_encoder = msgspec.msgpack.Encoder()
+_spec_decoder = msgspec.msgpack.Decoder(JobDef)
 ACTIVE = frozenset(
     {JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING, JobState.RETRYING}
 )
@@ -74,13 +76,19 @@ class WorkflowTrack:
     workdir: str = ""
     wf_seq: int = 0  # last sequence on ev.<wf>.wf (for the completion CAS)
     completed: bool = False
-    jobs: dict[int, Job] = field(default_factory=dict)
+    jobs: dict[int, Job] = field(default_factory=dict)  # without their specs (see specs)
+    specs: dict[int, bytes] = field(default_factory=dict)  # each JobDef, encoded
     seqs: dict[int, int] = field(default_factory=dict)
     unmet: dict[int, int] = field(default_factory=dict)
     dependents: dict[int, list[int]] = field(default_factory=dict)
     retries: dict[int, dict[int, int]] = field(default_factory=dict)  # job -> rule -> count
     restarting: set[int] = field(default_factory=set)  # announced, JobRestarted not yet read
     counts: Counter[JobState] = field(default_factory=Counter)
+
+    def spec(self, job: int) -> JobDef:
+        """A job's spec, decoded on use: a million decoded specs would not fit in 1 GiB,
+        their ~250-byte msgpack does."""
+        return _spec_decoder.decode(self.specs[job])
 
     def state_of(self, job: int) -> JobState | None:
         known = self.jobs.get(job)
@@ -104,8 +112,7 @@ class WorkflowTrack:
 
     def cancel_pending(self, n: int) -> bool:
         """A dependency failed and the job is to be canceled for it (not yet done)."""
-        spec = self.jobs[n].spec
-        assert spec is not None
+        spec = self.spec(n)
         return spec.cancel_on_blocking_job_failure and any(
             self.state_of(dep) in UNSUCCESSFUL and dep not in self.restarting
             for dep in spec.depends_on
@@ -157,6 +164,9 @@ class SchedulerState:
             return []  # our own append, already applied when it was acknowledged
         before = track.state_of(n)
         job = evolve(track.jobs.get(n) or Job(wf=event.wf, index=n), event)
+        if job.spec is not None:
+            track.specs[n] = _spec_encoder.encode(job.spec)
+            job = msgspec.structs.replace(job, spec=None)
         track.jobs[n], track.seqs[n] = job, seq
         if before is not None:
             track.counts[before] -= 1
@@ -169,9 +179,8 @@ class SchedulerState:
             intents.append(DispatchIntent(event.wf, n, seq))
         elif isinstance(event, JobRestarted):
             track.restarting.discard(n)
-            assert job.spec is not None
             track.unmet[n] = sum(
-                track.state_of(dep) is not JobState.COMPLETED for dep in job.spec.depends_on
+                track.state_of(dep) is not JobState.COMPLETED for dep in track.spec(n).depends_on
             )
             intents += self._readiness(track, n)
         elif isinstance(event, JobRetryScheduled):
@@ -197,20 +206,19 @@ class SchedulerState:
 
     def _readiness(self, track: WorkflowTrack, n: int) -> list[Intent]:
         """Cancel (a dependency failed), make ready (all met) or block a waiting job."""
-        job = track.jobs[n]
-        assert job.spec is not None
+        if track.unmet[n] == 0:  # every dependency completed, so none failed
+            return [MakeReadyIntent(track.wf, n)]
+        job, spec = track.jobs[n], track.spec(n)
         failed = [
             d
-            for d in job.spec.depends_on
+            for d in spec.depends_on
             if track.state_of(d) in UNSUCCESSFUL and d not in track.restarting
         ]
-        if failed and job.spec.cancel_on_blocking_job_failure:
+        if failed and spec.cancel_on_blocking_job_failure:
             return [CancelIntent(track.wf, n, _dependency_reason(track, failed[0]))]
-        if track.unmet[n] == 0:
-            return [MakeReadyIntent(track.wf, n)]
         if job.state is JobState.SUBMITTED:
             unmet = tuple(
-                d for d in job.spec.depends_on if track.state_of(d) is not JobState.COMPLETED
+                d for d in spec.depends_on if track.state_of(d) is not JobState.COMPLETED
             )
             return [BlockIntent(track.wf, n, unmet)]
         return []
@@ -257,12 +265,11 @@ class SchedulerState:
 
 
 def _cancels_on_failure(track: WorkflowTrack, n: int) -> bool:
-    spec = track.jobs[n].spec
-    return spec is None or spec.cancel_on_blocking_job_failure
+    return n not in track.specs or track.spec(n).cancel_on_blocking_job_failure
 
 
 def _dependency_reason(track: WorkflowTrack, dep: int) -> str:
     job = track.jobs.get(dep)
-    name = job.spec.name if job and job.spec else str(dep)
+    name = track.spec(dep).name if dep in track.specs else str(dep)
     state = job.state.value if job and job.state else "unknown"
     return f"dependency {name!r} {state}"
