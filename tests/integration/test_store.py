@@ -80,3 +80,17 @@ async def test_pipelined_refusal_is_reported_not_lost(conn: Connection) -> None:
     with anyio.fail_after(5):
         (result,) = await store.append_many([(ours, ready_seq)])
     assert isinstance(result, Conflict)
+
+
+async def test_same_actor_with_another_nonce_is_not_taken_for_its_own_append(
+    conn: Connection,
+) -> None:
+    """Regression: two deliveries of one dispatch to the same worker wrote the same msg-id,
+    so the second claim was "recognised" as the first and the job ran twice."""
+    store = EventStore(conn.js, conn.pipeline)
+    job, ready_seq = await ready_job(store)
+    (claim,) = decide(job, Claim(at=3, actor="w1", worker="w1", lease_s=30))
+    first = await store.append(claim, ready_seq, nonce="7.1")
+    assert await store.append(claim, ready_seq, nonce="7.1") == first  # a retry: recognised
+    with pytest.raises(Conflict):
+        await store.append(claim, ready_seq, nonce="7.2")  # another delivery: refused

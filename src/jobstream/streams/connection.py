@@ -54,8 +54,9 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
         )
     except (NoServersError, OSError, TimeoutError) as exc:
         raise ServerError(f"cannot reach NATS at {url}: {exc}") from exc
+    conn = Connection(nc, url)
+    conn.pipeline.start()
     try:
-        conn = Connection(nc, url)
         await ensure_streams(conn.js)
         yield conn
     finally:
@@ -63,6 +64,7 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
         # (message acks) and close. drain() would wait up to 30 s on idle subscriptions.
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             with contextlib.suppress(Exception):
+                await conn.pipeline.close()
                 await nc.flush(timeout=2)
             await nc.close()
 

@@ -5,11 +5,16 @@ handler calls ``APIError.from_error``, which raises instead of returning, so the
 is never resolved and the caller waits forever (seen with every CAS refusal, error 10071).
 This publisher sends each message with its own reply subject under one wildcard
 subscription and resolves every future with the sequence or with the APIError.
+
+Publishes are coalesced: they gather for up to ``COALESCE_S`` and go out together, so the
+many small appends of concurrent jobs cost one socket write (on this VM a loopback write
+costs ~0.1 ms of CPU however little it carries) instead of one each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from itertools import count
 
@@ -22,6 +27,7 @@ from jobstream.errors import ServerError
 
 MAX_PENDING = 8000
 ACK_TIMEOUT_S = 30.0
+COALESCE_S = 0.0005
 
 
 class Pipeline:
@@ -34,6 +40,39 @@ class Pipeline:
         self.token_of: dict[asyncio.Future[int], str] = {}
         self.tokens = count()
         self.room = asyncio.Semaphore(MAX_PENDING)
+        self.outbox: list[tuple[str, bytes, str, dict[str, str] | None]] = []
+        self.queued = asyncio.Event()
+        self.sender: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start sending (the connection's owner calls :meth:`close` before closing).
+
+        A plain task, not a task group: connections are opened and closed by context
+        managers that may be entered and exited in different tasks (fixtures, clients).
+        """
+        self.sender = asyncio.get_running_loop().create_task(self._send_loop())
+
+    async def close(self) -> None:
+        """Send what is left and stop."""
+        if self.sender is not None:
+            self.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sender
+            self.sender = None
+        await self._send_outbox()
+
+    async def _send_loop(self) -> None:
+        """Send what accumulated, every ``COALESCE_S`` while there is any."""
+        while True:
+            await self.queued.wait()
+            await asyncio.sleep(COALESCE_S)
+            await self._send_outbox()
+
+    async def _send_outbox(self) -> None:
+        self.queued.clear()
+        outbox, self.outbox = self.outbox, []
+        for subject, payload, reply, headers in outbox:
+            await self.nc.publish(subject, payload, reply=reply, headers=headers)
 
     async def _start(self) -> None:
         self.prefix = self.nc.new_inbox()
@@ -68,12 +107,15 @@ class Pipeline:
         """Send now; the future resolves to the stream sequence (or raises APIError)."""
         if not self.prefix:
             await self._start()
+        if self.sender is None:
+            self.start()
         await self.room.acquire()
         token = str(next(self.tokens))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.futures[token] = future
         self.token_of[future] = token
-        await self.nc.publish(subject, payload, reply=f"{self.prefix}.{token}", headers=headers)
+        self.outbox.append((subject, payload, f"{self.prefix}.{token}", headers))
+        self.queued.set()
         return future
 
     async def ack(self, future: asyncio.Future[int]) -> int:

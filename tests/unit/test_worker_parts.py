@@ -1,0 +1,90 @@
+"""The worker's pure parts: prefetch sizing, how a command is started, output files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jobstream.workers.outputs import OutputFiles
+from jobstream.workers.prefetch import MAX_EXTRA, ClassPace
+from jobstream.workers.process import shell_command
+
+BASH = shutil.which("bash") or "/bin/sh"
+
+
+def test_no_extra_dispatches_until_the_pace_is_known() -> None:
+    pace = ClassPace(slots=2)
+    assert pace.extra() == 0
+    assert pace.demand(fit_now=2) == 2
+    pace.held = 1
+    assert pace.demand(fit_now=1) == 1
+    assert pace.demand(fit_now=0) == 0  # another class holds the room: fetch nothing
+
+
+def test_short_jobs_are_held_ahead_long_ones_are_not() -> None:
+    short = ClassPace(slots=2)
+    short.observe(0.002)
+    assert short.extra() == MAX_EXTRA  # 2 slots x 0.5 s / 2 ms, capped
+    assert short.demand(fit_now=0) == 2 + MAX_EXTRA  # fetched while the slots are busy
+    long = ClassPace(slots=2)
+    long.observe(5.0)
+    assert long.extra() == 0
+
+
+def test_the_pace_follows_recent_jobs() -> None:
+    pace = ClassPace(slots=1)
+    pace.observe(10.0)
+    for _ in range(40):
+        pace.observe(0.01)
+    assert pace.mean_run_s is not None and pace.mean_run_s < 0.02
+    assert pace.extra() > 0
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("true", ["true"]),
+        ("python sim.py --case=3 -n 4", ["python", "sim.py", "--case=3", "-n", "4"]),
+        ("echo hi > out", [BASH, "-c", "echo hi > out"]),
+        ("echo $HOME", [BASH, "-c", "echo $HOME"]),
+        ("a; b", [BASH, "-c", "a; b"]),
+        ("X=1 run", [BASH, "-c", "X=1 run"]),  # an assignment, not a program
+        ("cd sub", [BASH, "-c", "cd sub"]),  # a builtin
+        ("time sleep 1", [BASH, "-c", "time sleep 1"]),  # a keyword, not /usr/bin/time
+        ("echo 'quoted text'", [BASH, "-c", "echo 'quoted text'"]),
+    ],
+)
+def test_plain_commands_run_directly_others_through_bash(command: str, argv: list[str]) -> None:
+    assert shell_command(command, None) == argv
+
+
+def test_invocation_script_prefixes_the_command() -> None:
+    assert shell_command("sim.py --x", "python") == ["python", "sim.py", "--x"]
+    assert shell_command("a && b", "wrap.sh") == [BASH, "-c", "wrap.sh a && b"]
+
+
+def test_empty_output_is_discarded_and_its_files_reused(tmp_path: Path) -> None:
+    files = OutputFiles(tmp_path / "logs", "w1")
+    first = files.take()
+    first.stdout.write_bytes(b"")
+    first.stderr.write_bytes(b"")
+    assert not files.written(first)
+    files.give_back(first)
+    assert files.take() == first  # the same pair again: no new files per job
+
+
+def test_non_empty_output_is_kept_under_its_job(tmp_path: Path) -> None:
+    files = OutputFiles(tmp_path / "logs", "w1")
+    scratch = files.take()
+    scratch.stdout.write_bytes(b"result 42\n")
+    scratch.stderr.write_bytes(b"")
+    assert files.written(scratch)
+    kept = files.keep(scratch, "wf1", 7, 2)
+    assert kept == {"stdout": tmp_path / "logs" / "wf1" / "7.2.stdout"}
+    assert kept["stdout"].read_bytes() == b"result 42\n"
+    assert not scratch.stdout.exists()  # moved, so the next job starts empty
+    files.close()
+    assert not (tmp_path / "logs" / ".scratch" / "w1").exists()
+    assert kept["stdout"].exists()
