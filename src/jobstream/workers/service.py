@@ -88,6 +88,7 @@ log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
 _notice_decoder = msgspec.json.Decoder(CancelNotice)
 NO_OUTPUT = Output(b"", b"", "")
+ACK = b"+ACK"  # JetStream's positive acknowledgement of a delivered message
 BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
@@ -718,8 +719,8 @@ class JobRun:
 
     async def _ack(self) -> None:
         """Done with the dispatch. If the ack is lost, the redelivery is refused at claim."""
-        with contextlib.suppress(Exception):
-            await self.msg.ack()
+        if self.msg.reply:
+            self.worker.conn.pipeline.post(self.msg.reply, ACK)
 
     def _workdir(self) -> str:
         chosen = self.worker.options.workdir or self.item.workdir
