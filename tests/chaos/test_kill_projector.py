@@ -34,7 +34,7 @@ async def test_projector_killed_mid_run_resumes_exactly(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     state = tmp_path / "state"
-    spec = workflow(*((f"j{i}", "true", ((i - 1,) if i % 10 else ())) for i in range(200)))
+    spec = workflow(*((f"j{i}", "sleep 0.02", ((i - 1,) if i % 10 else ())) for i in range(200)))
     options = WorkerOptions(
         capacity=Resources(num_cpus=2, memory_mib=2048), log_dir=tmp_path / "logs"
     )

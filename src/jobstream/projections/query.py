@@ -114,6 +114,8 @@ async def remote_query(nc: NATS, sql: str) -> pa.Table:
                 headers = msg.headers or {}
                 if ERROR_HEADER in headers:
                     raise QueryError(headers[ERROR_HEADER])
+                if CHUNK_HEADER not in headers:  # a status: nobody serves queries (yet)
+                    raise QueryError(f"no projector answered ({headers.get('Status', '?')})")
                 parts.append(msg.data)
                 index, total = headers[CHUNK_HEADER].split("/")
                 if index == total:

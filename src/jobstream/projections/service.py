@@ -25,6 +25,7 @@ from jobstream.errors import JobstreamError
 from jobstream.projections.duck import DuckStore
 from jobstream.projections.kv import ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
+from jobstream.streams.bulk import read_to_end
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import RawBatch, read_raw_batches
 
@@ -84,6 +85,12 @@ class Projector:
         in, letting them gather for a moment keeps the projector's CPU proportional to
         the events, at a bounded cost in lag.
         """
+        # Catch up in bulk (a restart, a new file), then follow the live stream.
+        backlog = read_to_end(self.conn.js, self.conn.url, from_seq=self.checkpoint + 1)
+        async with backlog as batches:
+            async for raw in batches:
+                if raw.seqs:
+                    await self.project(raw)
         async for raw in read_raw_batches(self.conn.js, "ev.>", from_seq=self.checkpoint + 1):
             began = anyio.current_time()
             if raw.seqs:
@@ -162,17 +169,18 @@ async def replay_store(
 ) -> int:
     """Fold the log into ``store`` (no KV writes): rebuild and point-in-time queries."""
     applied = 0
-    async for raw in read_raw_batches(conn.js, "ev.>", follow=False):
-        kept = raw
-        if upto_time is not None:
-            kept = cut_at_time(kept, upto_time)
-        if upto_seq is not None:
-            kept = cut(kept, sum(seq <= upto_seq for seq in kept.seqs))
-        if kept.seqs:
-            await anyio.to_thread.run_sync(store.apply, kept)
-            applied += len(kept.seqs)
-        if len(kept.seqs) < len(raw.seqs):
-            break  # the point in time is inside this batch
+    async with read_to_end(conn.js, conn.url) as batches:
+        async for raw in batches:
+            kept = raw
+            if upto_time is not None:
+                kept = cut_at_time(kept, upto_time)
+            if upto_seq is not None:
+                kept = cut(kept, sum(seq <= upto_seq for seq in kept.seqs))
+            if kept.seqs:
+                await anyio.to_thread.run_sync(store.apply, kept)
+                applied += len(kept.seqs)
+            if len(kept.seqs) < len(raw.seqs):
+                break  # the point in time is inside this batch
     return applied
 
 

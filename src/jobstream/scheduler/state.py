@@ -217,9 +217,7 @@ class SchedulerState:
         if failed and spec.cancel_on_blocking_job_failure:
             return [CancelIntent(track.wf, n, _dependency_reason(track, failed[0]))]
         if job.state is JobState.SUBMITTED:
-            unmet = tuple(
-                d for d in spec.depends_on if track.state_of(d) is not JobState.COMPLETED
-            )
+            unmet = tuple(d for d in spec.depends_on if track.state_of(d) is not JobState.COMPLETED)
             return [BlockIntent(track.wf, n, unmet)]
         return []
 

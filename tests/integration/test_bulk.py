@@ -1,0 +1,52 @@
+"""The bulk replay reader against a real server: the same events as nats-py's reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobstream.streams.bulk import BulkUnavailable, plain_address, read_bulk, read_to_end
+from jobstream.streams.connection import Connection
+from jobstream.streams.reader import RawBatch, read_raw_batches
+from jobstream.submit import submit_workflow
+
+from .helpers import workflow
+
+
+def flatten(batches: list[RawBatch]) -> list[tuple[int, str, bytes, str]]:
+    return [
+        (seq, subject, payload, (headers or {}).get("Jobstream-Type", ""))
+        for b in batches
+        for seq, subject, headers, payload in zip(
+            b.seqs, b.subjects, b.headers, b.payloads, strict=True
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("subject_filter", "from_seq"), [("ev.>", 1), ("ev.*.job.7", 1), ("ev.>", 999)]
+)
+async def test_bulk_reads_what_the_ordered_reader_reads(
+    conn: Connection, subject_filter: str, from_seq: int
+) -> None:
+    spec = workflow(*((f"j{i}", "true", ()) for i in range(1200)))
+    await submit_workflow(conn, spec, workdir=".")  # 1,201 events
+    bulk = [b async for b in read_bulk(conn.js, conn.url, subject_filter, from_seq=from_seq)]
+    assert not (await conn.js.consumers_info("EVENTS"))  # its consumer is gone
+    ordered = [
+        b async for b in read_raw_batches(conn.js, subject_filter, from_seq=from_seq, follow=False)
+    ]
+    assert flatten(bulk) == flatten(ordered) and flatten(bulk)
+    assert bulk[-1].caught_up
+
+
+async def test_bulk_of_nothing_is_one_empty_caught_up_batch(conn: Connection) -> None:
+    async with read_to_end(conn.js, conn.url, "ev.nothing.>") as batches:
+        found = [b async for b in batches]
+    assert [(b.seqs, b.caught_up) for b in found] == [([], True)]
+
+
+def test_servers_with_credentials_or_tls_are_left_to_nats_py() -> None:
+    assert plain_address("nats://127.0.0.1:4333") == ("127.0.0.1", 4333)
+    for url in ("tls://127.0.0.1:4222", "nats://user:secret@127.0.0.1:4222"):
+        with pytest.raises(BulkUnavailable):
+            plain_address(url)
