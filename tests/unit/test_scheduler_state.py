@@ -99,6 +99,17 @@ def test_submission_makes_roots_ready_and_blocks_the_rest() -> None:
     ]
 
 
+def test_a_job_blocked_after_its_dependency_finished_is_made_ready() -> None:
+    """Regression: the dependency completed between the Block decision and its JobBlocked
+    being folded; the release found the job still submitted and the job stayed blocked."""
+    log = Log()
+    submitted(log, diamond()[:2])  # pre, and w1 waiting for it: BlockIntent for w1
+    assert ran(log, 0) == []  # pre completes while w1 is still `submitted`
+    assert log.add(JobBlocked(wf=WF, job=1, at=0, actor="s", unmet=(0,))) == [
+        MakeReadyIntent(WF, 1)
+    ]
+
+
 def test_ready_is_dispatched_and_completion_releases_dependents() -> None:
     log = Log()
     submitted(log, diamond())

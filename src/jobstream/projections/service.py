@@ -96,7 +96,7 @@ class Projector:
             if raw.seqs:
                 await self.project(raw)
             if raw.caught_up:
-                await anyio.sleep(LIVE_INTERVAL_S - (anyio.current_time() - began))
+                await anyio.sleep(max(0.0, LIVE_INTERVAL_S - (anyio.current_time() - began)))
 
     async def project(self, batch: RawBatch) -> None:
         """Apply one batch: rows + checkpoint in DuckDB, KV records, then commit.

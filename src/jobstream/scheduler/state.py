@@ -17,6 +17,7 @@ import msgspec
 from jobstream.decide import Job, evolve
 from jobstream.events import (
     Event,
+    JobBlocked,
     JobEvent,
     JobReady,
     JobRestarted,
@@ -188,6 +189,10 @@ class SchedulerState:
             intents.append(MakeReadyIntent(event.wf, n))
         elif isinstance(event, JobTerminated):
             intents.append(MakeReadyIntent(event.wf, n))
+        elif isinstance(event, JobBlocked):
+            # Decided from an older view: the dependencies may have finished meanwhile
+            # (their release found the job not yet blocked).
+            intents += self._readiness(track, n)
         elif job.state is JobState.COMPLETED:
             intents += self._release_dependents(track, n)
         elif job.state in UNSUCCESSFUL:
