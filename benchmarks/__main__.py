@@ -1,22 +1,73 @@
-"""Entry point: ``python -m benchmarks projection [--quick] [--events N]``."""
+"""``python -m benchmarks <name> [--quick] [--write]``: jobstream next to its peers.
+
+Names: ``noop`` and ``dag`` (jobstream, HyperQueue, Dask, Parsl on the same jobs),
+``submit`` (1,000,000 jobs durable, scheduler memory), ``replay`` (read-model rebuild),
+``spawn`` (the machine's process-spawn ceiling), ``projection`` (projector throughput and
+lag), and ``all`` (spawn, noop, dag, submit, replay). ``--write`` updates
+docs/benchmarks.md, docs/benchmarks/results.json and the plot.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-from benchmarks import projection
+from benchmarks import compare, projection, replay, report, spawn, submit
+from benchmarks.machine import describe
+from benchmarks.results import Measure
+from benchmarks.workload import dag, noop
 
-BENCHMARKS = {"projection": projection.main}
+SUITE = ("spawn", "noop", "dag", "submit", "replay")
+PEERS = ("hq", "dask", "parsl")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", choices=[*SUITE, "projection", "all"])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI (< 2 min)")
-    parser.add_argument("--events", type=int, default=None, help="events to project")
+    parser.add_argument("--jobs", type=int, help="jobs for noop/dag/submit")
+    parser.add_argument("--events", type=int, help="events for replay/projection")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help="peers to compare with (comma-separated; '' none)"
+    )
+    parser.add_argument(
+        "--peer-python",
+        default=sys.executable,
+        help="Python that has the peers installed (default: this one)",
+    )
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks*")
     args = parser.parse_args()
-    return BENCHMARKS[args.name](quick=args.quick, events=args.events)
+    if args.name == "projection":
+        return projection.main(quick=args.quick, events=args.events)
+
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(unknown)} (choose from {', '.join(PEERS)})")
+    size = args.jobs or (1_000 if args.quick else 10_000)
+    runs: dict[str, Callable[[], list[Measure]]] = {
+        "spawn": lambda: spawn.run(args.quick),
+        "noop": lambda: compare.run(noop(size), peers, args.peer_python),
+        "dag": lambda: compare.run(dag(size), peers, args.peer_python),
+        "submit": lambda: submit.run(args.quick, args.jobs),
+        "replay": lambda: replay.run(args.quick, args.events),
+    }
+    machine = describe()
+    results: list[Measure] = []
+    for name in SUITE if args.name == "all" else (args.name,):
+        print(f"{name}...", file=sys.stderr, flush=True)
+        results += runs[name]()
+    print(f"machine: {machine}\n")
+    print(report.table(results, report.spawn_ceiling(results)))
+    if args.write:
+        for path in report.write(results, machine):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import anyio
 
 from benchmarks.machine import describe
 from jobstream import codec
+from jobstream.cli.common import run_async
 from jobstream.embedded import embedded_server
 from jobstream.events import (
     Event,
@@ -150,7 +151,7 @@ async def lag(conn: Connection, offset: int, seconds: float) -> tuple[float, flo
 
 def main(*, quick: bool, events: int | None) -> int:
     total = events or (50_000 if quick else 1_000_000)
-    results = anyio.run(run, total, 2.0 if quick else 10.0)
+    results = run_async(run, total, 2.0 if quick else 10.0)
     print(f"machine: {describe()}")
     print(f"{'measure':<28}{'value':>14}")
     for key, value in results.items():

@@ -1,0 +1,178 @@
+"""Drive jobstream through a workload as users deploy it: ``jobstream server`` (embedded
+nats-server, scheduler, projector) and one ``jobstream worker`` offering the workload's
+cores, each its own process; the spec is submitted and awaited from this process.
+
+Wall time runs from just before the spec is loaded (validation and expansion count) to the
+WorkflowCompleted event; peak RSS covers server, nats-server, worker and this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+
+from benchmarks.peers import PeerResult
+from benchmarks.rss import PeakRss
+from benchmarks.workload import Workload, dag, noop
+from jobstream.cli.common import run_async
+from jobstream.events import WorkflowCompleted
+from jobstream.spec import load_spec
+from jobstream.streams.connection import open_connection
+from jobstream.streams.reader import read_batches
+from jobstream.streams.subjects import worker_subject, workflow_subject
+from jobstream.submit import submit_workflow
+
+CLI = [sys.executable, "-m", "jobstream"]
+# e.g. BENCH_WORKER_PREFIX="-m cProfile -o worker.prof" to profile the worker
+WORKER_CLI = [sys.executable, *os.environ.get("BENCH_WORKER_PREFIX", "").split(), "-m", "jobstream"]
+START_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 1200.0  # a stuck run fails (and stops its processes) instead of hanging
+
+
+def spec_for(workload: Workload) -> dict[str, object]:
+    """The workload as a jobstream spec: one job per graph node, 1 CPU each."""
+    jobs: list[dict[str, object]] = []
+    for name, deps in workload.graph():
+        job: dict[str, object] = {
+            "name": name,
+            "command": workload.command,
+            "resource_requirements": "one",
+        }
+        if deps:
+            job["depends_on"] = deps
+        jobs.append(job)
+    return {
+        "name": f"bench-{workload.name}",
+        "jobs": jobs,
+        "resource_requirements": [
+            {"name": "one", "num_cpus": 1, "memory": "10m", "runtime": "PT1H"}
+        ],
+    }
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen[bytes]) -> dict[str, object]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jobstream server exited with {process.returncode}")
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise TimeoutError(f"{path} did not appear")
+
+
+async def _wait_for_worker(url: str) -> None:
+    async with open_connection(url) as conn:
+        with anyio.fail_after(START_TIMEOUT_S):
+            async for batch in read_batches(conn.js, worker_subject("*"), poll_s=0.1):
+                if batch.events:
+                    return
+
+
+async def _submit_and_wait(url: str, spec: Path, workdir: Path) -> dict[str, int]:
+    with anyio.fail_after(RUN_TIMEOUT_S):
+        return await _submit_and_follow(url, spec, workdir)
+
+
+async def _submit_and_follow(url: str, spec: Path, workdir: Path) -> dict[str, int]:
+    async with open_connection(url) as conn:
+        workflow = load_spec(spec)
+        wf = await submit_workflow(conn, workflow, workdir=str(workdir))
+        async for batch in read_batches(conn.js, workflow_subject(wf), poll_s=0.1):
+            for stored in batch.events:
+                if isinstance(stored.event, WorkflowCompleted):
+                    return dict(stored.event.counts)
+    raise RuntimeError("the event stream ended before the workflow completed")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run(workload: Workload, workers: int = 2) -> PeerResult:
+    with tempfile.TemporaryDirectory(prefix="jobstream-bench-") as tmp:
+        root = Path(tmp)
+        spec = root / "spec.json"
+        spec.write_text(json.dumps(spec_for(workload)))
+        state = root / "state"
+        common = ["--state-dir", str(state)]
+        logs = Path(os.environ.get("BENCH_LOG_DIR", root))
+        with open(logs / "server.log", "wb") as log:
+            server = subprocess.Popen([*CLI, "server", *common], cwd=root, stdout=log, stderr=log)
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            url = str(_wait_for_file(state / "server.json", server)["url"])
+            with open(logs / "worker.log", "wb") as log:
+                worker = subprocess.Popen(
+                    [*WORKER_CLI, "worker", "--cpus", str(workers), "--memory", "4g",
+                     "--nats-url", url, *common],
+                    cwd=root, stdout=log, stderr=log,
+                )  # fmt: skip
+            run_async(_wait_for_worker, url)
+            with PeakRss([server.pid, worker.pid]) as rss:
+                began = time.perf_counter()
+                counts = run_async(_submit_and_wait, url, spec, root)
+                seconds = time.perf_counter() - began
+            note = cpu_note({"server": server.pid, "worker": worker.pid})
+        finally:
+            for process in (worker, server):
+                if process is not None:
+                    _stop(process)
+        if counts.get("completed") != workload.jobs:
+            raise RuntimeError(f"not every job completed: {counts}")
+        return PeerResult("jobstream", workload.jobs, seconds, rss.peak_mib, note)
+
+
+def cpu_note(roots: dict[str, int]) -> str:
+    """CPU seconds used so far by each named process and its long-lived children."""
+    parts = []
+    for name, pid in roots.items():
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)]
+            for child in procs:
+                times = child.cpu_times()
+                label = name if child is proc else child.name()
+                parts.append(f"{label} {times.user + times.system:.1f}s")
+        except psutil.Error:
+            continue
+    return "CPU: " + ", ".join(parts)
+
+
+def main() -> int:
+    """``python -m benchmarks.jobstream_engine <noop|dag> --jobs N``: one JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.jobstream_engine")
+    parser.add_argument("workload", choices=["noop", "dag"])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--layers", type=int, default=10, help="dag stages")
+    parser.add_argument("--workers", type=int, default=2, help="job slots (cores)")
+    args = parser.parse_args()
+    workload = dag(args.jobs, args.layers) if args.workload == "dag" else noop(args.jobs)
+    try:
+        result = run(workload, workers=args.workers)
+    except Exception as error:
+        print(f"jobstream: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

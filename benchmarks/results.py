@@ -1,0 +1,20 @@
+"""One measured number with what it is of, shared by every benchmark and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Measure:
+    """``rate`` in ``unit`` (jobs/s, events/s, proc/s) for ``count`` items in ``seconds``."""
+
+    benchmark: str
+    system: str
+    count: int
+    seconds: float
+    rate: float
+    unit: str = "jobs/s"
+    peak_rss_mib: float | None = None
+    note: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
