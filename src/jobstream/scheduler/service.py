@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 import anyio
@@ -32,12 +33,14 @@ from jobstream.scheduler.state import (
     SchedulerState,
     WorkflowTrack,
 )
+from jobstream.streams.bulk import read_to_end
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import read_batches
+from jobstream.streams.reader import decode_batch, read_batches
 from jobstream.streams.store import Conflict, EventStore
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
+CHUNK = 5000
 
 
 class Scheduler:
@@ -50,30 +53,40 @@ class Scheduler:
         self.dispatcher = Dispatcher(conn.js, conn.pipeline, lease_s)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve forever; ``task_status.started()`` fires once the replay has caught up."""
-        live = False
-        async for batch in read_batches(self.conn.js, "ev.>", from_seq=1):
-            intents: list[Intent] = []
+        """Serve forever; ``task_status.started()`` fires once the replay has caught up.
+
+        The replay reads the log in bulk (no intents: the state is only rebuilt), then
+        ``reconcile`` says what is left to do, then the live stream is followed from
+        where the replay ended.
+        """
+        async with read_to_end(self.conn.js, self.conn.url) as backlog:
+            async for raw in backlog:
+                for stored in decode_batch(raw).events:
+                    self.state.apply(stored.seq, stored.event)
+        replayed_to = self.state.last_seq
+        intents = await self.dispatcher.skip_already_queued(self.state.reconcile())
+        log.info("scheduler caught up at sequence %d", replayed_to)
+        task_status.started()
+        await self.carry_out(intents)
+        async for batch in read_batches(self.conn.js, "ev.>", from_seq=replayed_to + 1):
+            intents = []
             for stored in batch.events:
                 intents += self.state.apply(stored.seq, stored.event)
-            if not live:
-                if not batch.caught_up:
-                    continue
-                live = True
-                intents = self.state.reconcile()
-                intents = await self.dispatcher.skip_already_queued(intents)
-                log.info("scheduler caught up at sequence %d", self.state.last_seq)
-                task_status.started()
             await self.carry_out(intents)
 
     async def carry_out(self, intents: Sequence[Intent]) -> None:
-        """Append the decisions, fold them back, and repeat until nothing follows."""
-        pending = list(intents)
+        """Append the decisions, fold them back, and repeat until nothing follows.
+
+        At most CHUNK intents at a time: after replaying a million submitted jobs, the
+        decisions, events and dispatches of all of them at once would need gigabytes.
+        """
+        pending = deque(intents)
         while pending:
-            dispatches = [i for i in pending if isinstance(i, DispatchIntent)]
-            appends = self._decide_all(i for i in pending if not isinstance(i, DispatchIntent))
+            chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
+            dispatches = [i for i in chunk if isinstance(i, DispatchIntent)]
+            appends = self._decide_all(i for i in chunk if not isinstance(i, DispatchIntent))
             await self.dispatcher.dispatch(self.state, dispatches)
-            pending = await self._append_and_apply(appends)
+            pending.extend(await self._append_and_apply(appends))
         completions = self.state.completions()
         if completions:
             await self._append_and_apply([self._completion(c) for c in completions])
