@@ -322,6 +322,7 @@ class Worker:
             return None
         waiter = Waiter(need, run)
         self.waiting.append(waiter)
+        self._grant()  # the room may have been freed while the job was being claimed
         pace.waiting += 1
         try:
             await waiter.granted.wait()
