@@ -21,10 +21,10 @@ from pathlib import Path
 import anyio
 import psutil
 
-from benchmarks.peers import PeerResult
-from benchmarks.rss import PeakRss
+from benchmarks.peers import PeerResult, measure
 from benchmarks.workload import Workload, dag, noop
 from jobstream.cli.common import run_async
+from jobstream.embedded import discover_url
 from jobstream.events import WorkflowCompleted
 from jobstream.spec import load_spec
 from jobstream.streams.connection import open_connection
@@ -60,16 +60,16 @@ def spec_for(workload: Workload) -> dict[str, object]:
     }
 
 
-def _wait_for_file(path: Path, process: subprocess.Popen[bytes]) -> dict[str, object]:
+def _wait_for_server(state: Path, process: subprocess.Popen[bytes]) -> str:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jobstream server exited with {process.returncode}")
-        try:
-            return dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            time.sleep(0.05)
-    raise TimeoutError(f"{path} did not appear")
+        url = discover_url(state)
+        if url is not None:
+            return url
+        time.sleep(0.05)
+    raise TimeoutError(f"jobstream server did not start within {START_TIMEOUT_S:.0f} s")
 
 
 async def _wait_for_worker(url: str) -> None:
@@ -118,7 +118,7 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
             server = subprocess.Popen([*CLI, "server", *common], cwd=root, stdout=log, stderr=log)
         worker: subprocess.Popen[bytes] | None = None
         try:
-            url = str(_wait_for_file(state / "server.json", server)["url"])
+            url = _wait_for_server(state, server)
             with open(logs / "worker.log", "wb") as log:
                 worker = subprocess.Popen(
                     [*WORKER_CLI, "worker", "--cpus", str(workers), "--memory", "4g",
@@ -126,10 +126,11 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
                     cwd=root, stdout=log, stderr=log,
                 )  # fmt: skip
             run_async(_wait_for_worker, url)
-            with PeakRss([server.pid, worker.pid]) as rss:
-                began = time.perf_counter()
-                counts = run_async(_submit_and_wait, url, spec, root)
-                seconds = time.perf_counter() - began
+            counts: dict[str, int] = {}
+            seconds, peak_mib = measure(
+                lambda: counts.update(run_async(_submit_and_wait, url, spec, root)),
+                others=[server.pid, worker.pid],
+            )
             note = cpu_note({"server": server.pid, "worker": worker.pid})
         finally:
             for process in (worker, server):
@@ -137,7 +138,7 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
                     _stop(process)
         if counts.get("completed") != workload.jobs:
             raise RuntimeError(f"not every job completed: {counts}")
-        return PeerResult("jobstream", workload.jobs, seconds, rss.peak_mib, note)
+        return PeerResult("jobstream", workload.jobs, seconds, peak_mib, note)
 
 
 def cpu_note(roots: dict[str, int]) -> str:

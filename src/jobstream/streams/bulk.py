@@ -22,7 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.js import JetStreamContext, api
 
-from jobstream.streams.reader import RawBatch, read_raw_batches
+from jobstream.streams.reader import RawBatch, read_raw_batches, reply_position
 from jobstream.streams.subjects import EVENTS_STREAM
 
 BATCH = 20_000
@@ -135,12 +135,14 @@ async def read_bulk(
                             continue
                         done = not batch.seqs or status == 404
                         break
-                    tokens = reply.split(".")
-                    batch.seqs.append(int(tokens[5] if len(tokens) == 9 else tokens[7]))
+                    position = reply_position(reply)
+                    if position is None:
+                        raise ConnectionError(f"not a JetStream delivery: {line[:200]!r}")
+                    seq, pending = position
+                    batch.seqs.append(seq)
                     batch.subjects.append(subject.decode())
                     batch.headers.append(headers)
                     batch.payloads.append(frame[header_size:])
-                    pending = int(tokens[8] if len(tokens) == 9 else tokens[10])
                     if len(batch.seqs) == BATCH or pending == 0:
                         done = pending == 0
                         break

@@ -72,12 +72,6 @@ def class_consumer(pool: str, hardware_class: str) -> str:
     return f"cls_{pool}_{hardware_class.replace('.', '_')}"
 
 
-def parse_class_subject(subject: str) -> tuple[str, str]:
-    """Inverse of :func:`class_subject`: ``(pool, hardware_class)``."""
-    _, pool, hardware_class = subject.split(".", 2)
-    return pool, hardware_class
-
-
 def log_object(wf: str, job: int, attempt: int, stream: str) -> str:
     """LOGS object name of one attempt's stdout or stderr."""
     return f"{wf}/{job}/{attempt}/{stream}"
