@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from jobstream.model import (
     WorkItem,
     retry_rule_for,
 )
+from jobstream.runtime import tune_for_throughput
 from jobstream.streams.connection import Connection
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
 from jobstream.streams.store import Conflict, EventStore
@@ -95,7 +95,6 @@ MAX_BATCH = 256
 NAK_DELAY_S = 0.2
 TERMINATE_RECORD_S = 10.0
 RETRY_DELAY_S = 1.0
-SWITCH_INTERVAL_S = 0.0002
 APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
 
 
@@ -158,9 +157,7 @@ class Worker:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
-        # Spawning in a thread takes the GIL back several times; with the default 5 ms
-        # switch interval a busy event loop made each spawn wait ~30 ms.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        tune_for_throughput()
         self.logs = await ensure_logs(self.conn.js)
         notices = await self.conn.nc.subscribe(
             cancel_notice_subject(self.id), cb=self._on_cancel_notice
