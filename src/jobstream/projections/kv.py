@@ -8,16 +8,28 @@ log or DuckDB, so they cost one key per workflow however many jobs it has.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import json
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from jobstream.streams.pipeline import Pipeline
 
 BUCKET = "JOBS"
+STREAM = f"KV_{BUCKET}"
+ALLOW_ATOMIC = "allow_atomic"
+BATCH_ID, BATCH_SEQUENCE = "Nats-Batch-Id", "Nats-Batch-Sequence"
+COMMIT = {"Nats-Batch-Commit": "1"}
+ATOMIC_BATCH = 1000  # the server's limit per batch
+ATOMIC_IN_FLIGHT = 32  # the server allows 50 open batches per stream
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,18 +78,61 @@ async def ensure_bucket(js: JetStreamContext) -> KeyValue:
         )
 
 
-async def put_records(pipeline: Pipeline, records: Iterable[JobRecord | WorkflowRecord]) -> None:
-    """Pipelined puts (a KV put is a publish on ``$KV.<bucket>.<key>``)."""
-    futures = []
-    for record in records:
-        key = (
-            job_key(record.wf, record.job)
-            if isinstance(record, JobRecord)
-            else workflow_key(record.wf)
-        )
-        futures.append(await pipeline.publish(f"$KV.{BUCKET}.{key}", _encoder.encode(record)))
-    for future in futures:
+async def enable_atomic_puts(nc: NATS) -> bool:
+    """Allow atomic batch publishes on the bucket's stream (nats-server 2.12+); False
+    where the server does not know them."""
+    info = await _stream_api(nc, f"INFO.{STREAM}", {})
+    config = info["config"]
+    if not config.get(ALLOW_ATOMIC):
+        config[ALLOW_ATOMIC] = True
+        config = (await _stream_api(nc, f"UPDATE.{STREAM}", config)).get("config", {})
+    return bool(config.get(ALLOW_ATOMIC))
+
+
+async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A raw stream API call: nats-py's StreamConfig drops fields it does not know."""
+    reply = await nc.request(f"$JS.API.STREAM.{call}", json.dumps(request).encode(), timeout=10)
+    found: dict[str, Any] = json.loads(reply.data)
+    if "error" in found:
+        raise APIError.from_error(found["error"])
+    return found
+
+
+async def put_records(
+    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord], *, atomic: bool
+) -> None:
+    """Write records (a KV put is a publish on ``$KV.<bucket>.<key>``) and wait until
+    they are stored.
+
+    ``atomic``: in atomic batches of up to 1,000 puts, of which only the last is
+    acknowledged; the server stores a batch whole or not at all, and says which on that
+    acknowledgement. A put acknowledged one by one cost the projector ~25 µs of CPU
+    (a third of its time in catch-up); as a batch member it costs ~5 µs.
+    """
+    pending: deque[asyncio.Future[int]] = deque()
+    for start in range(0, len(records), ATOMIC_BATCH if atomic else 1):
+        chunk = records[start : start + ATOMIC_BATCH] if atomic else records[start : start + 1]
+        batch_id = secrets.token_hex(8)
+        for n, record in enumerate(chunk, 1):
+            subject, payload = f"$KV.{BUCKET}.{record_key(record)}", _encoder.encode(record)
+            if not atomic:
+                pending.append(await pipeline.publish(subject, payload))
+                continue
+            headers = {BATCH_ID: batch_id, BATCH_SEQUENCE: str(n)}
+            if n < len(chunk):
+                pipeline.post(subject, payload, headers)
+            else:
+                pending.append(await pipeline.publish(subject, payload, headers | COMMIT))
+        if atomic and len(pending) >= ATOMIC_IN_FLIGHT:
+            await pipeline.ack(pending.popleft())
+    for future in pending:
         await pipeline.ack(future)
+
+
+def record_key(record: JobRecord | WorkflowRecord) -> str:
+    if isinstance(record, JobRecord):
+        return job_key(record.wf, record.job)
+    return workflow_key(record.wf)
 
 
 async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowRecord]:

@@ -132,11 +132,13 @@ class Pipeline:
         self.queued.set()
         return future
 
-    def post(self, subject: str, payload: bytes) -> None:
-        """Fire and forget, coalesced with the publishes (e.g. a WORK message's ack)."""
+    def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """Fire and forget, coalesced with the publishes and in order with them (e.g. a
+        WORK message's ack, or a member of an atomic batch that is acknowledged as a
+        whole)."""
         if self.sender is None:
             self.start()
-        self.outbox.append((subject, payload, "", None))
+        self.outbox.append((subject, payload, "", headers))
         self.queued.set()
 
     async def ack(self, future: asyncio.Future[int]) -> int:
