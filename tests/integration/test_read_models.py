@@ -13,11 +13,18 @@ from jobstream.config import Settings
 from jobstream.local import run_local, wait_in_log
 from jobstream.model import Resources
 from jobstream.projections.duck import TABLES, DuckStore
-from jobstream.projections.kv import JobRecord, WorkflowRecord, job_records
+from jobstream.projections.kv import (
+    BUCKET,
+    JobRecord,
+    WorkflowRecord,
+    job_records,
+    workflow_records,
+)
 from jobstream.projections.service import Projector, replay_into
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.submit import submit_workflow
 from jobstream.workers.service import Worker, WorkerOptions
 
 from .helpers import workflow
@@ -133,3 +140,52 @@ async def catch_up(conn: Connection, path: Path) -> None:
             while projector.store is None or projector.store.checkpoint() < last:
                 await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
+
+
+async def test_kv_records_lost_after_a_commit_are_written_at_start(
+    conn: Connection, tmp_path: Path
+) -> None:
+    """A projector killed after committing a batch but before its KV records were
+    stored: the KV checkpoint stayed behind, and the next start rewrites them."""
+    wf = await submit_workflow(
+        conn, workflow(*((f"j{i}", "true", ()) for i in range(40))), workdir="."
+    )
+    path = tmp_path / "p.duckdb"
+    await catch_up(conn, path)
+    assert len(await job_records(conn.js, wf)) == 40
+    await conn.js.delete_key_value(BUCKET)  # the records never got stored ...
+    store = DuckStore(path)
+    store.set_kv_checkpoint(0)  # ... and the KV checkpoint did not move past them
+    store.close()
+    await catch_up(conn, path)
+    records = await job_records(conn.js, wf)
+    assert [(r.job, r.state) for r in records] == [(i, "submitted") for i in range(40)]
+    (summary,) = await workflow_records(conn.js, wf)
+    assert summary.counts == {"submitted": 40}
+    store = DuckStore(path, read_only=True)
+    assert store.kv_checkpoint() == store.checkpoint()
+    store.close()
+
+
+async def test_rebuild_writes_kv_for_events_the_live_projector_had_not_applied(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projector = Projector(conn, tmp_path / "p.duckdb")
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+
+        async def stand_still(batch: object) -> None:
+            """The live loop falls behind: it applies nothing from here on."""
+
+        monkeypatch.setattr(projector, "project", stand_still)
+        wf = await submit_workflow(
+            conn, workflow(("a", "true", ()), ("b", "true", ())), workdir="."
+        )
+        last = (await conn.js.stream_info(EVENTS_STREAM)).state.last_seq
+        result = await projector.rebuild()
+        assert projector.checkpoint == last and result["events"] == last
+        tg.cancel_scope.cancel()
+    assert [(r.job, r.state) for r in await job_records(conn.js, wf)] == [
+        (0, "submitted"),
+        (1, "submitted"),
+    ]

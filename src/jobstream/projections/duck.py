@@ -8,7 +8,9 @@ and is called from a worker thread.
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +23,7 @@ from jobstream.projections.views import view_ddl
 from jobstream.streams.reader import RawBatch
 
 SCHEMA_VERSION = 1
+CHECKPOINT_THRESHOLD = "256MB"
 TABLES = (*(model.name for model in READ_MODELS), "checkpoint")
 
 
@@ -31,7 +34,14 @@ class DuckStore:
         self.path = str(path)
         # One thread: batches are small and frequent, and the two cores here are shared
         # with the server, the scheduler and the jobs; more threads only add hand-offs.
-        self.db = duckdb.connect(self.path, read_only=read_only, config={"threads": 1})
+        # A checkpoint rewrites the changed tables' compressed segments and indexes; at
+        # DuckDB's default (a checkpoint per 16 MB of log) that was a third of the
+        # projection's time. 256 MB bounds the log a restart replays to a few seconds.
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "threads": 1,
+            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+        }
+        self.db = duckdb.connect(self.path, read_only=read_only, config=config)
         if read_only:
             return
         for model in READ_MODELS:
@@ -39,6 +49,9 @@ class DuckStore:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS checkpoint "
             "(id INTEGER PRIMARY KEY, seq BIGINT, event_time TIMESTAMP, schema_version INTEGER)"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS kv_checkpoint (id INTEGER PRIMARY KEY, seq BIGINT)"
         )
         for ddl in view_ddl():
             self.db.execute(ddl)
@@ -50,24 +63,38 @@ class DuckStore:
         row = self.db.execute("SELECT seq FROM checkpoint WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
-    def begin(self, raw: RawBatch) -> Pending | None:
-        """Fold a batch into every table and move the checkpoint, without committing.
+    def kv_checkpoint(self) -> int:
+        """The last sequence whose KV records are known to be stored (see
+        :meth:`Projector`); a file that never tracked it is in step with its rows."""
+        row = self.db.execute("SELECT seq FROM kv_checkpoint WHERE id = 1").fetchone()
+        return int(row[0]) if row else self.checkpoint()
 
-        Events at or below the checkpoint are skipped (redelivery, replay). The caller
-        commits (:meth:`Pending.commit`) once the batch's KV records are written.
+    def set_kv_checkpoint(self, seq: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)", [seq])
+
+    def apply(
+        self, raw: RawBatch, *, kv_seq: int | None = None, records: bool = False
+    ) -> Records | None:
+        """Fold a batch into every table and move the checkpoint, in one transaction.
+
+        Events at or below the checkpoint are skipped (redelivery, replay); None if that
+        was all of them. ``kv_seq`` moves the KV checkpoint in the same transaction.
+        With ``records``, returns the KV records of every job and workflow the batch
+        touched, as they stand after it.
         """
-        checkpoint = self.checkpoint()
-        keep = [i for i, seq in enumerate(raw.seqs) if seq > checkpoint]
-        if not keep:
+        first = bisect.bisect_right(raw.seqs, self.checkpoint())  # seqs ascend
+        if first == len(raw.seqs):
             return None
         cursor = self.db.cursor()
-        cursor.register("staged", _staged(raw, keep))
-        cursor.execute("BEGIN TRANSACTION")
         try:
+            cursor.register("staged", _staged(raw, first))
+            cursor.execute("BEGIN TRANSACTION")
+            # Malformed JSON is left out. No ORDER BY: the batch arrives in stream order,
+            # and the folds order by seq (sorting was a third of this statement's time).
             cursor.execute(
                 "CREATE OR REPLACE TEMP TABLE batch AS SELECT seq, subject, version, payload, "
                 f"json_transform(payload, '{EVENT_STRUCT_JSON}') AS e "
-                "FROM staged WHERE json_valid(payload) ORDER BY seq"
+                "FROM staged WHERE json_valid(payload)"
             )
             present = {
                 row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()
@@ -75,24 +102,32 @@ class DuckStore:
             for model in READ_MODELS:
                 if not model.reads or model.reads & present:
                     cursor.execute(model.insert_sql())
+            # Malformed events at the end of a batch still count as applied.
             cursor.execute(
                 "INSERT OR REPLACE INTO checkpoint "
-                f"SELECT 1, max(seq), arg_max({ts()}, seq), {SCHEMA_VERSION} FROM batch"
+                f"SELECT 1, ?, arg_max({ts()}, seq), {SCHEMA_VERSION} FROM batch",
+                [raw.seqs[-1]],
             )
-            cursor.execute(
-                "UPDATE checkpoint SET seq = ? WHERE id = 1", [raw.seqs[keep[-1]]]
-            )  # malformed events at the end of a batch still count as applied
-            return Pending(cursor, _job_records(cursor), _workflow_records(cursor))
+            if kv_seq is not None:
+                cursor.execute("INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)", [kv_seq])
+            found = Records([], [])
+            if records:
+                found = _records(cursor, BATCH_TOUCHED)
+            cursor.execute("COMMIT")
+            return found
         except BaseException:
             cursor.execute("ROLLBACK")
-            cursor.close()
             raise
+        finally:
+            cursor.close()
 
-    def apply(self, raw: RawBatch) -> None:
-        """Fold and commit at once (for replays that write no KV records)."""
-        pending = self.begin(raw)
-        if pending is not None:
-            pending.commit()
+    def records_after(self, seq: int) -> Records:
+        """KV records, as they stand now, of everything touched by events after ``seq``."""
+        cursor = self.db.cursor()
+        try:
+            return _records(cursor, events_touched(seq))
+        finally:
+            cursor.close()
 
     def query(self, sql: str) -> pa.Table:
         """Run a query on its own cursor (the writer may run meanwhile)."""
@@ -103,49 +138,67 @@ class DuckStore:
             cursor.close()
 
 
-class Pending:
-    """An applied but uncommitted batch, with the KV records it produced."""
+class Records(NamedTuple):
+    """KV records of the jobs and workflows that a stretch of events touched."""
 
-    def __init__(
-        self,
-        cursor: duckdb.DuckDBPyConnection,
-        jobs: list[JobRecord],
-        workflows: list[WorkflowRecord],
-    ) -> None:
-        self.cursor = cursor
-        self.jobs = jobs
-        self.workflows = workflows
+    jobs: list[JobRecord]
+    workflows: list[WorkflowRecord]
 
-    def commit(self) -> None:
-        try:
-            self.cursor.execute("COMMIT")
-        finally:
-            self.cursor.close()
-
-    def rollback(self) -> None:
-        try:
-            self.cursor.execute("ROLLBACK")
-        finally:
-            self.cursor.close()
+    def all(self) -> list[JobRecord | WorkflowRecord]:
+        return [*self.jobs, *self.workflows]
 
 
-def _staged(raw: RawBatch, keep: list[int]) -> pa.Table:
-    versions = [int((raw.headers[i] or {}).get(VERSION_HEADER, 0) or 0) for i in keep]
+class Touched(NamedTuple):
+    """SQL for the (wf, job) pairs, the workflows and the last sequence of some events."""
+
+    jobs: str
+    workflows: str
+    last_seq: str
+
+
+BATCH_TOUCHED = Touched(
+    jobs="SELECT DISTINCT e.wf AS wf, e.job AS job FROM batch WHERE e.job IS NOT NULL",
+    workflows="SELECT DISTINCT e.wf FROM batch WHERE e.wf IS NOT NULL",
+    last_seq="SELECT max(seq) FROM batch",
+)
+
+
+def events_touched(after: int) -> Touched:
+    where = f"FROM events WHERE seq > {int(after)}"
+    return Touched(
+        jobs=f"SELECT DISTINCT wf, job {where} AND job IS NOT NULL",
+        workflows=f"SELECT DISTINCT wf {where} AND wf IS NOT NULL",
+        last_seq=f"SELECT max(seq) {where}",
+    )
+
+
+def _staged(raw: RawBatch, first: int) -> pa.Table:
+    """The batch from index ``first`` on, as Arrow columns."""
+    version_of: dict[int, int] = {}  # headers are mostly shared dicts (the bulk reader)
+    versions = []
+    for headers in raw.headers[first:]:
+        version = version_of.get(id(headers))
+        if version is None:
+            version = version_of[id(headers)] = int((headers or {}).get(VERSION_HEADER, 0) or 0)
+        versions.append(version)
     return pa.table(
         {
-            "seq": pa.array([raw.seqs[i] for i in keep], pa.int64()),
-            "subject": pa.array([raw.subjects[i] for i in keep], pa.string()),
+            "seq": pa.array(raw.seqs[first:], pa.int64()),
+            "subject": pa.array(raw.subjects[first:], pa.string()),
             "version": pa.array(versions, pa.int32()),
-            "payload": pa.array([raw.payloads[i] for i in keep], pa.string()),
+            "payload": pa.array(raw.payloads[first:], pa.string()),
         }
     )
 
 
-def _job_records(cursor: duckdb.DuckDBPyConnection) -> list[JobRecord]:
+def _records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> Records:
+    return Records(_job_records(cursor, touched), _workflow_records(cursor, touched))
+
+
+def _job_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[JobRecord]:
     rows = cursor.execute(
         "SELECT j.wf, j.job, j.state, j.attempt, j.worker, epoch(j.updated_at), j.last_seq "
-        "FROM jobs j JOIN (SELECT DISTINCT e.wf AS wf, e.job AS job FROM batch "
-        "WHERE e.job IS NOT NULL) t ON j.wf = t.wf AND j.job = t.job"
+        f"FROM jobs j JOIN ({touched.jobs}) t ON j.wf = t.wf AND j.job = t.job"
     ).fetchall()
     return [
         JobRecord(
@@ -161,18 +214,17 @@ def _job_records(cursor: duckdb.DuckDBPyConnection) -> list[JobRecord]:
     ]
 
 
-def _workflow_records(cursor: duckdb.DuckDBPyConnection) -> list[WorkflowRecord]:
-    touched = "SELECT DISTINCT e.wf FROM batch WHERE e.wf IS NOT NULL"
+def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[WorkflowRecord]:
     counts: dict[str, dict[str, int]] = {}
     for wf, state, n in cursor.execute(
-        f"SELECT wf, state, count(*) FROM jobs WHERE wf IN ({touched}) GROUP BY ALL"
+        f"SELECT wf, state, count(*) FROM jobs WHERE wf IN ({touched.workflows}) GROUP BY ALL"
     ).fetchall():
         counts.setdefault(wf, {})[state] = n
-    last_seq = cursor.execute("SELECT max(seq) FROM batch").fetchone()
+    last_seq = cursor.execute(touched.last_seq).fetchone()
     rows = cursor.execute(
         'SELECT wf, name, "user", job_count, epoch(submitted_at), completed_at IS NOT NULL '
         "AND (restarted_at IS NULL OR completed_at > restarted_at) "
-        f"FROM workflows WHERE wf IN ({touched})"
+        f"FROM workflows WHERE wf IN ({touched.workflows})"
     ).fetchall()
     return [
         WorkflowRecord(
@@ -183,7 +235,7 @@ def _workflow_records(cursor: duckdb.DuckDBPyConnection) -> list[WorkflowRecord]
             submitted_at=float(submitted or 0.0),
             finished=bool(finished),
             counts=counts.get(wf, {}),
-            seq=int(last_seq[0]) if last_seq else 0,
+            seq=int(last_seq[0]) if last_seq and last_seq[0] is not None else 0,
         )
         for wf, name, user, job_count, submitted, finished in rows
     ]
