@@ -38,14 +38,15 @@ class PeakRss:
         return self.peak_bytes / 2**20
 
     def _tree(self) -> list[psutil.Process]:
-        procs: list[psutil.Process] = []
+        """Every process once, though a root may also descend from another root."""
+        procs: dict[int, psutil.Process] = {}
         for pid in self.roots:
             try:
                 root = psutil.Process(pid)
-                procs += [root, *root.children(recursive=True)]
+                procs.update((p.pid, p) for p in [root, *root.children(recursive=True)])
             except psutil.Error:
                 continue
-        return procs
+        return list(procs.values())
 
     def _sample(self) -> None:
         while True:
