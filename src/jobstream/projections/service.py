@@ -78,6 +78,7 @@ class Projector:
         self.progressed = anyio.Event()  # set (and replaced) when the checkpoint moves
         self.atomic_puts = False
         self.kv_pending: MemoryObjectSendStream[tuple[Records, int]] | None = None
+        self._committed = 0  # DuckDB holds everything up to here
         self._kv_written = 0  # KV records are stored up to here
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -116,7 +117,7 @@ class Projector:
             async for raw in batches:
                 if raw.seqs:
                     await self.project(raw)
-        async for raw in read_raw_batches(self.conn.js, "ev.>", from_seq=self.checkpoint + 1):
+        async for raw in read_raw_batches(self.conn.js, "ev.>", from_seq=self._committed + 1):
             began = anyio.current_time()
             if raw.seqs:
                 await self.project(raw)
@@ -133,6 +134,7 @@ class Projector:
                 functools.partial(self.store.apply, batch, kv_seq=self._kv_written, records=True)
             )
         if written is not None:
+            self._committed = batch.seqs[-1]
             await self.kv_pending.send((written, batch.seqs[-1]))
 
     async def _write_kv(self, batches: MemoryObjectReceiveStream[tuple[Records, int]]) -> None:
@@ -157,7 +159,7 @@ class Projector:
             with anyio.fail_after(KV_TIMEOUT_S):
                 await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
             await anyio.to_thread.run_sync(store.set_kv_checkpoint, seq)
-        self._kv_written = seq
+        self._committed = self._kv_written = seq
         self._advance(seq)
 
     def _advance(self, seq: int) -> None:
@@ -166,7 +168,7 @@ class Projector:
         self.progressed = anyio.Event()
 
     async def caught_up(self, seq: int) -> None:
-        """Wait until everything up to stream sequence ``seq`` is committed."""
+        """Wait until everything up to stream sequence ``seq`` is in DuckDB and in KV."""
         while self.checkpoint < seq:
             await self.progressed.wait()
 
@@ -182,7 +184,7 @@ class Projector:
         fresh_path = self.db_path.with_suffix(".rebuild")
         async with self.lock:
             assert self.store is not None
-            await self.caught_up(await anyio.to_thread.run_sync(self.store.checkpoint))
+            await self.caught_up(self._committed)  # KV written for the old file
             events = await replay_into(self.conn, fresh_path)
             await anyio.to_thread.run_sync(self.store.close)
             os.replace(fresh_path, self.db_path)
