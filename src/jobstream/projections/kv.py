@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ from nats.js.kv import KeyValue
 
 from jobstream.streams.pipeline import Pipeline
 
+log = logging.getLogger(__name__)
 BUCKET = "JOBS"
 STREAM = f"KV_{BUCKET}"
 ALLOW_ATOMIC = "allow_atomic"
@@ -80,12 +82,15 @@ async def ensure_bucket(js: JetStreamContext) -> KeyValue:
 
 async def enable_atomic_puts(nc: NATS) -> bool:
     """Allow atomic batch publishes on the bucket's stream (nats-server 2.12+); False
-    where the server does not know them."""
-    info = await _stream_api(nc, f"INFO.{STREAM}", {})
-    config = info["config"]
-    if not config.get(ALLOW_ATOMIC):
-        config[ALLOW_ATOMIC] = True
-        config = (await _stream_api(nc, f"UPDATE.{STREAM}", config)).get("config", {})
+    where the server does not know them or refuses the change."""
+    try:
+        config = (await _stream_api(nc, f"INFO.{STREAM}", {}))["config"]
+        if not config.get(ALLOW_ATOMIC):
+            config[ALLOW_ATOMIC] = True
+            config = (await _stream_api(nc, f"UPDATE.{STREAM}", config)).get("config", {})
+    except APIError as exc:
+        log.warning("KV puts one at a time: %s", exc)
+        return False
     return bool(config.get(ALLOW_ATOMIC))
 
 
@@ -106,27 +111,32 @@ async def put_records(
 
     ``atomic``: in atomic batches of up to 1,000 puts, of which only the last is
     acknowledged; the server stores a batch whole or not at all, and says which on that
-    acknowledgement. A put acknowledged one by one cost the projector ~25 µs of CPU
-    (a third of its time in catch-up); as a batch member it costs ~5 µs.
+    acknowledgement. A put acknowledged one by one cost the projector ~23 µs of CPU; as
+    a batch member it costs ~7 µs.
     """
-    pending: deque[asyncio.Future[int]] = deque()
-    for start in range(0, len(records), ATOMIC_BATCH if atomic else 1):
-        chunk = records[start : start + ATOMIC_BATCH] if atomic else records[start : start + 1]
+    if not atomic:
+        singles = [await pipeline.publish(*_put(record)) for record in records]
+        for future in singles:
+            await pipeline.ack(future)
+        return
+    commits: deque[asyncio.Future[int]] = deque()
+    for start in range(0, len(records), ATOMIC_BATCH):
+        batch = records[start : start + ATOMIC_BATCH]
         batch_id = secrets.token_hex(8)
-        for n, record in enumerate(chunk, 1):
-            subject, payload = f"$KV.{BUCKET}.{record_key(record)}", _encoder.encode(record)
-            if not atomic:
-                pending.append(await pipeline.publish(subject, payload))
-                continue
+        for n, record in enumerate(batch, 1):
             headers = {BATCH_ID: batch_id, BATCH_SEQUENCE: str(n)}
-            if n < len(chunk):
-                pipeline.post(subject, payload, headers)
+            if n < len(batch):
+                pipeline.post(*_put(record), headers)
             else:
-                pending.append(await pipeline.publish(subject, payload, headers | COMMIT))
-        if atomic and len(pending) >= ATOMIC_IN_FLIGHT:
-            await pipeline.ack(pending.popleft())
-    for future in pending:
+                commits.append(await pipeline.publish(*_put(record), headers | COMMIT))
+        if len(commits) >= ATOMIC_IN_FLIGHT:
+            await pipeline.ack(commits.popleft())
+    for future in commits:
         await pipeline.ack(future)
+
+
+def _put(record: JobRecord | WorkflowRecord) -> tuple[str, bytes]:
+    return f"$KV.{BUCKET}.{record_key(record)}", _encoder.encode(record)
 
 
 def record_key(record: JobRecord | WorkflowRecord) -> str:
