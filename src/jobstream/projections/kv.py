@@ -9,6 +9,7 @@ log or DuckDB, so they cost one key per workflow however many jobs it has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -17,12 +18,15 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
+from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
+from jobstream.streams.reader import reply_position
 
 log = logging.getLogger(__name__)
 BUCKET = "JOBS"
@@ -32,6 +36,7 @@ BATCH_ID, BATCH_SEQUENCE = "Nats-Batch-Id", "Nats-Batch-Sequence"
 COMMIT = {"Nats-Batch-Commit": "1"}
 ATOMIC_BATCH = 1000  # the server's limit per batch
 ATOMIC_IN_FLIGHT = 32  # the server allows 50 open batches per stream
+READ_TIMEOUT_S = 10.0
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,32 +152,53 @@ def record_key(record: JobRecord | WorkflowRecord) -> str:
 
 async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowRecord]:
     """Summaries of one workflow or all, in submission order."""
-    kv = await ensure_bucket(js)
-    found = [_wf_decoder.decode(value) async for _, value in _current(kv, workflow_key(wf or "*"))]
+    await ensure_bucket(js)
+    found = [_wf_decoder.decode(value) async for _, value in _current(js, workflow_key(wf or "*"))]
     return sorted(found, key=lambda r: (r.submitted_at, r.wf))
 
 
 async def job_records(js: JetStreamContext, wf: str) -> list[JobRecord]:
-    kv = await ensure_bucket(js)
+    await ensure_bucket(js)
     found = [
         _job_decoder.decode(value)
-        async for key, value in _current(kv, f"{wf}.*")
+        async for key, value in _current(js, f"{wf}.*")
         if not key.endswith(".wf")
     ]
     return sorted(found, key=lambda r: r.job)
 
 
-async def _current(kv: KeyValue, keys: str) -> AsyncIterator[tuple[str, bytes]]:
-    """Every current ``(key, value)`` under a key pattern, then stop."""
-    watcher = await kv.watch(keys, ignore_deletes=True)
+async def _current(js: JetStreamContext, keys: str) -> AsyncIterator[tuple[str, bytes]]:
+    """Every current ``(key, value)`` under a key pattern, then stop.
+
+    Not nats-py's KV watch: it reports "no more values" when nothing is pending on the
+    server, even while values are already on their way to the client (a workflow
+    without its summary, now and then). Here the last delivery says when it is the last.
+    """
+    prefix = f"$KV.{BUCKET}."
+    sub = await js.subscribe(
+        prefix + keys,
+        stream=STREAM,
+        ordered_consumer=True,
+        deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+    )
     try:
-        async for entry in watcher:
-            if entry is None:
+        info = await sub.consumer_info()
+        if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
+            return  # nothing matches
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=READ_TIMEOUT_S)
+            except nats.errors.TimeoutError as exc:
+                raise ServerError(f"no reply reading {prefix}{keys}") from exc
+            operation = (msg.headers or {}).get(KV_OP)
+            if msg.data and operation not in (KV_DEL, KV_PURGE):
+                yield msg.subject[len(prefix) :], msg.data
+            position = reply_position(msg.reply or "")
+            if position is None or position[1] == 0:
                 return
-            if entry.value:
-                yield entry.key, entry.value
     finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[WorkflowRecord]:
