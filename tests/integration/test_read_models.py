@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from jobstream import Client
+from jobstream.cli.projections import rebuild_models
 from jobstream.config import Settings
 from jobstream.local import run_local, wait_in_log
 from jobstream.model import Resources
@@ -189,3 +190,20 @@ async def test_rebuild_writes_kv_for_events_the_live_projector_had_not_applied(
         (0, "submitted"),
         (1, "submitted"),
     ]
+
+
+async def test_offline_rebuild_leaves_kv_records_for_the_next_projector(
+    conn: Connection, settings: Settings
+) -> None:
+    """`jobstream rebuild` without a running projector: the fresh file reaches further
+    than the old one, and the projector started next writes KV for the difference."""
+    path = settings.state_dir / "jobstream.duckdb"
+    first = await submit_workflow(conn, workflow(("a", "true", ())), workdir=".")
+    await catch_up(conn, path)
+    second = await submit_workflow(conn, workflow(("b", "true", ())), workdir=".")
+    result = await rebuild_models(settings)
+    assert result["path"] == str(path.resolve())
+    assert await job_records(conn.js, second) == []  # no projector ran meanwhile
+    await catch_up(conn, path)
+    for wf in (first, second):
+        assert [(r.job, r.state) for r in await job_records(conn.js, wf)] == [(0, "submitted")]

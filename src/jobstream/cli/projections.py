@@ -32,7 +32,7 @@ from jobstream.cli.common import (
 from jobstream.cli.server import stop_on_signal
 from jobstream.config import Settings
 from jobstream.errors import ConfigError
-from jobstream.projections.duck import DuckStore
+from jobstream.projections.duck import DuckStore, kv_checkpoint_of
 from jobstream.projections.query import projector_available, remote_rebuild
 from jobstream.projections.service import Projector, replay_into, replay_store
 from jobstream.streams.connection import Connection, connect
@@ -159,7 +159,8 @@ async def rebuild_models(settings: Settings) -> dict[str, object]:
         path = db_path(settings)
         fresh = path.with_suffix(".rebuild")
         began = time.monotonic()
-        events = await replay_into(conn, fresh)
+        kv_seq = await anyio.to_thread.run_sync(kv_checkpoint_of, path)
+        events = await replay_into(conn, fresh, kv_seq=kv_seq)
         os.replace(fresh, path)
         return {"events": events, "seconds": round(time.monotonic() - began, 3), "path": str(path)}
 

@@ -138,6 +138,19 @@ class DuckStore:
             cursor.close()
 
 
+def kv_checkpoint_of(path: Path) -> int:
+    """How far the KV records of an existing file's projector got (0 with no file)."""
+    if not path.exists():
+        return 0
+    store = DuckStore(path, read_only=True)
+    try:
+        return store.kv_checkpoint()
+    except duckdb.CatalogException:  # written before KV was tracked: in step with its rows
+        return store.checkpoint()
+    finally:
+        store.close()
+
+
 class Records(NamedTuple):
     """KV records of the jobs and workflows that a stretch of events touched."""
 

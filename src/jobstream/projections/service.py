@@ -185,27 +185,37 @@ class Projector:
         async with self.lock:
             assert self.store is not None
             await self.caught_up(self._committed)  # KV written for the old file
-            events = await replay_into(self.conn, fresh_path)
+            events = await replay_into(self.conn, fresh_path, kv_seq=self._kv_written)
             await anyio.to_thread.run_sync(self.store.close)
             os.replace(fresh_path, self.db_path)
             self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
-            # The fresh file may reach further than the old one: KV for the difference.
-            await anyio.to_thread.run_sync(self.store.set_kv_checkpoint, self._kv_written)
-            await self._repair_kv()
+            await self._repair_kv()  # the fresh file may reach further than the old one
         seconds = time.monotonic() - began
         return {"events": events, "seconds": round(seconds, 3), "path": str(self.db_path)}
 
 
 async def replay_into(
-    conn: Connection, path: Path, *, upto_seq: int | None = None, upto_time: float | None = None
+    conn: Connection,
+    path: Path,
+    *,
+    upto_seq: int | None = None,
+    upto_time: float | None = None,
+    kv_seq: int | None = None,
 ) -> int:
-    """Build a read-model file from sequence 1 (up to a point); returns events applied."""
+    """Build a read-model file from sequence 1 (up to a point); returns events applied.
+
+    ``kv_seq``: how far the KV records are known to be written (the file it replaces);
+    the projector that opens the file next writes the records of everything after it.
+    """
     tune_for_throughput()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     store = await anyio.to_thread.run_sync(DuckStore, path)
     try:
-        return await replay_store(conn, store, upto_seq=upto_seq, upto_time=upto_time)
+        applied = await replay_store(conn, store, upto_seq=upto_seq, upto_time=upto_time)
+        if kv_seq is not None:
+            await anyio.to_thread.run_sync(store.set_kv_checkpoint, kv_seq)
+        return applied
     finally:
         await anyio.to_thread.run_sync(store.close)
 
