@@ -79,7 +79,6 @@ class Projector:
         self.atomic_puts = False
         self.kv_pending: MemoryObjectSendStream[tuple[Records, int]] | None = None
         self._committed = 0  # DuckDB holds everything up to here
-        self._kv_written = 0  # KV records are stored up to here
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         tune_for_throughput()
@@ -111,7 +110,7 @@ class Projector:
         """
         # Catch up in bulk (a restart, a new file), then follow the live stream.
         backlog = read_to_end(
-            self.conn.js, self.conn.url, from_seq=self.checkpoint + 1, size=BULK_BATCH
+            self.conn.js, self.conn.url, from_seq=self._committed + 1, size=BULK_BATCH
         )
         async with backlog as batches:
             async for raw in batches:
@@ -131,7 +130,7 @@ class Projector:
         async with self.lock:
             assert self.store is not None
             written = await anyio.to_thread.run_sync(
-                functools.partial(self.store.apply, batch, kv_seq=self._kv_written, records=True)
+                functools.partial(self.store.apply, batch, kv_seq=self.checkpoint, records=True)
             )
         if written is not None:
             self._committed = batch.seqs[-1]
@@ -143,7 +142,6 @@ class Projector:
             async for records, seq in batches:
                 with anyio.fail_after(KV_TIMEOUT_S):
                     await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
-                self._kv_written = seq
                 self._advance(seq)
 
     async def _repair_kv(self) -> None:
@@ -159,7 +157,7 @@ class Projector:
             with anyio.fail_after(KV_TIMEOUT_S):
                 await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
             await anyio.to_thread.run_sync(store.set_kv_checkpoint, seq)
-        self._committed = self._kv_written = seq
+        self._committed = seq
         self._advance(seq)
 
     def _advance(self, seq: int) -> None:
@@ -185,7 +183,7 @@ class Projector:
         async with self.lock:
             assert self.store is not None
             await self.caught_up(self._committed)  # KV written for the old file
-            events = await replay_into(self.conn, fresh_path, kv_seq=self._kv_written)
+            events = await replay_into(self.conn, fresh_path, kv_seq=self.checkpoint)
             await anyio.to_thread.run_sync(self.store.close)
             os.replace(fresh_path, self.db_path)
             self.store = await anyio.to_thread.run_sync(open_store, self.db_path)

@@ -46,7 +46,6 @@ _DELIVERY = re.compile(
 )
 _VERSION_LINE = b"\r\nJobstream-Version: "
 _JOBSTREAM_HEADER = re.compile(rb"\r\n(Jobstream-[^:\r]+): *([^\r]*)")
-TYPE_FIELD, VERSION_FIELD = codec.TYPE_HEADER, codec.VERSION_HEADER
 _SHARED_HEADERS_MAX = 1024
 _shared_headers: dict[object, dict[str, str]] = {}  # by the header fields' bytes
 
@@ -106,7 +105,8 @@ class _Frames:
             if shared is None:
                 kind, _, version = fields.partition(_VERSION_LINE)
                 shared = _share(
-                    fields, {TYPE_FIELD: kind.decode(), VERSION_FIELD: version.decode()}
+                    fields,
+                    {codec.TYPE_HEADER: kind.decode(), codec.VERSION_HEADER: version.decode()},
                 )
             headers.append(shared)
             payloads.append(buffer[payload_start:end])
@@ -135,7 +135,7 @@ class _Frames:
         return data
 
 
-def jobstream_headers(block: bytes) -> dict[str, str]:
+def _jobstream_headers(block: bytes) -> dict[str, str]:
     """The ``Jobstream-*`` fields of a header block, as a dict shared by equal blocks."""
     fields = tuple(_JOBSTREAM_HEADER.findall(block))
     shared = _shared_headers.get(fields)
@@ -224,7 +224,7 @@ async def read_bulk(
                     seq, pending = position
                     batch.seqs.append(seq)
                     batch.subjects.append(subject.decode())
-                    batch.headers.append(jobstream_headers(frame[:header_size]))
+                    batch.headers.append(_jobstream_headers(frame[:header_size]))
                     batch.payloads.append(frame[header_size:])
                     if len(batch.seqs) == limit or pending == 0:
                         done = pending == 0
