@@ -138,8 +138,7 @@ async def catch_up(conn: Connection, path: Path) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(projector.run)
         with anyio.fail_after(30):
-            while projector.store is None or projector.store.checkpoint() < last:
-                await anyio.sleep(0.05)
+            await projector.caught_up(last)  # in DuckDB and in KV
         tg.cancel_scope.cancel()
 
 
