@@ -1,10 +1,11 @@
-"""Run one job's command as a real process without blocking the event loop.
+"""Run a command as a real process without blocking the event loop.
 
-The process is spawned (vfork/exec via subprocess) in a worker thread and waited for with
-a pidfd on the event loop (a thread blocked in ``os.wait4`` where pidfds do not exist), then
-reaped with ``os.wait4`` so every job gets its own rusage: peak memory (ru_maxrss) and CPU
-time. Each job leads its own session (process group), so a cancellation terminates the
-command together with everything it started.
+The process is spawned (vfork/exec via subprocess) and waited for (``waitid``, which
+leaves it to be reaped and releases the GIL) in a thread, then reaped with ``os.wait4`` so
+every job gets its own rusage: peak memory (ru_maxrss) and CPU time. Jobs are run this
+way by :mod:`jobstream.workers.slots`; the async helpers here run recovery scripts. Each
+job leads its own session (process group), so a cancellation terminates the command
+together with everything it started.
 
 A command made only of plain words is executed directly, as ``bash -c`` would after
 parsing it: starting bash costs about as much as starting the job itself (``true`` runs
@@ -83,7 +84,7 @@ def _shell() -> str:
     return shutil.which("bash") or "/bin/sh"
 
 
-def _spawn(
+def spawn(
     argv: list[str], cwd: str, env: Mapping[str, str], stdout: Path, stderr: Path
 ) -> subprocess.Popen[bytes]:
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
@@ -103,7 +104,7 @@ def _spawn(
             raise
 
 
-def _reap(process: subprocess.Popen[bytes], options: int = 0) -> tuple[int, float, float] | None:
+def reap(process: subprocess.Popen[bytes], options: int = 0) -> tuple[int, float, float] | None:
     """(return code, peak MiB, CPU s), or None if WNOHANG and still running.
 
     :func:`terminate` may reap the process first (its rusage is then lost, not the code).
@@ -122,7 +123,7 @@ def _reap(process: subprocess.Popen[bytes], options: int = 0) -> tuple[int, floa
     return process.returncode, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
@@ -140,30 +141,28 @@ async def start_process(
     file) when it cannot start."""
     try:
         return await anyio.to_thread.run_sync(
-            _spawn, argv, cwd, env, stdout, stderr, limiter=limiter
+            spawn, argv, cwd, env, stdout, stderr, limiter=limiter
         )
     except OSError:
         return None
 
 
+def wait_until_exited(pid: int) -> None:
+    """Block (without the GIL) until the process has exited, leaving it to be reaped."""
+    with contextlib.suppress(ChildProcessError):  # already reaped (by terminate)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
 async def _wait_exit(
     process: subprocess.Popen[bytes], limiter: anyio.CapacityLimiter
 ) -> tuple[int, float, float]:
-    """Reap the process: on the event loop through a pidfd, else in a blocked thread."""
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):  # not Linux >= 5.3
-        reaped = await anyio.to_thread.run_sync(
-            _reap, process, limiter=limiter, abandon_on_cancel=True
-        )
-        assert reaped is not None
-        return reaped
-    try:
-        while (reaped := _reap(process, os.WNOHANG)) is None:
-            await anyio.wait_readable(pidfd)
-        return reaped
-    finally:
-        os.close(pidfd)
+    """Wait in a thread, then reap (at once: the process has exited)."""
+    await anyio.to_thread.run_sync(
+        wait_until_exited, process.pid, limiter=limiter, abandon_on_cancel=True
+    )
+    reaped = reap(process)
+    assert reaped is not None
+    return reaped
 
 
 async def wait_process(
@@ -191,10 +190,10 @@ async def terminate(process: subprocess.Popen[bytes], grace_s: float = TERM_GRAC
     """SIGTERM the job's process group, SIGKILL it if it is still there after ``grace_s``."""
     if process.returncode is not None:
         return  # reaped: its pid may belong to another process by now
-    _signal_group(process.pid, signal.SIGTERM)
+    signal_group(process.pid, signal.SIGTERM)
     if await _reaped_within(process, grace_s):
         return
-    _signal_group(process.pid, signal.SIGKILL)
+    signal_group(process.pid, signal.SIGKILL)
     await _reaped_within(process, KILL_REAP_S)
 
 
@@ -203,7 +202,7 @@ async def _reaped_within(process: subprocess.Popen[bytes], seconds: float) -> bo
     deadline = time.monotonic() + seconds
     while process.returncode is None and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
-            if _reap(process, os.WNOHANG) is not None:
+            if reap(process, os.WNOHANG) is not None:
                 break
         await anyio.sleep(0.02)
     return process.returncode is not None

@@ -5,8 +5,9 @@ stale or duplicate dispatch is refused by the server and dropped), wait for room
 command, append JobStarted, renew the lease (``in_progress``) while it runs, store its
 output, append JobCompleted/JobFailed with CAS on its own JobStarted, then ack.
 
-Slots are held only while processes run: with short jobs the next dispatches are fetched
-and claimed while the current ones run (see :mod:`jobstream.workers.prefetch`), and every
+Room is held only while processes run: with short jobs the next dispatches are fetched
+and claimed while the current ones run (see :mod:`jobstream.workers.prefetch`), a freed
+slot starts the next claimed job itself (:mod:`jobstream.workers.slots`), and every
 append is pipelined, so many jobs' events share each round trip to the server.
 """
 
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 import os
 import socket
-import subprocess
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,10 +80,9 @@ from jobstream.workers.process import (
     shell_command,
     spawn_failure,
     start_process,
-    terminate,
-    wait_process,
     wait_within,
 )
+from jobstream.workers.slots import Launch, Slots
 
 log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
@@ -113,17 +113,6 @@ class WorkerOptions:
     worker_id: str = field(default_factory=new_worker_id)
 
 
-@dataclass(eq=False)
-class Waiter:
-    """A claimed job waiting for room; granted with the room reserved for it (or with
-    none when withdrawn)."""
-
-    need: Resources
-    run: JobRun
-    granted: anyio.Event = field(default_factory=anyio.Event)
-    reservation: Reservation | None = None
-
-
 class Worker:
     """One worker process (or one task inside ``jobstream run``).
 
@@ -143,7 +132,9 @@ class Worker:
         self.paces: dict[str, ClassPace] = {}
         self.wakeups: dict[str, anyio.Event] = {}  # per class loop: demand may have changed
         self.runs: dict[tuple[str, int], JobRun] = {}  # held jobs, for notices and leases
-        self.waiting: deque[Waiter] = deque()  # claimed jobs waiting for room, in order
+        self.slots = Slots(self.capacity, gpu_env=bool(options.capacity.num_gpus))
+        # One thread per running job (blocked in waitid while its process runs).
+        self.launch_threads = anyio.CapacityLimiter(math.inf)
         self.jobs_run = 0
         self.stop_reason = "stopped"
         slots = max(1, options.capacity.num_cpus) * 2
@@ -179,6 +170,11 @@ class Worker:
                 # Jobs outlive the fetchers: stopping fetchers lets held jobs finish.
                 async with anyio.create_task_group() as jobs:
                     self.jobs = jobs
+                    self.slots.attach(
+                        asyncio.get_running_loop().call_soon_threadsafe,
+                        self._start_launches,
+                        self.nudge,
+                    )
                     async with anyio.create_task_group() as fetchers:
                         fetchers.start_soon(self._bind_loop, fetchers, jobs)
                         fetchers.start_soon(self._watch_stop, fetchers)
@@ -307,56 +303,13 @@ class Worker:
         for wakeup in self.wakeups.values():
             wakeup.set()
 
-    def try_reserve(self, need: Resources) -> Reservation | None:
-        """Room now, unless claimed jobs already wait for it (they go first)."""
-        if self.waiting or not self.capacity.fits_now(need):
-            return None
-        return self.capacity.reserve(need)
-
-    async def reserve(self, need: Resources, pace: ClassPace, run: JobRun) -> Reservation | None:
-        """Wait for room, first come first served; None if the job is canceled meanwhile."""
-        if run.canceled:
-            return None
-        waiter = Waiter(need, run)
-        self.waiting.append(waiter)
-        self._grant()  # the room may have been freed while the job was being claimed
-        pace.waiting += 1
-        try:
-            await waiter.granted.wait()
-        except BaseException:
-            with contextlib.suppress(ValueError):
-                self.waiting.remove(waiter)
-            if waiter.reservation is not None:
-                self.release(waiter.reservation)
-            raise
-        finally:
-            pace.waiting -= 1
-        return waiter.reservation
-
-    def _grant(self) -> None:
-        """Hand free room to the waiters in order (skipping those it does not fit)."""
-        i = 0
-        while i < len(self.waiting) and self.capacity.cpus_used < self.capacity.total.num_cpus:
-            waiter = self.waiting[i]
-            if self.capacity.fits_now(waiter.need):
-                del self.waiting[i]
-                waiter.reservation = self.capacity.reserve(waiter.need)
-                waiter.granted.set()
-            else:
-                i += 1
-
-    def withdraw(self, run: JobRun) -> None:
-        """A waiting job was canceled: it leaves the queue with no room."""
-        for waiter in self.waiting:
-            if waiter.run is run:
-                self.waiting.remove(waiter)
-                waiter.granted.set()
-                return
-
-    def release(self, reservation: Reservation) -> None:
-        self.capacity.release(reservation)
-        self._grant()
-        self.nudge()
+    def _start_launches(self, launch: Launch) -> None:
+        """Run a launch granted room (and the ones its room goes to next) in a thread."""
+        self.jobs.start_soon(
+            functools.partial(
+                anyio.to_thread.run_sync, self.slots.run, launch, limiter=self.launch_threads
+            )
+        )
 
     async def _run_job(self, msg: Msg, need: Resources, pace: ClassPace) -> None:
         try:
@@ -395,19 +348,20 @@ class JobRun:
         self.held_since = time.monotonic()
         self.running_since = float("inf")
         self.canceled = False
-        self.process: subprocess.Popen[bytes] | None = None
+        self.launch: Launch | None = None
 
     def cancel(self) -> None:
         """The job was canceled (notice or lease check): do not start it, or end it."""
         self.canceled = True
-        self.worker.withdraw(self)
+        if self.launch is not None:
+            self.worker.slots.withdraw(self.launch)
         self.end_process()
 
     def end_process(self) -> None:
         """Terminate the running process (canceled, or this attempt was fenced off)."""
-        process = self.process
-        if process is not None and process.returncode is None:
-            self.worker.jobs.start_soon(terminate, process, self.worker.options.term_grace_s)
+        launch, w = self.launch, self.worker
+        if launch is not None and launch.started.is_set() and not launch.ended.is_set():
+            w.jobs.start_soon(w.slots.stop, launch, w.options.term_grace_s)
 
     async def _append(self, events: list[JobEvent]) -> bool:
         """Append with CAS on the last event this attempt wrote; False when fenced off."""
@@ -445,7 +399,7 @@ class JobRun:
             return
         w.runs[key] = self
         try:
-            reservation = w.try_reserve(self.need)
+            reservation = w.slots.try_reserve(self.need)
             if reservation is None and not self.pace.extra():
                 # Another class took the room since the fetch: let another worker have it.
                 with contextlib.suppress(Exception):
@@ -456,16 +410,14 @@ class JobRun:
                     log.info("job %s.%d: dispatch is stale, dropped", *key)
                     await self._ack()
                     return
-                if reservation is None:
-                    reservation = await self._wait_for_room()
-                    if reservation is None:  # canceled while waiting: nothing ran
-                        await self._ack()
-                        return
-                await self._run(reservation)
-                reservation = None  # released by _run
+                if self.canceled:  # during the claim: nothing runs
+                    await self._ack()
+                    return
+                held, reservation = reservation, None
+                await self._run(held)  # the launch owns the room now
             finally:
                 if reservation is not None:
-                    w.release(reservation)
+                    w.slots.release(reservation)
         finally:
             del w.runs[key]
 
@@ -474,46 +426,39 @@ class JobRun:
         claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
         return await self._append(decide(self.job, claim)) or await self._take_over()
 
-    async def _wait_for_room(self) -> Reservation | None:
-        """Wait for a slot; a worker stopping meanwhile hands the job back at once."""
-        try:
-            return await self.worker.reserve(self.need, self.pace, self)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
-                await self._record_terminated(None, time.monotonic())
-            raise
+    async def _run(self, reservation: Reservation | None) -> None:
+        """Queue the process for room (unless it has some), follow it, record the outcome.
 
-    async def _run(self, reservation: Reservation) -> None:
-        """Spawn, wait, release the slot, then record the outcome."""
+        A thread spawns it as soon as there is room, and frees the room when it ends
+        (:mod:`jobstream.workers.slots`); only room a retry's recovery script needs is
+        still held here.
+        """
         w, spec = self.worker, self.item.spec
         scratch = w.outputs.take()
-        began = time.monotonic()
-        held = [reservation]
+        launch = self.launch = Launch(
+            need=self.need,
+            argv=shell_command(spec.command, spec.invocation_script),
+            cwd=self._workdir(),
+            env=self._env(),
+            stdout=scratch.stdout,
+            stderr=scratch.stderr,
+            keeps_room=self._keeps_room,
+        )
         try:
-            process = await start_process(
-                shell_command(spec.command, spec.invocation_script),
-                cwd=self._workdir(),
-                env=self._env(reservation),
-                stdout=scratch.stdout,
-                stderr=scratch.stderr,
-                limiter=w.threads,
-            )
-            timed_out = False
-            if process is None:
-                outcome = spawn_failure(began)
-            else:
-                ran = await self._supervise(process, reservation, began)
-                if ran is None:
-                    return  # fenced off: another worker holds the job now
-                outcome, timed_out = ran
-            self.pace.observe(time.monotonic() - began)
+            w.slots.queue(launch, reservation)
+            if not await self._started(launch):
+                await self._ack()  # canceled while it waited: nothing ran
+                return
+            ran = await self._supervise(launch)
+            if ran is None:
+                return  # fenced off: another worker holds the job now
+            outcome, timed_out = ran
+            self.pace.observe(outcome.exec_time_s)
             rule = (
                 None
                 if timed_out
                 else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
             )
-            if rule is None:  # the slot is free before the bookkeeping
-                w.release(held.pop())
             kept: dict[str, Path] = {}
             output = NO_OUTPUT
             if w.outputs.written(scratch):
@@ -527,30 +472,58 @@ class JobRun:
             recovered = await self._recover(spec.retry_rules[rule]) if rule is not None else None
         finally:
             w.outputs.give_back(scratch)
-            if held:
-                w.release(held.pop())
+            w.slots.done_with(launch)
         await self._finish(outcome, timed_out, rule, recovered, kept, output.stderr_tail)
 
-    async def _supervise(
-        self, process: subprocess.Popen[bytes], reservation: Reservation, began: float
-    ) -> tuple[Outcome, bool] | None:
+    def _keeps_room(self, return_code: int) -> bool:
+        """Whether a process that ended so keeps its room: for its retry's recovery script."""
+        rules = self.item.spec.retry_rules
+        rule = retry_rule_for(rules, return_code, self.item.retries)
+        return rule is not None and bool(rules[rule].recovery_script)
+
+    async def _started(self, launch: Launch) -> bool:
+        """Wait until the launch leaves the queue; False if it never started (canceled).
+
+        A worker stopping meanwhile hands the job back at once.
+        """
+        queued = launch.reservation is None
+        self.pace.waiting += queued
+        try:
+            await launch.started.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                w = self.worker
+                if not w.slots.withdraw(launch):  # it has room: it may be starting now
+                    await launch.started.wait()
+                    await w.slots.stop(launch, w.options.term_grace_s)
+                code = launch.outcome.return_code if launch.outcome else None
+                await self._record_terminated(code, launch.began or time.monotonic())
+            raise
+        finally:
+            self.pace.waiting -= queued
+        return launch.process is not None or launch.outcome is not None
+
+    async def _supervise(self, launch: Launch) -> tuple[Outcome, bool] | None:
         """Record JobStarted and wait for the process, terminating it past its runtime;
         None when this attempt was fenced off (its JobStarted refused).
 
         JobStarted is confirmed by its own task, so the slot never waits for the server's
         acknowledgement: a refused one terminates the process as a cancel would.
         """
-        w = self.worker
+        w, process = self.worker, launch.process
+        if process is None:  # it could not start: it failed, without a JobStarted
+            assert launch.outcome is not None
+            return launch.outcome, False
+        assert launch.reservation is not None
         start = Start(
             at=time.time(),
             actor=w.id,
             worker=w.id,
             pid=process.pid,
             host=w.host,
-            gpu_ids=reservation.gpu_ids,
+            gpu_ids=launch.reservation.gpu_ids,
         )
         (started,) = decide(self.job, start)
-        self.process = process
         if self.canceled:  # the notice came before the process was known
             self.end_process()
         sent = await w.store.send(started, self.seq, self.nonce)
@@ -558,26 +531,29 @@ class JobRun:
         w.jobs.start_soon(self._confirm_start, started, sent, confirmed)
         grace = w.options.term_grace_s
         try:
-            ran: Outcome | None = None
-            with anyio.move_on_after(self.item.spec.resources.runtime_s):
-                ran = await wait_process(process, began, w.threads, grace)
-            if ran is None:  # past its runtime: wait_process terminated the process group
-                code = process.returncode if process.returncode is not None else -9
-                ran = Outcome(code, time.monotonic() - began, 0.0, 0.0)
-                timed_out = True
-            else:
-                timed_out = False
+            runtime_left = self.item.spec.resources.runtime_s - (time.monotonic() - launch.began)
+            with anyio.move_on_after(runtime_left):
+                await launch.ended.wait()
+            timed_out = not launch.ended.is_set()
+            if timed_out:  # past its runtime: the process group is terminated
+                launch.timed_out = True
+                await w.slots.stop(launch, grace)
             await confirmed.wait()
         except anyio.get_cancelled_exc_class():
-            # The worker is stopping (SIGTERM, end of allocation): the process group was
+            # The worker is stopping (SIGTERM, end of allocation): the process group is
             # terminated; record it so the job is dispatched again at once.
             with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
-                await terminate(process, grace)
+                await w.slots.stop(launch, grace)
                 await confirmed.wait()
                 if self.job.state is JobState.RUNNING:
-                    await self._record_terminated(process.returncode, began)
+                    code = launch.outcome.return_code if launch.outcome else None
+                    await self._record_terminated(code, launch.began)
             raise
-        return (ran, timed_out) if self.job.state is JobState.RUNNING else None
+        if self.job.state is not JobState.RUNNING:
+            return None
+        # A process that even SIGKILL did not end (stuck in the kernel) has no outcome yet.
+        outcome = launch.outcome or Outcome(-9, time.monotonic() - launch.began, 0.0, 0.0)
+        return outcome, timed_out
 
     async def _confirm_start(
         self, started: JobEvent, sent: asyncio.Future[int], confirmed: anyio.Event
@@ -656,7 +632,7 @@ class JobRun:
         process = await start_process(
             shell_command(rule.recovery_script, None),
             cwd=self._workdir(),
-            env=self._env(None),
+            env=self._env(),
             stdout=self._log_path("recovery.stdout"),
             stderr=self._log_path("recovery.stderr"),
             limiter=w.threads,
@@ -724,7 +700,8 @@ class JobRun:
         chosen = self.worker.options.workdir or self.item.workdir
         return chosen if chosen and os.path.isdir(chosen) else os.getcwd()
 
-    def _env(self, reservation: Reservation | None) -> dict[str, str]:
+    def _env(self) -> dict[str, str]:
+        """The job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""
         spec = self.item.spec
         env = {**self.worker.base_env, **spec.env}
         env.update(
@@ -734,8 +711,6 @@ class JobRun:
             JOBSTREAM_ATTEMPT=str(self.job.attempt),
             JOBSTREAM_WORKER_ID=self.worker.id,
         )
-        if self.worker.options.capacity.num_gpus and reservation is not None:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, reservation.gpu_ids))
         return env
 
     async def _store_logs(self, stdout: bytes, stderr: bytes) -> None:

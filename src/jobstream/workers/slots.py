@@ -1,0 +1,260 @@
+"""Room for jobs, and the threads that start them: a freed slot starts its next job itself.
+
+With short jobs, the time between one process ending and the next one starting set the
+rate: the event loop had to notice the exit, free the room, wake the next job's task and
+hand its spawn to a thread, each a turn of a loop that is busy with every other job's
+events (~3 ms per job here, with the cores half idle). Here a thread spawns a process,
+waits for it (``waitid``, without the GIL), reaps it, frees its room and at once spawns
+the next claimed job that fits, all without the event loop. The loop only hears about it
+(started, ended) to append the job's events.
+
+Room is granted first come, first served, to claimed jobs in the order they were queued.
+Everything shared by the threads and the loop (the capacity, the queue, each launch's
+state) changes under one lock; the launch's events are set on the loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from jobstream.model import Resources
+from jobstream.workers.capacity import Capacity, Reservation
+from jobstream.workers.process import (
+    KILL_REAP_S,
+    Outcome,
+    reap,
+    signal_group,
+    spawn,
+    spawn_failure,
+    wait_until_exited,
+)
+
+
+class LaunchState(enum.Enum):
+    WAITING = "waiting"  # queued for room
+    GRANTED = "granted"  # room reserved, not spawned yet
+    RUNNING = "running"  # spawned (or failed to spawn), not reaped yet
+    ENDED = "ended"  # reaped, or never started because it was canceled
+    WITHDRAWN = "withdrawn"  # left the queue without room
+
+
+@dataclass(eq=False)
+class Launch:
+    """One job's process, from the moment it waits for room until it is reaped.
+
+    ``keeps_room(return_code)`` says whether the room stays held after the process ends
+    (a retry's recovery script runs in it); the job's task then releases it.
+    """
+
+    need: Resources
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+    stdout: Path
+    stderr: Path
+    keeps_room: Callable[[int], bool]
+    state: LaunchState = LaunchState.WAITING
+    reservation: Reservation | None = None
+    process: subprocess.Popen[bytes] | None = None
+    began: float = 0.0
+    outcome: Outcome | None = None  # None: it never started
+    canceled: bool = False  # granted, but must not start
+    timed_out: bool = False  # set before the process is signalled for its runtime
+    exited: bool = False  # its pid may be reused: no more signals to it
+    abandoned: bool = False  # the job's task is gone: its room is freed when it ends
+    room_held: bool = False  # ended, and the job's task releases the room
+    started: anyio.Event = field(default_factory=anyio.Event)  # left the queue
+    ended: anyio.Event = field(default_factory=anyio.Event)
+
+
+class Slots:
+    """The worker's capacity, the queue of claimed jobs waiting for it, and the threads
+    that run them. ``attach`` must be called on the event loop before jobs are queued."""
+
+    def __init__(self, capacity: Capacity, gpu_env: bool) -> None:
+        self.capacity = capacity
+        self.gpu_env = gpu_env  # jobs see their GPUs as CUDA_VISIBLE_DEVICES
+        self.lock = threading.Lock()
+        self.waiting: deque[Launch] = deque()
+        self._call_soon: Callable[..., object] = _unattached
+        self._start_thread: Callable[[Launch], None] = _unattached
+        self._on_room: Callable[[], None] = _nothing
+
+    def attach(
+        self,
+        call_soon_threadsafe: Callable[..., object],
+        start_thread: Callable[[Launch], None],
+        on_room: Callable[[], None],
+    ) -> None:
+        """``start_thread(launch)`` runs :meth:`run` in a thread (called on the loop);
+        ``on_room()`` is called on the loop whenever room was freed."""
+        self._call_soon = call_soon_threadsafe
+        self._start_thread = start_thread
+        self._on_room = on_room
+
+    def try_reserve(self, need: Resources) -> Reservation | None:
+        """Room now, unless claimed jobs already wait for it (they go first)."""
+        with self.lock:
+            if self.waiting or not self.capacity.fits_now(need):
+                return None
+            return self.capacity.reserve(need)
+
+    def queue(self, launch: Launch, reservation: Reservation | None) -> None:
+        """Start the launch in the room reserved for it, or queue it for room (on the loop)."""
+        with self.lock:
+            if reservation is not None:
+                launch.reservation, launch.state = reservation, LaunchState.GRANTED
+                granted = [launch]
+            else:
+                self.waiting.append(launch)
+                granted = self._grant()  # room may have been freed during the claim
+        for each in granted:
+            self._start_thread(each)
+
+    def withdraw(self, launch: Launch) -> bool:
+        """The job was canceled: True if it left the queue without room (on the loop).
+        A launch already granted is marked so that it never starts."""
+        with self.lock:
+            if launch.state is LaunchState.WAITING:
+                self.waiting.remove(launch)
+                launch.state = LaunchState.WITHDRAWN
+                launch.started.set()
+                return True
+            if launch.state is LaunchState.GRANTED:
+                launch.canceled = True
+            return False
+
+    def release(self, reservation: Reservation) -> None:
+        """Free room that a job's task holds (on the loop)."""
+        with self.lock:
+            self.capacity.release(reservation)
+            granted = self._grant()
+        for each in granted:
+            self._start_thread(each)
+        self._on_room()
+
+    def done_with(self, launch: Launch) -> None:
+        """The job's task is done with the launch (on the loop): room it kept is freed
+        now, and room of a process still running is freed when the process ends."""
+        with self.lock:
+            held = launch.room_held
+            launch.room_held = False
+            launch.abandoned = launch.state is not LaunchState.ENDED
+        if held:
+            assert launch.reservation is not None
+            self.release(launch.reservation)
+
+    def signal(self, launch: Launch, sig: signal.Signals) -> None:
+        """Signal the launch's process group, unless it has already exited."""
+        with self.lock:
+            if launch.process is not None and not launch.exited:
+                signal_group(launch.process.pid, sig)
+
+    async def stop(self, launch: Launch, grace_s: float) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace_s``; wait for the reaping
+        (at most ``KILL_REAP_S`` after the SIGKILL: a process stuck in the kernel)."""
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_REAP_S)):
+            if launch.ended.is_set():
+                return
+            self.signal(launch, sig)
+            with anyio.move_on_after(wait_s):
+                await launch.ended.wait()
+
+    def run(self, launch: Launch) -> None:
+        """In a thread: run the launch, then each next one that its room goes to."""
+        current: Launch | None = launch
+        while current is not None:
+            granted = self._run_one(current)
+            if granted is None:
+                return  # the room stays with the job (see Launch.keeps_room)
+            self._call_soon(self._on_room)
+            current = granted[0] if granted else None
+            for other in granted[1:]:
+                self._call_soon(self._start_thread, other)
+
+    def _run_one(self, launch: Launch) -> list[Launch] | None:
+        """Spawn, wait, reap, free the room; the loop hears when it started and ended.
+
+        Returns the launches the room went to, or None when the job keeps it.
+        """
+        with self.lock:
+            starts = not launch.canceled
+            if starts:
+                launch.state = LaunchState.RUNNING
+            else:
+                launch.state = LaunchState.ENDED
+                granted = self._free(launch)
+        if not starts:
+            self._call_soon(launch.started.set)
+            self._call_soon(launch.ended.set)
+            return granted
+        assert launch.reservation is not None
+        env = launch.env
+        if self.gpu_env:
+            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, launch.reservation.gpu_ids))}
+        launch.began = time.monotonic()
+        try:
+            process = spawn(launch.argv, launch.cwd, env, launch.stdout, launch.stderr)
+        except Exception:  # OSError (the reason is in its stderr file), or a NUL in argv
+            launch.outcome = spawn_failure(launch.began)
+        else:
+            with self.lock:
+                launch.process = process
+        self._call_soon(launch.started.set)
+        keeps_room = False
+        if launch.process is not None:
+            wait_until_exited(launch.process.pid)
+            with self.lock:
+                launch.exited = True
+            reaped = reap(launch.process)  # it has exited: this does not block
+            assert reaped is not None
+            code, peak_mib, cpu_s = reaped
+            launch.outcome = Outcome(code, time.monotonic() - launch.began, peak_mib, cpu_s)
+            keeps_room = launch.keeps_room(code)
+        with self.lock:
+            launch.state = LaunchState.ENDED
+            launch.room_held = keeps_room and not (launch.timed_out or launch.abandoned)
+            found = None if launch.room_held else self._free(launch)
+        self._call_soon(launch.ended.set)
+        return found
+
+    def _free(self, launch: Launch) -> list[Launch]:
+        """Under the lock: release the launch's room and grant it on."""
+        assert launch.reservation is not None
+        self.capacity.release(launch.reservation)
+        launch.room_held = False
+        return self._grant()
+
+    def _grant(self) -> list[Launch]:
+        """Under the lock: hand free room to the waiting launches in order (skipping
+        those it does not fit); returns the ones granted."""
+        granted: list[Launch] = []
+        i = 0
+        while i < len(self.waiting) and self.capacity.cpus_used < self.capacity.total.num_cpus:
+            launch = self.waiting[i]
+            if self.capacity.fits_now(launch.need):
+                del self.waiting[i]
+                launch.reservation = self.capacity.reserve(launch.need)
+                launch.state = LaunchState.GRANTED
+                granted.append(launch)
+            else:
+                i += 1
+        return granted
+
+
+def _unattached(*_: object) -> None:
+    raise RuntimeError("Slots.attach was not called")
+
+
+def _nothing() -> None:
+    pass
