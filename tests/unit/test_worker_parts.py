@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobstream.workers.outputs import OutputFiles
+from jobstream.workers.outputs import OutputFiles, written
 from jobstream.workers.prefetch import MAX_EXTRA, ClassPace
 from jobstream.workers.process import shell_command
 
@@ -70,7 +70,7 @@ def test_empty_output_is_discarded_and_its_files_reused(tmp_path: Path) -> None:
     first = files.take()
     first.stdout.write_bytes(b"")
     first.stderr.write_bytes(b"")
-    assert not files.written(first)
+    assert not written(first.stdout, first.stderr)
     files.give_back(first)
     assert files.take() == first  # the same pair again: no new files per job
 
@@ -80,7 +80,7 @@ def test_non_empty_output_is_kept_under_its_job(tmp_path: Path) -> None:
     scratch = files.take()
     scratch.stdout.write_bytes(b"result 42\n")
     scratch.stderr.write_bytes(b"")
-    assert files.written(scratch)
+    assert written(scratch.stdout, scratch.stderr)
     kept = files.keep(scratch, "wf1", 7, 2)
     assert kept == {"stdout": tmp_path / "logs" / "wf1" / "7.2.stdout"}
     assert kept["stdout"].read_bytes() == b"result 42\n"

@@ -48,10 +48,6 @@ class OutputFiles:
     def give_back(self, scratch: Scratch) -> None:
         self.free.append(scratch.index)
 
-    def written(self, scratch: Scratch) -> bool:
-        """Whether the job wrote anything (two stats: cheap enough for the event loop)."""
-        return any(_size(path) for path in (scratch.stdout, scratch.stderr))
-
     def keep(self, scratch: Scratch, wf: str, job: int, attempt: int) -> dict[str, Path]:
         """Move the non-empty files to their final names (blocking: run it in a thread)."""
         kept: dict[str, Path] = {}
@@ -73,6 +69,11 @@ class OutputFiles:
         """Remove the scratch files (a stopping worker's, or after a crash, by hand)."""
         with contextlib.suppress(OSError):
             shutil.rmtree(self.scratch)
+
+
+def written(*paths: Path) -> bool:
+    """Whether a job wrote anything to these files (a stat each)."""
+    return any(_size(path) for path in paths)
 
 
 def _size(path: Path) -> int:

@@ -142,6 +142,7 @@ class Worker:
         self.host = socket.gethostname()
         self.base_env = dict(os.environ)  # copying os.environ per job costs ~30 µs
         self.outputs = OutputFiles(options.log_dir, self.id)
+        self.workdirs: set[str] = set()  # job folders known to exist on this host
 
     def remaining_s(self) -> float:
         return self.options.walltime_s - (time.monotonic() - self.started_at)
@@ -303,6 +304,19 @@ class Worker:
         for wakeup in self.wakeups.values():
             wakeup.set()
 
+    def workdir(self, chosen: str | None) -> str:
+        """Where a job runs: its workflow's folder if this host has it, else the worker's.
+
+        Folders found are remembered (a stat per job is not free next to the launch
+        threads); a missing one is looked for again each time, it may be created later.
+        """
+        if chosen and chosen in self.workdirs:
+            return chosen
+        if chosen and os.path.isdir(chosen):
+            self.workdirs.add(chosen)
+            return chosen
+        return os.getcwd()
+
     def _start_launches(self, launch: Launch) -> None:
         """Run a launch granted room (and the ones its room goes to next) in a thread."""
         self.jobs.start_soon(
@@ -461,7 +475,7 @@ class JobRun:
             )
             kept: dict[str, Path] = {}
             output = NO_OUTPUT
-            if w.outputs.written(scratch):
+            if launch.wrote_output:
                 kept = await anyio.to_thread.run_sync(
                     w.outputs.keep, scratch, self.item.wf, self.item.job, self.job.attempt
                 )
@@ -697,8 +711,7 @@ class JobRun:
             self.worker.conn.pipeline.post(self.msg.reply, ACK)
 
     def _workdir(self) -> str:
-        chosen = self.worker.options.workdir or self.item.workdir
-        return chosen if chosen and os.path.isdir(chosen) else os.getcwd()
+        return self.worker.workdir(self.worker.options.workdir or self.item.workdir)
 
     def _env(self) -> dict[str, str]:
         """The job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""

@@ -29,6 +29,7 @@ import anyio
 
 from jobstream.model import Resources
 from jobstream.workers.capacity import Capacity, Reservation
+from jobstream.workers.outputs import written
 from jobstream.workers.process import (
     KILL_REAP_S,
     Outcome,
@@ -73,6 +74,7 @@ class Launch:
     exited: bool = False  # its pid may be reused: no more signals to it
     abandoned: bool = False  # the job's task is gone: its room is freed when it ends
     room_held: bool = False  # ended, and the job's task releases the room
+    wrote_output: bool = False  # stdout or stderr is not empty (known once ended)
     started: anyio.Event = field(default_factory=anyio.Event)  # left the queue
     ended: anyio.Event = field(default_factory=anyio.Event)
 
@@ -221,6 +223,7 @@ class Slots:
             code, peak_mib, cpu_s = reaped
             launch.outcome = Outcome(code, time.monotonic() - launch.began, peak_mib, cpu_s)
             keeps_room = launch.keeps_room(code)
+            launch.wrote_output = written(launch.stdout, launch.stderr)
         with self.lock:
             launch.state = LaunchState.ENDED
             launch.room_held = keeps_room and not (launch.timed_out or launch.abandoned)
