@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from nats.js import api
+from nats.js.errors import APIError
 
 from jobstream.decide import Claim, Job, MakeReady, Submit, decide
+from jobstream.errors import ServerError
 from jobstream.events import JobClaimed
 from jobstream.model import JobDef, JobState
 from jobstream.streams.connection import Connection
@@ -94,3 +97,24 @@ async def test_same_actor_with_another_nonce_is_not_taken_for_its_own_append(
     assert await store.append(claim, ready_seq, nonce="7.1") == first  # a retry: recognised
     with pytest.raises(Conflict):
         await store.append(claim, ready_seq, nonce="7.2")  # another delivery: refused
+
+
+async def test_pipeline_sends_header_names_of_nats_py_by_their_value(conn: Connection) -> None:
+    """The pipeline frames messages itself; nats-py's header names are a str enum that
+    formats as ``Header.MSG_ID``, which would silently switch CAS and dedup off."""
+    subject = job_subject("wfh", 0)
+    sent = await conn.pipeline.publish(
+        subject, b"{}", {api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "99"}
+    )
+    with pytest.raises(APIError) as refused:
+        await conn.pipeline.ack(sent)
+    assert refused.value.err_code == 10071  # wrong last sequence: the header arrived
+
+
+async def test_pipeline_fails_a_publish_larger_than_the_server_takes(conn: Connection) -> None:
+    too_big = b"x" * (conn.nc.max_payload + 1)
+    sent = await conn.pipeline.publish(job_subject("wfh", 1), too_big)
+    with anyio.fail_after(5), pytest.raises(ServerError, match="maximum payload"):
+        await conn.pipeline.ack(sent)
+    fine = await conn.pipeline.publish(job_subject("wfh", 1), b"{}")
+    assert await conn.pipeline.ack(fine) > 0  # the refusal did not take others with it

@@ -10,16 +10,18 @@ Publishes are coalesced: they gather for up to ``COALESCE_S`` and go out togethe
 many small appends of concurrent jobs cost one socket write (on this VM a loopback write
 costs ~0.1 ms of CPU however little it carries) instead of one each. The delay is off the
 jobs' critical path: claims are made ahead, and results are appended after the slot is
-free.
+free. The gathered messages are framed here (``PUB``/``HPUB``) and handed to the
+connection's write buffer as one block: nats-py's ``publish`` spent ~15 µs per message
+validating and framing, a fifth of the scheduler's CPU when it dispatches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from itertools import count
 
+import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import APIError
@@ -29,6 +31,22 @@ from jobstream.errors import ServerError
 MAX_PENDING = 8000
 ACK_TIMEOUT_S = 30.0
 COALESCE_S = 0.002
+
+
+class _Error(msgspec.Struct):
+    code: int | None = None
+    err_code: int | None = None
+    description: str | None = None
+
+
+class _PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: the stored sequence, or an error."""
+
+    seq: int | None = None
+    error: _Error | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_PubAck)
 
 
 class Pipeline:
@@ -71,20 +89,40 @@ class Pipeline:
 
     async def _send_outbox(self) -> None:
         """Hand everything queued to the connection. A publish the connection refuses
-        (closed, buffer full while reconnecting) fails its future, for the caller to retry;
-        a refused fire-and-forget message is dropped, as a lost one would be."""
+        (closed, buffer full while reconnecting, too large) fails its future, for the
+        caller to retry; a refused fire-and-forget message is dropped, as a lost one
+        would be."""
         self.queued.clear()
         outbox, self.outbox = self.outbox, []
+        nc, frames = self.nc, []
         for subject, payload, reply, headers in outbox:
-            try:
-                await self.nc.publish(subject, payload, reply=reply, headers=headers)
-            except Exception as exc:
-                future = self.futures.pop(reply[len(self.prefix) + 1 :], None) if reply else None
-                if future is not None:
-                    del self.token_of[future]
-                    self.room.release()
-                    if not future.done():
-                        future.set_exception(ServerError(f"publish to {subject} failed: {exc}"))
+            if len(payload) > nc.max_payload:
+                self._refuse(
+                    reply,
+                    f"publish to {subject} failed: {len(payload)} bytes "
+                    f"is more than the server's maximum payload ({nc.max_payload})",
+                )
+            else:
+                frames.append(_frame(subject, reply, payload, headers))
+        block = b"".join(frames)
+        refusal = _refusal(nc, len(block))
+        if refusal:
+            for subject, _, reply, _ in outbox:
+                self._refuse(reply, f"publish to {subject} failed: {refusal}")
+            return
+        if block:
+            # nats-py's own publish does these two steps for every message.
+            await nc._send_command(block)
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
+
+    def _refuse(self, reply: str, reason: str) -> None:
+        future = self.futures.pop(reply[len(self.prefix) + 1 :], None) if reply else None
+        if future is not None:
+            del self.token_of[future]
+            self.room.release()
+            if not future.done():
+                future.set_exception(ServerError(reason))
 
     async def _subscribe_acks(self) -> None:
         self.prefix = self.nc.new_inbox()
@@ -99,21 +137,18 @@ class Pipeline:
         if future.done():
             return
         try:
-            reply = json.loads(msg.data)
-        except ValueError:
-            future.set_exception(APIError(description=f"bad acknowledgement {msg.data!r}"))
-            return
-        error = reply.get("error") if isinstance(reply, dict) else None
-        if error:
+            reply = _ack_decoder.decode(msg.data)
+        except msgspec.DecodeError:
+            reply = _PubAck()
+        if reply.error is not None:
+            error = reply.error
             future.set_exception(
-                APIError(
-                    code=error.get("code"),
-                    err_code=error.get("err_code"),
-                    description=error.get("description"),
-                )
+                APIError(code=error.code, err_code=error.err_code, description=error.description)
             )
+        elif reply.seq is None:
+            future.set_exception(APIError(description=f"bad acknowledgement {msg.data!r}"))
         else:
-            future.set_result(int(reply["seq"]))
+            future.set_result(reply.seq)
 
     async def publish(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
@@ -156,3 +191,32 @@ class Pipeline:
         if token is not None and self.futures.pop(token, None) is not None:
             self.room.release()
         raise ServerError(f"JetStream did not acknowledge a publish in {ACK_TIMEOUT_S:.0f} s")
+
+
+def _frame(subject: str, reply: str, payload: bytes, headers: dict[str, str] | None) -> bytes:
+    """One ``PUB``/``HPUB`` protocol frame (subjects and headers are jobstream's own).
+
+    Keys are taken as plain strings: nats-py's header names are a ``str`` enum, which
+    formats as ``Header.MSG_ID`` and would be sent as that.
+    """
+    target = f"{subject} {reply}" if reply else subject
+    if not headers:
+        return f"PUB {target} {len(payload)}\r\n".encode() + payload + b"\r\n"
+    lines = "".join(f"{str.__str__(key)}: {value}\r\n" for key, value in headers.items())
+    head = f"NATS/1.0\r\n{lines}\r\n".encode()
+    size = len(head) + len(payload)
+    return b"".join((f"HPUB {target} {len(head)} {size}\r\n".encode(), head, payload, b"\r\n"))
+
+
+def _refusal(nc: NATS, size: int) -> str:
+    """Why the connection would refuse ``size`` more bytes now, as nats-py's publish
+    would; empty if it takes them (buffered while it reconnects)."""
+    if nc.is_closed:
+        return "the connection is closed"
+    if nc.is_draining_pubs:
+        return "the connection is draining"
+    if not nc.is_connected and (
+        nc._max_pending_size <= 0 or nc._pending_data_size + size > nc._max_pending_size
+    ):
+        return "the connection is down and its outbound buffer is full"
+    return ""
