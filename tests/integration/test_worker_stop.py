@@ -46,3 +46,58 @@ def test_sigterm_terminates_and_requeues(tmp_path: Path) -> None:
     terminated = json.loads(lines[4])["payload"]
     assert terminated["attempt"] == 1 and "stopping" in terminated["reason"]
     assert (tmp_path / "runs").read_text().splitlines() == ["run", "run"]
+
+
+def test_sigterm_with_claimed_jobs_queued_for_room_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    """Short jobs: the worker holds claimed jobs queued for its two slots when it is told
+    to stop. Running ones are terminated, queued ones handed back, and every job still
+    completes exactly once, on the next worker."""
+    jobs = 40
+    spec = tmp_path / "short.yaml"
+    spec.write_text(
+        "name: short\njobs:\n  - name: j{i}\n    command: echo {i} >> runs; sleep 0.2\n"
+        f"    parameters:\n      i: '0:{jobs - 1}'\n"
+    )
+    server = spawn("server", cwd=tmp_path, log=tmp_path / "server.log")
+    second = None
+    try:
+        wait_for_server(tmp_path / ".jobstream", server)
+        first = spawn(
+            "worker", "--cpus", "2", "--memory", "1g", cwd=tmp_path, log=tmp_path / "w1.log"
+        )
+        wf = json.loads(jobstream("submit", str(spec), "--json", cwd=tmp_path).stdout)["workflow"]
+        deadline = time.monotonic() + 30
+        while len(_runs(tmp_path)) < 8:  # the pace is known: claims are made ahead
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        began = time.monotonic()
+        assert stop(first) == 0
+        assert time.monotonic() - began < 10  # nothing waited out a timeout
+        second = spawn(
+            "worker", "--cpus", "2", "--memory", "1g", cwd=tmp_path, log=tmp_path / "w2.log"
+        )
+        watched = jobstream("watch", wf, "--json", cwd=tmp_path)
+        assert watched.returncode == 0, watched.stdout
+        lines = jobstream("events", wf, "--json", cwd=tmp_path).stdout.splitlines()
+    finally:
+        codes = [stop(p) for p in (second, server) if p is not None]
+    assert codes == [0, 0]
+    events = [json.loads(line) for line in lines]
+    completed = sorted(_job(e) for e in events if e["type"] == "JobCompleted")
+    assert completed == list(range(jobs))  # each exactly once
+    terminated = [e for e in events if e["type"] == "JobTerminated"]
+    assert terminated, "the stop came while jobs were held"
+    runs = _runs(tmp_path)
+    assert sorted(set(runs)) == list(range(jobs))
+    assert len(runs) - jobs <= len(terminated)  # only a terminated attempt ran twice
+
+
+def _runs(tmp_path: Path) -> list[int]:
+    path = tmp_path / "runs"
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def _job(event: dict[str, str]) -> int:
+    return int(event["subject"].rsplit(".", 1)[1])  # ev.<wf>.job.<n>

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import os
@@ -93,6 +92,7 @@ BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
 NAK_DELAY_S = 0.2
+HAND_BACK_S = 2.0  # how long a stopping worker tries to return an unclaimed dispatch
 TERMINATE_RECORD_S = 10.0
 RETRY_DELAY_S = 1.0
 APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
@@ -319,11 +319,13 @@ class Worker:
 
     def _start_launches(self, launch: Launch) -> None:
         """Run a launch granted room (and the ones its room goes to next) in a thread."""
-        self.jobs.start_soon(
-            functools.partial(
-                anyio.to_thread.run_sync, self.slots.run, launch, limiter=self.launch_threads
-            )
-        )
+        self.jobs.start_soon(self._launch_thread, launch)
+
+    async def _launch_thread(self, launch: Launch) -> None:
+        """Shielded: a launch granted room is always run or, when its job was canceled
+        meanwhile, skipped, freeing the room; a worker stopping ends the processes."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.slots.run, launch, limiter=self.launch_threads)
 
     async def _run_job(self, msg: Msg, need: Resources, pace: ClassPace) -> None:
         try:
@@ -438,7 +440,18 @@ class JobRun:
     async def _claim(self) -> bool:
         w = self.worker
         claim = Claim(at=time.time(), actor=w.id, worker=w.id, lease_s=w.options.lease_s)
-        return await self._append(decide(self.job, claim)) or await self._take_over()
+        try:
+            return await self._append(decide(self.job, claim)) or await self._take_over()
+        except anyio.get_cancelled_exc_class():
+            # The worker is stopping: hand the dispatch back now, not after its lease. If
+            # the claim did land, the next worker finds it and takes the job over.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(HAND_BACK_S),
+                contextlib.suppress(Exception),
+            ):
+                await self.msg.nak()
+            raise
 
     async def _run(self, reservation: Reservation | None) -> None:
         """Queue the process for room (unless it has some), follow it, record the outcome.
