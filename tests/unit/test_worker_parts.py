@@ -28,6 +28,10 @@ def test_short_jobs_are_held_ahead_long_ones_are_not() -> None:
     short.observe(0.002)
     assert short.extra() == MAX_EXTRA  # 2 slots x 0.5 s / 2 ms, capped
     assert short.demand(fit_now=0) == 2 + MAX_EXTRA  # fetched while the slots are busy
+    short.held = 2 + MAX_EXTRA - 1
+    assert short.demand(fit_now=0) == 0  # one job done: not worth a fetch yet
+    short.held = 2 + MAX_EXTRA // 2
+    assert short.demand(fit_now=0) == MAX_EXTRA // 2  # half the extra used: refill
     long = ClassPace(slots=2)
     long.observe(5.0)
     assert long.extra() == 0

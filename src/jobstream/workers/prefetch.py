@@ -41,9 +41,12 @@ class ClassPace:
         """How many more dispatches to fetch now.
 
         Without extra, only what fits right now (a held job must not wait for room that
-        another class holds); with extra, up to slots + extra held in all.
+        another class holds); with extra, up to slots + extra held in all, refilled once
+        half the extra is used: a fetch is a round trip to the server and a pull request
+        for it to serve, which per job was a tenth of the worker's loop.
         """
         extra = self.extra()
         if extra == 0:
             return max(0, min(fit_now - self.waiting, self.slots - self.held))
-        return max(0, self.slots + extra - self.held)
+        want = self.slots + extra - self.held
+        return want if want >= max(1, extra // 2) else 0
