@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from jobstream.workers.outputs import OutputFiles, written
 from jobstream.workers.prefetch import MAX_EXTRA, ClassPace
-from jobstream.workers.process import shell_command
+from jobstream.workers.process import Spawned, reap, seal_inherited_fds, shell_command, spawn
 
 BASH = shutil.which("bash") or "/bin/sh"
 
@@ -92,3 +93,51 @@ def test_non_empty_output_is_kept_under_its_job(tmp_path: Path) -> None:
     files.close()
     assert not (tmp_path / "logs" / ".scratch" / "w1").exists()
     assert kept["stdout"].exists()
+
+
+def _run(argv: list[str], cwd: Path, out: Path) -> tuple[int, str, str]:
+    child = spawn(argv, str(cwd), {"PATH": "/usr/bin:/bin"}, out / "out", out / "err")
+    reaped = reap(child)
+    assert reaped is not None
+    return reaped[0], (out / "out").read_text(), (out / "err").read_text()
+
+
+def test_jobs_in_the_workers_directory_start_with_posix_spawn_and_inherit_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kept, other = os.pipe()  # what a launcher might pass the worker, inheritable
+    os.set_inheritable(kept, True)
+    try:
+        seal_inherited_fds()
+        child = spawn(
+            ["true"], str(tmp_path), {"PATH": "/usr/bin:/bin"}, tmp_path / "o", tmp_path / "e"
+        )
+        assert isinstance(child, Spawned)
+        assert reap(child) is not None
+        code, out, err = _run(["sh", "-c", "ls /proc/$$/fd; yes | head -1"], tmp_path, tmp_path)
+    finally:
+        os.close(kept)
+        os.close(other)
+    assert code == 0 and err == ""  # SIGPIPE is back at its default: `yes` just ends
+    assert sorted(map(int, out.split()[:-1])) == [0, 1, 2]  # nothing inherited
+    assert out.split()[-1] == "y"
+
+
+def test_jobs_elsewhere_start_through_subprocess_in_their_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, _ = _run(["pwd"], elsewhere, tmp_path)
+    assert code == 0 and out.strip() == str(elsewhere)
+
+
+def test_a_missing_program_is_reported_in_its_stderr_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    seal_inherited_fds()
+    with pytest.raises(FileNotFoundError):
+        spawn(
+            ["no-such-program"], str(tmp_path), {"PATH": "/usr/bin"}, tmp_path / "o", tmp_path / "e"
+        )
+    assert "cannot start 'no-such-program'" in (tmp_path / "e").read_text()

@@ -76,6 +76,7 @@ from jobstream.workers.process import (
     Outcome,
     Output,
     read_output,
+    seal_inherited_fds,
     shell_command,
     spawn_failure,
     start_process,
@@ -150,6 +151,7 @@ class Worker:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
         tune_for_throughput()
+        seal_inherited_fds()
         self.logs = await ensure_logs(self.conn.js)
         notices = await self.conn.nc.subscribe(
             cancel_notice_subject(self.id), cb=self._on_cancel_notice

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from jobstream.workers.capacity import Capacity, Reservation
 from jobstream.workers.outputs import written
 from jobstream.workers.process import (
     KILL_REAP_S,
+    Child,
     Outcome,
     reap,
     signal_group,
@@ -66,7 +66,7 @@ class Launch:
     keeps_room: Callable[[int], bool]
     state: LaunchState = LaunchState.WAITING
     reservation: Reservation | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: Child | None = None
     began: float = 0.0
     outcome: Outcome | None = None  # None: it never started
     canceled: bool = False  # granted, but must not start
