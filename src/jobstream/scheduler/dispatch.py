@@ -64,7 +64,7 @@ class Dispatcher:
                 await self.pipeline.publish(
                     class_subject(*key),
                     _encoder.encode(item),
-                    {api.Header.MSG_ID.value: work_msg_id(item.wf, item.job, item.ready_seq)},
+                    {api.Header.MSG_ID: work_msg_id(item.wf, item.job, item.ready_seq)},
                 )
             )
         for future in futures:

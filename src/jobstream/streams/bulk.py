@@ -27,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.js import JetStreamContext, api
 
 from jobstream import codec
+from jobstream.streams.pipeline import pub_frame
 from jobstream.streams.reader import RawBatch, read_raw_batches, reply_position
 from jobstream.streams.subjects import EVENTS_STREAM
 
@@ -192,11 +193,10 @@ async def read_bulk(
             # Each request has its own reply subject: a late status of an earlier request
             # (addressed to its inbox) is told apart from this one's end.
             pulls += 1
-            current = f"{inbox}.{pulls}".encode()
+            answer_to = f"{inbox}.{pulls}"
+            current = answer_to.encode()
             request = json.dumps({"batch": limit, "expires": EXPIRES_NS, "no_wait": True}).encode()
-            writer.write(
-                b"PUB %s %s %d\r\n%s\r\n" % (next_subject.encode(), current, len(request), request)
-            )
+            writer.write(pub_frame(next_subject, answer_to, request, None))
             batch = RawBatch([], [], [], [], caught_up=False)
             while True:
                 pending = frames.deliveries(batch, limit)

@@ -103,7 +103,7 @@ class Pipeline:
                     f"is more than the server's maximum payload ({nc.max_payload})",
                 )
             else:
-                frames.append(_frame(subject, reply, payload, headers))
+                frames.append(pub_frame(subject, reply, payload, headers))
         block = b"".join(frames)
         refusal = _refusal(nc, len(block))
         if refusal:
@@ -193,7 +193,7 @@ class Pipeline:
         raise ServerError(f"JetStream did not acknowledge a publish in {ACK_TIMEOUT_S:.0f} s")
 
 
-def _frame(subject: str, reply: str, payload: bytes, headers: dict[str, str] | None) -> bytes:
+def pub_frame(subject: str, reply: str, payload: bytes, headers: dict[str, str] | None) -> bytes:
     """One ``PUB``/``HPUB`` protocol frame (subjects and headers are jobstream's own).
 
     Keys are taken as plain strings: nats-py's header names are a ``str`` enum, which

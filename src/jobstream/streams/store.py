@@ -49,9 +49,9 @@ class EventStore:
     def _headers(event: Event, subject: str, expected: int | None, nonce: str) -> dict[str, str]:
         headers = codec.headers_for(event)
         if expected is not None:
-            headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value] = str(expected)
+            headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
         msg_id = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
-        headers[api.Header.MSG_ID.value] = f"{msg_id}:{nonce}" if nonce else msg_id
+        headers[api.Header.MSG_ID] = f"{msg_id}:{nonce}" if nonce else msg_id
         return headers
 
     async def send(
@@ -94,7 +94,7 @@ class EventStore:
         raw = await self._last_raw(subject)
         if (
             raw is not None
-            and (raw.headers or {}).get(api.Header.MSG_ID.value) == headers[api.Header.MSG_ID.value]
+            and (raw.headers or {}).get(api.Header.MSG_ID) == headers[api.Header.MSG_ID]
         ):
             assert raw.seq is not None
             return raw.seq
