@@ -25,6 +25,7 @@ from jobstream.streams.reader import RawBatch
 SCHEMA_VERSION = 1
 CHECKPOINT_THRESHOLD = "256MB"
 TABLES = (*(model.name for model in READ_MODELS), "checkpoint")
+SET_KV_CHECKPOINT = "INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)"
 
 
 class DuckStore:
@@ -70,7 +71,7 @@ class DuckStore:
         return int(row[0]) if row else self.checkpoint()
 
     def set_kv_checkpoint(self, seq: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)", [seq])
+        self.db.execute(SET_KV_CHECKPOINT, [seq])
 
     def apply(
         self, raw: RawBatch, *, kv_seq: int | None = None, records: bool = False
@@ -109,7 +110,7 @@ class DuckStore:
                 [raw.seqs[-1]],
             )
             if kv_seq is not None:
-                cursor.execute("INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)", [kv_seq])
+                cursor.execute(SET_KV_CHECKPOINT, [kv_seq])
             found = Records([], [])
             if records:
                 found = _records(cursor, BATCH_TOUCHED)
