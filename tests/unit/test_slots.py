@@ -118,14 +118,21 @@ async def test_room_granted_to_a_job_canceled_before_its_spawn_is_freed(tmp_path
         assert harness.slots.capacity.idle
 
 
+async def failed_keeping_its_room(harness: Harness, tmp_path: Path) -> tuple[Launch, Launch]:
+    """A job that failed with a code whose retry runs a recovery script, and a job queued
+    after it for the same room."""
+    failing = launch(tmp_path, "failing", "sh", "-c", "exit 3", keeps=lambda code: code == 3)
+    after = launch(tmp_path, "after", "true")
+    harness.slots.queue(failing, None)
+    harness.slots.queue(after, None)
+    with anyio.fail_after(10):
+        await failing.ended.wait()
+    return failing, after
+
+
 async def test_room_kept_for_a_recovery_script_until_released(tmp_path: Path) -> None:
     async with one_slot() as harness:
-        failing = launch(tmp_path, "failing", "sh", "-c", "exit 3", keeps=lambda code: code == 3)
-        after = launch(tmp_path, "after", "true")
-        harness.slots.queue(failing, None)
-        harness.slots.queue(after, None)
-        with anyio.fail_after(10):
-            await failing.ended.wait()
+        failing, after = await failed_keeping_its_room(harness, tmp_path)
         await anyio.sleep(0.2)
         assert failing.room_held and not after.started.is_set()  # the recovery runs in the room
         harness.slots.done_with(failing)
@@ -144,3 +151,18 @@ async def test_a_command_that_cannot_start_ends_with_127_and_frees_its_room(tmp_
         assert missing.outcome.return_code == 127
         assert "cannot start" in (tmp_path / "missing.err").read_text()
         assert harness.slots.capacity.idle  # freed before the end was announced
+
+
+async def test_a_recovery_script_runs_in_the_room_its_job_kept(tmp_path: Path) -> None:
+    async with one_slot() as harness:
+        failing, after = await failed_keeping_its_room(harness, tmp_path)
+        recovery = launch(tmp_path, "recovery", "sleep", "30")
+        harness.slots.hand_over(failing, recovery)
+        with anyio.fail_after(10):
+            await recovery.started.wait()
+        assert not after.started.is_set()  # the recovery holds the room
+        assert await harness.slots.run_within(recovery, 0.2, grace_s=5)  # past its limit
+        assert recovery.outcome is not None and recovery.outcome.return_code == -signal.SIGTERM
+        with anyio.fail_after(10):
+            await after.ended.wait()  # its end passed the room on
+        assert harness.slots.capacity.idle

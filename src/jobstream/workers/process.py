@@ -3,9 +3,9 @@
 The process is spawned (``os.posix_spawn``, or ``subprocess`` for another directory) and
 waited for (``waitid``, which leaves it to be reaped and releases the GIL) in a thread,
 then reaped with ``os.wait4`` so every job gets its own rusage: peak memory (ru_maxrss)
-and CPU time. Jobs are run this way by :mod:`jobstream.workers.slots`; the async helpers
-here run recovery scripts. Each job leads its own session (process group), so a
-cancellation terminates the command together with everything it started.
+and CPU time; :mod:`jobstream.workers.slots` runs jobs (and recovery scripts) this way.
+Each job leads its own session (process group), so a cancellation terminates the command
+together with everything it started.
 
 A command made only of plain words is executed directly, as ``bash -c`` would after
 parsing it: starting bash costs about as much as starting the job itself (``true`` runs
@@ -27,10 +27,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import anyio
 import msgspec
 
-TERM_GRACE_S = 5.0
 KILL_REAP_S = 2.0
 SPAWN_ERROR_CODE = 127
 TAIL_LINES = 10
@@ -182,21 +180,12 @@ def _executable(name: str, path: str) -> str:
     return found
 
 
-def reap(process: Child, options: int = 0) -> tuple[int, float, float] | None:
-    """(return code, peak MiB, CPU s), or None if WNOHANG and still running.
+def reap(process: Child) -> tuple[int, float, float]:
+    """(return code, peak MiB, CPU s) of a process, waiting for it if it still runs.
 
-    :func:`terminate` may reap the process first (its rusage is then lost, not the code).
+    Its launch thread is the only reaper (see :mod:`jobstream.workers.slots`).
     """
-    if process.returncode is not None:
-        return process.returncode, 0.0, 0.0
-    try:
-        pid, status, usage = os.wait4(process.pid, options)
-    except ChildProcessError:
-        if process.returncode is None:
-            raise
-        return process.returncode, 0.0, 0.0
-    if pid == 0:
-        return None
+    _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     return process.returncode, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
@@ -206,98 +195,14 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-async def start_process(
-    argv: list[str],
-    *,
-    cwd: str,
-    env: Mapping[str, str],
-    stdout: Path,
-    stderr: Path,
-    limiter: anyio.CapacityLimiter,
-) -> Child | None:
-    """Spawn in a thread (creating the log folder); None (with the reason in the stderr
-    file) when it cannot start."""
-    try:
-        return await anyio.to_thread.run_sync(
-            spawn, argv, cwd, env, stdout, stderr, limiter=limiter
-        )
-    except OSError:
-        return None
-
-
 def wait_until_exited(pid: int) -> None:
     """Block (without the GIL) until the process has exited, leaving it to be reaped."""
-    with contextlib.suppress(ChildProcessError):  # already reaped (by terminate)
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-
-
-async def _wait_exit(process: Child, limiter: anyio.CapacityLimiter) -> tuple[int, float, float]:
-    """Wait in a thread, then reap (at once: the process has exited)."""
-    await anyio.to_thread.run_sync(
-        wait_until_exited, process.pid, limiter=limiter, abandon_on_cancel=True
-    )
-    reaped = reap(process)
-    assert reaped is not None
-    return reaped
-
-
-async def wait_process(
-    process: Child,
-    began: float,
-    limiter: anyio.CapacityLimiter,
-    grace_s: float = TERM_GRACE_S,
-) -> Outcome:
-    """Wait for the process to end. If cancelled, terminate its process group first."""
-    try:
-        code, peak_mib, cpu_s = await _wait_exit(process, limiter)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await terminate(process, grace_s)
-        raise
-    return Outcome(code, time.monotonic() - began, peak_mib, cpu_s)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
 def spawn_failure(began: float) -> Outcome:
     """The outcome recorded for a command that could not be started at all."""
     return Outcome(SPAWN_ERROR_CODE, time.monotonic() - began, 0.0, 0.0)
-
-
-async def terminate(process: Child, grace_s: float = TERM_GRACE_S) -> None:
-    """SIGTERM the job's process group, SIGKILL it if it is still there after ``grace_s``."""
-    if process.returncode is not None:
-        return  # reaped: its pid may belong to another process by now
-    signal_group(process.pid, signal.SIGTERM)
-    if await _reaped_within(process, grace_s):
-        return
-    signal_group(process.pid, signal.SIGKILL)
-    await _reaped_within(process, KILL_REAP_S)
-
-
-async def _reaped_within(process: Child, seconds: float) -> bool:
-    """Whether the process was reaped within ``seconds`` (by us, or by its waiter)."""
-    deadline = time.monotonic() + seconds
-    while process.returncode is None and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            if reap(process, os.WNOHANG) is not None:
-                break
-        await anyio.sleep(0.02)
-    return process.returncode is not None
-
-
-async def wait_within(
-    process: Child,
-    began: float,
-    limit_s: float,
-    limiter: anyio.CapacityLimiter,
-    grace_s: float = TERM_GRACE_S,
-) -> tuple[Outcome, bool]:
-    """Wait at most ``limit_s`` (the job's runtime); past it, SIGTERM, then SIGKILL after
-    ``grace_s``. Returns the outcome and whether the job timed out."""
-    with anyio.move_on_after(limit_s) as limit:
-        return await wait_process(process, began, limiter, grace_s), False
-    assert limit.cancelled_caught
-    code = process.returncode if process.returncode is not None else -int(signal.SIGKILL)
-    return Outcome(code, time.monotonic() - began, 0.0, 0.0), True
 
 
 def read_output(stdout: Path | None, stderr: Path | None) -> Output:

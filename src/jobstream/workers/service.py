@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -78,9 +79,6 @@ from jobstream.workers.process import (
     read_output,
     seal_inherited_fds,
     shell_command,
-    spawn_failure,
-    start_process,
-    wait_within,
 )
 from jobstream.workers.slots import Launch, Slots
 
@@ -138,8 +136,6 @@ class Worker:
         self.launch_threads = anyio.CapacityLimiter(math.inf)
         self.jobs_run = 0
         self.stop_reason = "stopped"
-        slots = max(1, options.capacity.num_cpus) * 2
-        self.threads = anyio.CapacityLimiter(slots + 2)
         self.host = socket.gethostname()
         self.base_env = dict(os.environ)  # copying os.environ per job costs ~30 µs
         self.outputs = OutputFiles(options.log_dir, self.id)
@@ -498,7 +494,9 @@ class JobRun:
                     read_output, kept.get("stdout"), kept.get("stderr")
                 )
                 await self._store_logs(output.stdout, output.stderr)
-            recovered = await self._recover(spec.retry_rules[rule]) if rule is not None else None
+            recovered = (
+                await self._recover(spec.retry_rules[rule], launch) if rule is not None else None
+            )
         finally:
             w.outputs.give_back(scratch)
             w.slots.done_with(launch)
@@ -561,18 +559,13 @@ class JobRun:
         grace = w.options.term_grace_s
         try:
             runtime_left = self.item.spec.resources.runtime_s - (time.monotonic() - launch.began)
-            with anyio.move_on_after(runtime_left):
-                await launch.ended.wait()
-            timed_out = not launch.ended.is_set()
-            if timed_out:  # past its runtime: the process group is terminated
-                launch.timed_out = True
-                await w.slots.stop(launch, grace)
+            timed_out = await w.slots.run_within(launch, runtime_left, grace)
             await confirmed.wait()
         except anyio.get_cancelled_exc_class():
-            # The worker is stopping (SIGTERM, end of allocation): the process group is
+            # The worker is stopping (SIGTERM, end of allocation): the process group was
             # terminated; record it so the job is dispatched again at once.
             with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
-                await w.slots.stop(launch, grace)
+                await w.slots.stop(launch, grace)  # done already, unless it was confirming
                 await confirmed.wait()
                 if self.job.state is JobState.RUNNING:
                     code = launch.outcome.return_code if launch.outcome else None
@@ -649,29 +642,30 @@ class JobRun:
     def _log_path(self, stream: str) -> Path:
         return self.worker.outputs.path(self.item.wf, self.item.job, self.job.attempt, stream)
 
-    async def _recover(self, rule: RetryRule) -> int | None:
-        """Run the rule's recovery script before the retry; its return code is recorded."""
+    async def _recover(self, rule: RetryRule, job_launch: Launch) -> int | None:
+        """Run the rule's recovery script, in the room the job kept, before the retry;
+        its return code is recorded."""
         if not rule.recovery_script:
             return None
         w = self.worker
-        began = time.monotonic()
         await anyio.Path(self._log_path("recovery.stdout").parent).mkdir(
             parents=True, exist_ok=True
         )
-        process = await start_process(
-            shell_command(rule.recovery_script, None),
+        launch = Launch(
+            need=self.need,
+            argv=shell_command(rule.recovery_script, None),
             cwd=self._workdir(),
             env=self._env(),
             stdout=self._log_path("recovery.stdout"),
             stderr=self._log_path("recovery.stderr"),
-            limiter=w.threads,
+            keeps_room=lambda code: False,
         )
-        if process is None:
-            return spawn_failure(began).return_code
-        outcome, _ = await wait_within(
-            process, began, self.item.spec.resources.runtime_s, w.threads, w.options.term_grace_s
-        )
-        return outcome.return_code
+        w.slots.hand_over(job_launch, launch)
+        with anyio.CancelScope(shield=True):  # granted: it starts, or is skipped, at once
+            await launch.started.wait()
+        runtime_left = self.item.spec.resources.runtime_s - (time.monotonic() - launch.began)
+        await w.slots.run_within(launch, runtime_left, w.options.term_grace_s)
+        return launch.outcome.return_code if launch.outcome else -int(signal.SIGKILL)
 
     async def _take_over(self) -> bool:
         """A redelivered dispatch whose job another worker holds: that worker stopped

@@ -156,6 +156,31 @@ class Slots:
             assert launch.reservation is not None
             self.release(launch.reservation)
 
+    def hand_over(self, ended: Launch, launch: Launch) -> None:
+        """Start ``launch`` in the room an ended launch kept (a retry's recovery script);
+        the room is freed, or granted on, when ``launch`` ends (on the loop)."""
+        with self.lock:
+            assert ended.room_held and ended.reservation is not None
+            ended.room_held = False
+            launch.reservation, launch.state = ended.reservation, LaunchState.GRANTED
+        self._start_thread(launch)
+
+    async def run_within(self, launch: Launch, limit_s: float, grace_s: float) -> bool:
+        """Wait for a started launch to end, stopping it past ``limit_s``; True if it was
+        stopped for that. A cancellation stops it too, before it goes on."""
+        try:
+            with anyio.move_on_after(limit_s):
+                await launch.ended.wait()
+            if launch.ended.is_set():
+                return False
+            launch.timed_out = True
+            await self.stop(launch, grace_s)
+            return True
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.stop(launch, grace_s)
+            raise
+
     def signal(self, launch: Launch, sig: signal.Signals) -> None:
         """Signal the launch's process group, unless it has already exited."""
         with self.lock:
@@ -218,9 +243,7 @@ class Slots:
             wait_until_exited(launch.process.pid)
             with self.lock:
                 launch.exited = True
-            reaped = reap(launch.process)  # it has exited: this does not block
-            assert reaped is not None
-            code, peak_mib, cpu_s = reaped
+            code, peak_mib, cpu_s = reap(launch.process)  # it has exited: no wait
             launch.outcome = Outcome(code, time.monotonic() - launch.began, peak_mib, cpu_s)
             keeps_room = launch.keeps_room(code)
             launch.wrote_output = written(launch.stdout, launch.stderr)
