@@ -1,12 +1,22 @@
-"""The bulk replay reader against a real server: the same events as nats-py's reader."""
+"""The bulk readers against a real server: the same events as nats-py's reader."""
 
 from __future__ import annotations
 
+import contextlib
+
+import anyio
 import pytest
 
-from jobstream.streams.bulk import BulkUnavailable, plain_address, read_bulk, read_to_end
+from jobstream.streams.bulk import (
+    BulkUnavailable,
+    follow_bulk,
+    plain_address,
+    read_bulk,
+    read_to_end,
+)
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import RawBatch, read_raw_batches
+from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.submit import submit_workflow
 
 from .helpers import workflow
@@ -50,3 +60,41 @@ def test_servers_with_credentials_or_tls_are_left_to_nats_py() -> None:
     for url in ("tls://127.0.0.1:4222", "nats://user:secret@127.0.0.1:4222"):
         with pytest.raises(BulkUnavailable):
             plain_address(url)
+
+
+async def test_follower_hands_out_backlog_and_live_events_once_and_in_order(
+    conn: Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The live reader of the scheduler and projector: a backlog, events that arrive while
+    it follows, and its consumer lost midway (it reads again from where it was)."""
+    await submit_workflow(conn, workflow(*((f"a{i}", "true", ()) for i in range(300))), workdir=".")
+    follower = follow_bulk(conn.js, conn.url, from_seq=5, size=100, poll_s=0.2)
+    batches: list[RawBatch] = []
+    async with contextlib.aclosing(follower):
+        with anyio.fail_after(30):
+            async for batch in follower:
+                batches.append(batch)
+                seen = sum(len(b.seqs) for b in batches)
+                if seen == 297:  # the backlog: sequences 5..301
+                    assert batch.caught_up
+                    await submit_workflow(conn, workflow(("b", "true", ())), workdir=".")
+                elif seen == 299:  # a consumer gone (as after a server restart)
+                    for name in await conn.js.consumers_info(EVENTS_STREAM):
+                        await conn.js.delete_consumer(EVENTS_STREAM, name.name)
+                    await submit_workflow(conn, workflow(("c", "true", ())), workdir=".")
+                elif seen == 301:
+                    break
+    assert max(len(b.seqs) for b in batches) <= 100
+    every = [b async for b in read_raw_batches(conn.js, "ev.>", from_seq=5, follow=False)]
+    assert flatten(batches) == flatten(every)
+    assert [seq for seq, *_ in flatten(batches)] == list(range(5, 306))
+    assert "event reader lost its connection" in caplog.text
+
+
+async def test_quiet_follower_says_so_every_poll(conn: Connection) -> None:
+    follower = follow_bulk(conn.js, conn.url, from_seq=1, poll_s=0.2)
+    async with contextlib.aclosing(follower):
+        with anyio.fail_after(5):
+            quiet = [await anext(follower) for _ in range(3)]
+    assert all(b.caught_up and not b.seqs for b in quiet)
+    assert not (await conn.js.consumers_info("EVENTS"))  # its consumer is gone

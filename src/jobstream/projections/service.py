@@ -3,7 +3,7 @@
 It reads the log from the DuckDB checkpoint + 1: the checkpoint, committed with the
 rows, is the truth about what has been applied, so a projector killed at any point
 resumes exactly where its last commit ended. A backlog is read in bulk
-(:mod:`jobstream.streams.bulk`), then the live stream with an ordered consumer. Per
+(:mod:`jobstream.streams.bulk`), then the live stream the same way, followed. Per
 batch: fold every read model and move the checkpoint in one transaction, then write the
 batch's KV records (see :class:`Projector` for how KV keeps up after a crash).
 """
@@ -29,9 +29,9 @@ from jobstream.projections.duck import DuckStore, Records
 from jobstream.projections.kv import enable_atomic_puts, ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
 from jobstream.runtime import tune_for_throughput
-from jobstream.streams.bulk import read_to_end
+from jobstream.streams.bulk import follow_bulk, read_to_end
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import RawBatch, read_raw_batches
+from jobstream.streams.reader import RawBatch
 
 log = logging.getLogger(__name__)
 CONSUMER = "projector"
@@ -116,12 +116,14 @@ class Projector:
             async for raw in batches:
                 if raw.seqs:
                     await self.project(raw)
-        async for raw in read_raw_batches(self.conn.js, "ev.>", from_seq=self._committed + 1):
-            began = anyio.current_time()
-            if raw.seqs:
-                await self.project(raw)
-            if raw.caught_up:
-                await anyio.sleep(max(0.0, LIVE_INTERVAL_S - (anyio.current_time() - began)))
+        live = follow_bulk(self.conn.js, self.conn.url, from_seq=self._committed + 1)
+        async with contextlib.aclosing(live):
+            async for raw in live:
+                began = anyio.current_time()
+                if raw.seqs:
+                    await self.project(raw)
+                if raw.caught_up:
+                    await anyio.sleep(max(0.0, LIVE_INTERVAL_S - (anyio.current_time() - began)))
 
     async def project(self, batch: RawBatch) -> None:
         """Commit one batch to DuckDB, then queue its KV records (waits while the

@@ -11,6 +11,7 @@ Nats-Msg-Id so a repeated dispatch is deduplicated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -33,9 +34,9 @@ from jobstream.scheduler.state import (
     SchedulerState,
     WorkflowTrack,
 )
-from jobstream.streams.bulk import read_to_end
+from jobstream.streams.bulk import follow_bulk, read_to_end
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import decode_batch, read_batches
+from jobstream.streams.reader import decode_batch
 from jobstream.streams.store import Conflict, EventStore
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,13 @@ class Scheduler:
         log.info("scheduler caught up at sequence %d", replayed_to)
         task_status.started()
         await self.carry_out(intents)
-        async for batch in read_batches(self.conn.js, "ev.>", from_seq=replayed_to + 1):
-            intents = []
-            for stored in batch.events:
-                intents += self.state.apply(stored.seq, stored.event)
-            await self.carry_out(intents)
+        live = follow_bulk(self.conn.js, self.conn.url, from_seq=replayed_to + 1)
+        async with contextlib.aclosing(live):
+            async for raw in live:
+                intents = []
+                for stored in decode_batch(raw).events:
+                    intents += self.state.apply(stored.seq, stored.event)
+                await self.carry_out(intents)
 
     async def carry_out(self, intents: Sequence[Intent]) -> None:
         """Append the decisions, fold them back, and repeat until nothing follows.

@@ -1,4 +1,4 @@
-"""Read a stretch of EVENTS fast, for replays: a bare NATS connection and a pull consumer.
+"""Read EVENTS fast: a bare NATS connection and a pull consumer.
 
 nats-py turns every message into objects (Msg, headers dict, metadata dataclasses) at
 ~10 µs each, which caps a replay near 40,000 events/s here. A replay needs none of that:
@@ -7,33 +7,43 @@ slices the protocol frames itself (``HMSG subject sid reply hdr_len total_len``)
 only what a RawBatch holds. Deliveries are sliced by one regular expression each, without
 an ``await`` per message; of their headers only the ``Jobstream-*`` ones (what decoding
 needs) are kept, as shared dicts. Anything else (pull statuses, pings, other reply
-layouts) goes the general way. Used where a failure is cheap to report or retry (rebuild,
-point-in-time queries, the projector's catch-up); live tailing stays with nats-py.
-Servers that need TLS or credentials are read through nats-py instead.
+layouts) goes the general way. Used for replays (rebuild, point-in-time queries, the
+scheduler's start, the projector's catch-up) and by the two live readers that see every
+event, the scheduler's and the projector's (:func:`follow_bulk`), which reconnect by
+themselves. Servers that need TLS or credentials are read through nats-py instead.
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import contextlib
 import json
+import logging
 import re
 import secrets
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import urlsplit
 
 import anyio
+import nats.errors
 from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.js import JetStreamContext, api
 
 from jobstream import codec
 from jobstream.streams.pipeline import pub_frame
-from jobstream.streams.reader import RawBatch, read_raw_batches, reply_position
+from jobstream.streams.reader import FILL_WAIT_S, RawBatch, read_raw_batches, reply_position
 from jobstream.streams.subjects import EVENTS_STREAM
 
+log = logging.getLogger(__name__)
 BATCH = 20_000
 READ_CHUNK = 1 << 20
 EXPIRES_NS = 2_000_000_000
+SILENCE_S = 10.0  # a follower hearing nothing this long past its request's expiry reconnects
+MAX_RETRY_PAUSE_S = 2.0
+DELETE_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 5.0
+WAITING_REQUESTS = 2
 # Batches start this small and double up to the size asked for: the consumer starts
 # working sooner, and a short read stays cheap.
 FIRST_BATCH = 5_000
@@ -64,25 +74,53 @@ def plain_address(url: str) -> tuple[str, int]:
 
 
 class _Frames:
-    """Incremental parser of the server's protocol frames on one socket."""
+    """Incremental parser of the server's protocol frames on one non-blocking socket.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    The socket is read directly rather than through a stream: :meth:`receive` takes what
+    has arrived without waiting, so a follower that was busy hands out everything that
+    came meanwhile as one batch.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buffer = b""
         self.at = 0
+        self.outgoing = b""
 
-    async def fill(self) -> None:
-        chunk = await self.reader.read(READ_CHUNK)
+    def send(self, data: bytes) -> None:
+        """Write now what the socket takes; the rest goes before the next wait."""
+        self.outgoing += data
+        with contextlib.suppress(BlockingIOError):
+            self.outgoing = self.outgoing[self.sock.send(self.outgoing) :]
+
+    def receive(self) -> bool:
+        """Append what has arrived, without waiting; False if nothing had."""
+        try:
+            chunk = self.sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            return False
         if not chunk:
             raise ConnectionError("the NATS server closed the connection")
         self.buffer = self.buffer[self.at :] + chunk
         self.at = 0
+        return True
 
-    def deliveries(self, batch: RawBatch, limit: int) -> int | None:
+    async def readable(self) -> None:
+        """Wait until something can be read (sending what is still queued first)."""
+        while self.outgoing:
+            await anyio.wait_writable(self.sock)
+            self.send(b"")
+        await anyio.wait_readable(self.sock)
+
+    async def fill(self) -> None:
+        """Append at least one more chunk."""
+        while not self.receive():
+            await self.readable()
+
+    def deliveries(self, batch: RawBatch, limit: int, past_end: bool) -> int | None:
         """Move the complete deliveries at the front of the buffer into ``batch``, up to
-        ``limit`` events or the end of the backlog; the pending count after the last one
-        (None if none was there). The hot loop of a replay: ~2 µs per event."""
+        ``limit`` events or (unless ``past_end``) the end of the backlog; the pending count
+        after the last one (None if none was there). The hot loop: ~2 µs per event."""
         seqs, subjects, headers, payloads = (
             batch.seqs,
             batch.subjects,
@@ -91,7 +129,7 @@ class _Frames:
         )
         buffer, at, pending = self.buffer, self.at, None
         match, size, count = _DELIVERY.match, len(buffer), len(seqs)
-        while count < limit and pending != 0:
+        while count < limit and (past_end or pending != 0):
             found = match(buffer, at)
             if found is None:
                 break
@@ -115,25 +153,23 @@ class _Frames:
         self.at = at
         return pending
 
-    def incomplete(self) -> bool:
-        """The buffer ends inside a frame: there is no whole line, or it starts a delivery
-        whose body has not all arrived."""
-        end = self.buffer.find(b"\r\n", self.at)
-        return end < 0 or _DELIVERY.match(self.buffer, self.at) is not None
-
-    async def line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n", self.at)) < 0:
-            await self.fill()
-        line = self.buffer[self.at : end]
-        self.at = end + 2
-        return line
-
-    async def take(self, size: int) -> bytes:
-        while len(self.buffer) - self.at < size + 2:
-            await self.fill()
-        data = self.buffer[self.at : self.at + size]
-        self.at += size + 2
-        return data
+    def frame(self) -> tuple[bytes, bytes] | None:
+        """The next whole frame the fast path left: its first line and its body (empty
+        for frames without one), or None until all of it has arrived. Nothing is taken
+        before the whole frame is there, so a cancelled wait for more loses nothing."""
+        buffer, at = self.buffer, self.at
+        end = buffer.find(b"\r\n", at)
+        if end < 0:
+            return None
+        line = buffer[at:end]
+        if not line.startswith((b"HMSG", b"MSG")):
+            self.at = end + 2
+            return line, b""
+        body_end = end + 2 + int(line.rsplit(b" ", 1)[1])
+        if body_end + 2 > len(buffer):
+            return None
+        self.at = body_end + 2
+        return line, buffer[end + 2 : body_end]
 
 
 def _jobstream_headers(block: bytes) -> dict[str, str]:
@@ -157,17 +193,119 @@ def _status(block: bytes) -> int | None:
     return int(status) if status.isdigit() else None
 
 
-async def read_bulk(
-    js: JetStreamContext,
-    url: str,
-    subject_filter: str = "ev.>",
-    *,
-    from_seq: int = 1,
-    size: int = BATCH,
-) -> AsyncGenerator[RawBatch, None]:
-    """Every event matching the filter from ``from_seq`` to the end of the stream, in
-    batches growing to ``size``; the last one has ``caught_up`` set."""
-    host, port = plain_address(url)
+class _Request:
+    """A pull request not yet over: its reply subject and the deliveries it may bring."""
+
+    __slots__ = ("left", "subject")
+
+    def __init__(self, subject: bytes, left: int) -> None:
+        self.subject = subject
+        self.left = left
+
+
+class _Pull:
+    """One ephemeral pull consumer (no acks) read over a bare socket: pull requests out,
+    deliveries sliced into RawBatches.
+
+    The server answers waiting requests in the order they came, so deliveries are counted
+    against the oldest one; each request has its own reply subject, so a status tells
+    which one it ends (and a late one of a request already over is ignored).
+    """
+
+    def __init__(self, frames: _Frames, next_subject: str, inbox: str) -> None:
+        self.frames = frames
+        self.next_subject = next_subject
+        self.inbox = inbox
+        self.pulls = 0
+        self.waiting: collections.deque[_Request] = collections.deque()
+        self.pending: int | None = None  # stored after the last delivery, once known
+        self.status: int | None = None  # of the last status that ended a request
+
+    def request(self, size: int, *, expires_ns: int, no_wait: bool) -> None:
+        """Ask for up to ``size`` more deliveries."""
+        self.pulls += 1
+        answer_to = f"{self.inbox}.{self.pulls}"
+        self.waiting.append(_Request(answer_to.encode(), size))
+        body = json.dumps({"batch": size, "expires": expires_ns, "no_wait": no_wait}).encode()
+        self.frames.send(pub_frame(self.next_subject, answer_to, body, None))
+
+    def _left(self) -> int:
+        return sum(request.left for request in self.waiting)
+
+    def _delivered(self, count: int) -> bool:
+        """Count deliveries against the waiting requests; True if one was used up."""
+        used_up = False
+        while count and self.waiting:
+            oldest = self.waiting[0]
+            taken = min(count, oldest.left)
+            oldest.left -= taken
+            count -= taken
+            if oldest.left == 0:
+                self.waiting.popleft()
+                used_up = True
+        return used_up
+
+    def _ended(self, subject: bytes, status: int) -> bool:
+        for request in self.waiting:
+            if request.subject == subject:
+                self.waiting.remove(request)
+                self.status = status
+                return True
+        return False  # the late end of a request already used up
+
+    def take(self, batch: RawBatch, limit: int, *, past_end: bool) -> bool:
+        """Move the whole frames in the buffer into ``batch`` (deliveries) or act on them
+        (statuses, pings), until it holds ``limit``, no request is waiting, or (unless
+        ``past_end``) nothing more is pending after the last delivery; True if a request
+        ended (a status ended it, or it brought all it asked for)."""
+        frames, ended = self.frames, False
+        while True:
+            before = len(batch.seqs)
+            pending = frames.deliveries(batch, min(limit, before + self._left()), past_end)
+            ended = self._delivered(len(batch.seqs) - before) or ended
+            if pending is not None:
+                self.pending = pending
+            if len(batch.seqs) >= limit or not self.waiting or (pending == 0 and not past_end):
+                return ended
+            found = frames.frame()
+            if found is None:
+                return ended
+            line, body = found
+            if line.startswith(b"HMSG"):
+                _, subject, _, *rest = line.split(b" ")
+                header_size = int(rest[-2])
+                status = _status(body[:header_size])
+                if status == 100:  # an idle heartbeat
+                    continue
+                if status is not None:
+                    if status not in (404, 408):  # no messages, expired: the request is over
+                        raise ConnectionError(f"pull request ended: {body[:header_size]!r}")
+                    ended = self._ended(subject, status) or ended
+                    continue
+                position = reply_position(rest[0].decode() if len(rest) == 3 else "")
+                if position is None:
+                    raise ConnectionError(f"not a JetStream delivery: {line[:200]!r}")
+                seq, self.pending = position
+                batch.seqs.append(seq)
+                batch.subjects.append(subject.decode())
+                batch.headers.append(_jobstream_headers(body[:header_size]))
+                batch.payloads.append(body[header_size:])
+                ended = self._delivered(1) or ended
+                if self.pending == 0 and not past_end:
+                    return ended
+            elif line.startswith(b"PING"):
+                frames.send(b"PONG\r\n")
+            elif line.startswith(b"-ERR"):
+                raise ConnectionError(line.decode())
+
+
+@contextlib.asynccontextmanager
+async def _pull_consumer(
+    js: JetStreamContext, url: str, subject_filter: str, from_seq: int
+) -> AsyncIterator[_Pull]:
+    """An ephemeral consumer from ``from_seq`` and a bare connection reading it; both
+    are gone on exit (the consumer also by itself, a minute after a crash)."""
+    address = plain_address(url)
     info = await js.add_consumer(
         EVENTS_STREAM,
         api.ConsumerConfig(
@@ -179,71 +317,140 @@ async def read_bulk(
             mem_storage=True,
         ),
     )
-    reader, writer = await asyncio.open_connection(host, port)
-    frames = _Frames(reader, writer)
-    inbox = f"_INBOX.bulk.{secrets.token_hex(8)}"
     try:
-        if not (await frames.line()).startswith(b"INFO"):
-            raise ConnectionError("not a NATS server")
-        connect = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
-        writer.write(f"CONNECT {json.dumps(connect)}\r\nSUB {inbox}.* 1\r\n".encode())
-        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{info.name}"
-        done, pulls, limit = False, 0, min(size, FIRST_BATCH)
+        sock = await anyio.to_thread.run_sync(socket.create_connection, address, CONNECT_TIMEOUT_S)
+        with sock:
+            sock.setblocking(False)
+            frames = _Frames(sock)
+            await frames.fill()
+            if not frames.buffer.startswith(b"INFO"):
+                raise ConnectionError("not a NATS server")
+            while frames.frame() is None:
+                await frames.fill()
+            inbox = f"_INBOX.bulk.{secrets.token_hex(8)}"
+            connect = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
+            frames.send(f"CONNECT {json.dumps(connect)}\r\nSUB {inbox}.* 1\r\n".encode())
+            yield _Pull(frames, f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{info.name}", inbox)
+    finally:
+        # Bounded: with the server gone this would wait out the request timeout.
+        with anyio.move_on_after(DELETE_TIMEOUT_S, shield=True), contextlib.suppress(Exception):
+            await js.delete_consumer(EVENTS_STREAM, info.name)
+
+
+async def read_bulk(
+    js: JetStreamContext,
+    url: str,
+    subject_filter: str = "ev.>",
+    *,
+    from_seq: int = 1,
+    size: int = BATCH,
+) -> AsyncGenerator[RawBatch, None]:
+    """Every event matching the filter from ``from_seq`` to the end of the stream, in
+    batches growing to ``size``; the last one has ``caught_up`` set."""
+    async with _pull_consumer(js, url, subject_filter, from_seq) as pull:
+        done, limit = False, min(size, FIRST_BATCH)
         while not done:
-            # Each request has its own reply subject: a late status of an earlier request
-            # (addressed to its inbox) is told apart from this one's end.
-            pulls += 1
-            answer_to = f"{inbox}.{pulls}"
-            current = answer_to.encode()
-            request = json.dumps({"batch": limit, "expires": EXPIRES_NS, "no_wait": True}).encode()
-            writer.write(pub_frame(next_subject, answer_to, request, None))
+            pull.request(limit, expires_ns=EXPIRES_NS, no_wait=True)
+            pull.status = None
             batch = RawBatch([], [], [], [], caught_up=False)
-            while True:
-                pending = frames.deliveries(batch, limit)
-                if pending == 0 or len(batch.seqs) == limit:
-                    done = pending == 0
+            while not pull.take(batch, limit, past_end=False):
+                if len(batch.seqs) == limit or pull.pending == 0:
                     break
-                if frames.incomplete():
-                    await frames.fill()
-                    continue
-                line = await frames.line()
-                if line.startswith(b"HMSG"):
-                    _, subject, _, *rest = line.split(b" ")
-                    reply = rest[0].decode() if len(rest) == 3 else ""
-                    header_size, total = int(rest[-2]), int(rest[-1])
-                    frame = await frames.take(total)
-                    status = _status(frame[:header_size])
-                    if status is not None:  # 404 no messages / 408 expired: request over
-                        if subject != current:
-                            continue
-                        done = not batch.seqs or status == 404
-                        break
-                    position = reply_position(reply)
-                    if position is None:
-                        raise ConnectionError(f"not a JetStream delivery: {line[:200]!r}")
-                    seq, pending = position
-                    batch.seqs.append(seq)
-                    batch.subjects.append(subject.decode())
-                    batch.headers.append(_jobstream_headers(frame[:header_size]))
-                    batch.payloads.append(frame[header_size:])
-                    if len(batch.seqs) == limit or pending == 0:
-                        done = pending == 0
-                        break
-                elif line.startswith(b"PING"):
-                    writer.write(b"PONG\r\n")
-                elif line.startswith(b"-ERR"):
-                    raise ConnectionError(line.decode())
+                await pull.frames.fill()
+            # The end: nothing was pending after the last delivery, or the server said
+            # there was nothing (more) to deliver.
+            done = (
+                pull.pending == 0
+                or pull.status == 404
+                or (pull.status is not None and not batch.seqs)
+            )
             limit = min(size, 2 * limit)
             if done:
                 batch.caught_up = True
             if batch.seqs or done:
                 yield batch
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-        with contextlib.suppress(Exception):
-            await js.delete_consumer(EVENTS_STREAM, info.name)
+
+
+async def follow_bulk(
+    js: JetStreamContext,
+    url: str,
+    subject_filter: str = "ev.>",
+    *,
+    from_seq: int = 1,
+    size: int = BATCH,
+    poll_s: float = 1.0,
+) -> AsyncGenerator[RawBatch, None]:
+    """Like :func:`jobstream.streams.reader.read_raw_batches` following the stream
+    forever, over a bare connection: the live readers of the scheduler and the projector,
+    which see every event (nats-py's per-message objects were a third of the server's
+    event loop).
+
+    A batch holds everything that has arrived, and while a backlog streams in, what
+    arrives within FILL_WAIT_S more; an empty caught-up batch comes every ``poll_s`` of
+    quiet. A lost connection or consumer is read again from the event after the last one
+    handed out, after a pause that grows, so no event is missed or repeated. Where a bare
+    connection cannot go, nats-py's ordered consumer reads instead.
+    """
+    try:
+        plain_address(url)
+    except BulkUnavailable:
+        async for batch in read_raw_batches(js, subject_filter, from_seq=from_seq, poll_s=poll_s):
+            yield batch
+        return
+    next_seq, failures = from_seq, 0
+    while True:
+        try:
+            async with _pull_consumer(js, url, subject_filter, next_seq) as pull:
+                async for batch in _follow(pull, size, poll_s):
+                    failures = 0
+                    if batch.seqs:
+                        next_seq = batch.seqs[-1] + 1
+                    yield batch
+        except (OSError, ConnectionError, EOFError, nats.errors.Error) as exc:
+            failures += 1
+            pause = min(MAX_RETRY_PAUSE_S, 0.1 * 2**failures)
+            log.warning(
+                "event reader lost its connection (%s); reading again from %d in %.1f s",
+                exc,
+                next_seq,
+                pause,
+            )
+            await anyio.sleep(pause)
+
+
+async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBatch]:
+    expires_ns = int(poll_s * 1e9)
+
+    def top_up() -> None:
+        # Two requests wait at all times: when one ends, the next is already there, so
+        # no event waits at the server for this reader to ask again.
+        while len(pull.waiting) < WAITING_REQUESTS:
+            pull.request(size, expires_ns=expires_ns, no_wait=False)
+
+    top_up()
+    while True:
+        batch = RawBatch([], [], [], [], caught_up=False)
+        # The first events, or a request's expiry: the server's sign of life when all is
+        # quiet.
+        with anyio.fail_after(poll_s + SILENCE_S):
+            while not (ended := pull.take(batch, size, past_end=True)) and not batch.seqs:
+                await pull.frames.fill()
+        top_up()
+        # Then whatever else has arrived; while a backlog streams in, let the batch fill
+        # for a moment, never waiting for what is not there.
+        deadline = anyio.current_time() + FILL_WAIT_S
+        while len(batch.seqs) < size:
+            if pull.frames.receive():
+                ended = pull.take(batch, size, past_end=True) or ended
+                top_up()
+                continue
+            if pull.pending == 0 or anyio.current_time() >= deadline:
+                break
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                await pull.frames.readable()
+        batch.caught_up = pull.pending == 0 or not batch.seqs
+        if batch.seqs or ended:
+            yield batch
 
 
 @contextlib.asynccontextmanager
