@@ -124,6 +124,20 @@ def test_jobs_in_the_workers_directory_start_with_posix_spawn_and_inherit_nothin
     assert out.split()[-1] == "y"
 
 
+def test_posix_spawned_jobs_lead_a_session_with_their_environment_and_no_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    seal_inherited_fds()
+    script = 'read x || echo eof; cut -d" " -f6 /proc/$$/stat; echo $$ "$GREETING"'
+    env = {"PATH": "/usr/bin:/bin", "GREETING": "grüß dich"}
+    child = spawn(["sh", "-c", script], str(tmp_path), env, tmp_path / "o", tmp_path / "e")
+    assert isinstance(child, Spawned)  # glibc here: posix_spawn without the GIL
+    assert reap(child)[0] == 0
+    eof, session, rest = (tmp_path / "o").read_text().splitlines()
+    assert eof == "eof" and rest == f"{session} grüß dich"  # its own session's leader
+
+
 def test_jobs_elsewhere_start_through_subprocess_in_their_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
