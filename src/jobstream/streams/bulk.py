@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 BATCH = 20_000
 READ_CHUNK = 1 << 20
 EXPIRES_NS = 2_000_000_000
-SILENCE_S = 10.0  # a follower hearing nothing this long past its request's expiry reconnects
+SILENCE_S = 10.0  # a follower hearing nothing this long past a heartbeat's due reconnects
+FOLLOW_EXPIRES_NS = 300_000_000_000
 MAX_RETRY_PAUSE_S = 2.0
 DELETE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
@@ -221,13 +222,16 @@ class _Pull:
         self.pending: int | None = None  # stored after the last delivery, once known
         self.status: int | None = None  # of the last status that ended a request
 
-    def request(self, size: int, *, expires_ns: int, no_wait: bool) -> None:
-        """Ask for up to ``size`` more deliveries."""
+    def request(self, size: int, *, expires_ns: int, no_wait: bool, heartbeat_ns: int = 0) -> None:
+        """Ask for up to ``size`` more deliveries; with ``heartbeat_ns``, the server says
+        it is there after each such stretch of quiet."""
         self.pulls += 1
         answer_to = f"{self.inbox}.{self.pulls}"
         self.waiting.append(_Request(answer_to.encode(), size))
-        body = json.dumps({"batch": size, "expires": expires_ns, "no_wait": no_wait}).encode()
-        self.frames.send(pub_frame(self.next_subject, answer_to, body, None))
+        body: dict[str, object] = {"batch": size, "expires": expires_ns, "no_wait": no_wait}
+        if heartbeat_ns:
+            body["idle_heartbeat"] = heartbeat_ns
+        self.frames.send(pub_frame(self.next_subject, answer_to, json.dumps(body).encode(), None))
 
     def _left(self) -> int:
         return sum(request.left for request in self.waiting)
@@ -256,8 +260,9 @@ class _Pull:
     def take(self, batch: RawBatch, limit: int, *, past_end: bool) -> bool:
         """Move the whole frames in the buffer into ``batch`` (deliveries) or act on them
         (statuses, pings), until it holds ``limit``, no request is waiting, or (unless
-        ``past_end``) nothing more is pending after the last delivery; True if a request
-        ended (a status ended it, or it brought all it asked for)."""
+        ``past_end``) nothing more is pending after the last delivery; True if the
+        server had news beyond deliveries: a request ended (a status ended it, or it
+        brought all it asked for), or an idle heartbeat came."""
         frames, ended = self.frames, False
         while True:
             before = len(batch.seqs)
@@ -276,6 +281,7 @@ class _Pull:
                 header_size = int(rest[-2])
                 status = _status(body[:header_size])
                 if status == 100:  # an idle heartbeat
+                    ended = True
                     continue
                 if status is not None:
                     if status not in (404, 408):  # no messages, expired: the request is over
@@ -419,21 +425,25 @@ async def follow_bulk(
 
 
 async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBatch]:
-    expires_ns = int(poll_s * 1e9)
+    heartbeat_ns = int(poll_s * 1e9)
 
     def top_up() -> None:
-        # Two requests wait at all times: when one ends, the next is already there, so
-        # no event waits at the server for this reader to ask again.
+        # Two requests wait at all times, each for long: when one is used up the next is
+        # already there, so no event waits at the server while this reader is busy (with
+        # requests expiring every second, both could lapse during a projector's commit
+        # and the events behind them waited a whole cycle more). Quiet is told by the
+        # server's idle heartbeats, every poll_s.
         while len(pull.waiting) < WAITING_REQUESTS:
-            pull.request(size, expires_ns=expires_ns, no_wait=False)
+            pull.request(
+                size, expires_ns=FOLLOW_EXPIRES_NS, no_wait=False, heartbeat_ns=heartbeat_ns
+            )
 
     top_up()
     while True:
         batch = RawBatch([], [], [], [], caught_up=False)
-        # The first events, or a request's expiry: the server's sign of life when all is
-        # quiet.
+        # The first events, or a heartbeat: the server's sign of life when all is quiet.
         with anyio.fail_after(poll_s + SILENCE_S):
-            while not (ended := pull.take(batch, size, past_end=True)) and not batch.seqs:
+            while not (news := pull.take(batch, size, past_end=True)) and not batch.seqs:
                 await pull.frames.fill()
         top_up()
         # Then whatever else has arrived; while a backlog streams in, let the batch fill
@@ -441,7 +451,7 @@ async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBat
         deadline = anyio.current_time() + FILL_WAIT_S
         while len(batch.seqs) < size:
             if pull.frames.receive():
-                ended = pull.take(batch, size, past_end=True) or ended
+                news = pull.take(batch, size, past_end=True) or news
                 top_up()
                 continue
             if pull.pending == 0 or anyio.current_time() >= deadline:
@@ -449,7 +459,7 @@ async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBat
             with anyio.move_on_after(deadline - anyio.current_time()):
                 await pull.frames.readable()
         batch.caught_up = pull.pending == 0 or not batch.seqs
-        if batch.seqs or ended:
+        if batch.seqs or news:
             yield batch
 
 
