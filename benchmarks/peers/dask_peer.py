@@ -28,36 +28,25 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
         wait(list(futures.values()))
 
     started = time.perf_counter()
-    result: PeerResult | None = None
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="dask-peer-") as tmp,
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                local_directory=tmp,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            client.wait_for_workers(workers, timeout=STARTUP_TIMEOUT_S)
-            startup = time.perf_counter() - started
-            seconds, peak_mib = measure(submit_and_wait)
-            failed = [name for name, future in futures.items() if future.status != "finished"]
-            if failed:
-                raise RuntimeError(f"{len(failed)} dask tasks failed, first {failed[0]}")
-            result = PeerResult(
-                "dask", workload.jobs, seconds, peak_mib, f"start-up {startup:.1f} s"
-            )
-            futures.clear()  # release the tasks before the cluster closes
-    except TimeoutError:
-        # Closing the client may take longer than its 60 s (seen with 10,000 `dag`
-        # tasks on a slow day): the measurement is over by then and stands.
-        if result is None:
-            raise
-    return result
+    with (
+        tempfile.TemporaryDirectory(prefix="dask-peer-") as tmp,
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            local_directory=tmp,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(workers, timeout=STARTUP_TIMEOUT_S)
+        startup = time.perf_counter() - started
+        seconds, peak_mib = measure(submit_and_wait)
+        failed = [name for name, future in futures.items() if future.status != "finished"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} dask tasks failed, first {failed[0]}")
+    return PeerResult("dask", workload.jobs, seconds, peak_mib, f"start-up {startup:.1f} s")
 
 
 def _shell(command: str, *_deps: None) -> None:
