@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jobstream.workers import process
 from jobstream.workers.outputs import OutputFiles, written
 from jobstream.workers.prefetch import MAX_EXTRA, ClassPace
 from jobstream.workers.process import Spawned, reap, seal_inherited_fds, shell_command, spawn
@@ -155,3 +156,16 @@ def test_a_missing_program_is_reported_in_its_stderr_file(
             ["no-such-program"], str(tmp_path), {"PATH": "/usr/bin"}, tmp_path / "o", tmp_path / "e"
         )
     assert "cannot start 'no-such-program'" in (tmp_path / "e").read_text()
+
+
+def test_spawns_past_the_file_action_cache_still_write_their_own_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(process, "MAX_CACHED_ACTIONS", 0)  # as for recovery scripts' files
+    seal_inherited_fds()
+    for n in range(3):
+        out = tmp_path / f"{n}.out"
+        child = spawn(["echo", str(n)], str(tmp_path), {"PATH": "/usr/bin:/bin"}, out, out)
+        assert isinstance(child, Spawned) and reap(child)[0] == 0
+        assert out.read_text() == f"{n}\n"

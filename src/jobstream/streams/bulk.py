@@ -220,7 +220,7 @@ class _Pull:
         self.pulls = 0
         self.waiting: collections.deque[_Request] = collections.deque()
         self.pending: int | None = None  # stored after the last delivery, once known
-        self.status: int | None = None  # of the last status that ended a request
+        self.status: int | None = None  # of the status that ended a request since the last was made
 
     def request(self, size: int, *, expires_ns: int, no_wait: bool, heartbeat_ns: int = 0) -> None:
         """Ask for up to ``size`` more deliveries; with ``heartbeat_ns``, the server says
@@ -228,6 +228,7 @@ class _Pull:
         self.pulls += 1
         answer_to = f"{self.inbox}.{self.pulls}"
         self.waiting.append(_Request(answer_to.encode(), size))
+        self.status = None
         body: dict[str, object] = {"batch": size, "expires": expires_ns, "no_wait": no_wait}
         if heartbeat_ns:
             body["idle_heartbeat"] = heartbeat_ns
@@ -263,30 +264,30 @@ class _Pull:
         ``past_end``) nothing more is pending after the last delivery; True if the
         server had news beyond deliveries: a request ended (a status ended it, or it
         brought all it asked for), or an idle heartbeat came."""
-        frames, ended = self.frames, False
+        frames, news = self.frames, False
         while True:
             before = len(batch.seqs)
             pending = frames.deliveries(batch, min(limit, before + self._left()), past_end)
-            ended = self._delivered(len(batch.seqs) - before) or ended
+            news = self._delivered(len(batch.seqs) - before) or news
             if pending is not None:
                 self.pending = pending
             if len(batch.seqs) >= limit or not self.waiting or (pending == 0 and not past_end):
-                return ended
+                return news
             found = frames.frame()
             if found is None:
-                return ended
+                return news
             line, body = found
             if line.startswith(b"HMSG"):
                 _, subject, _, *rest = line.split(b" ")
                 header_size = int(rest[-2])
                 status = _status(body[:header_size])
                 if status == 100:  # an idle heartbeat
-                    ended = True
+                    news = True
                     continue
                 if status is not None:
                     if status not in (404, 408):  # no messages, expired: the request is over
                         raise ConnectionError(f"pull request ended: {body[:header_size]!r}")
-                    ended = self._ended(subject, status) or ended
+                    news = self._ended(subject, status) or news
                     continue
                 position = reply_position(rest[0].decode() if len(rest) == 3 else "")
                 if position is None:
@@ -296,9 +297,9 @@ class _Pull:
                 batch.subjects.append(subject.decode())
                 batch.headers.append(_jobstream_headers(body[:header_size]))
                 batch.payloads.append(body[header_size:])
-                ended = self._delivered(1) or ended
+                news = self._delivered(1) or news
                 if self.pending == 0 and not past_end:
-                    return ended
+                    return news
             elif line.startswith(b"PING"):
                 frames.send(b"PONG\r\n")
             elif line.startswith(b"-ERR"):
@@ -357,7 +358,6 @@ async def read_bulk(
         done, limit = False, min(size, FIRST_BATCH)
         while not done:
             pull.request(limit, expires_ns=EXPIRES_NS, no_wait=True)
-            pull.status = None
             batch = RawBatch([], [], [], [], caught_up=False)
             while not pull.take(batch, limit, past_end=False):
                 if len(batch.seqs) == limit or pull.pending == 0:
@@ -412,7 +412,7 @@ async def follow_bulk(
                     if batch.seqs:
                         next_seq = batch.seqs[-1] + 1
                     yield batch
-        except (OSError, ConnectionError, EOFError, nats.errors.Error) as exc:
+        except (OSError, nats.errors.Error) as exc:  # lost socket, silence (TimeoutError), API
             failures += 1
             pause = min(MAX_RETRY_PAUSE_S, 0.1 * 2**failures)
             log.warning(

@@ -182,35 +182,41 @@ class _Spawner:
             pairs = [os.fsencode(f"{key}={value}") for key, value in env.items()]
             c_env = (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None)
             pid = ctypes.c_int()
-            actions = self._file_actions(stdout, stderr)
-            failed = self.libc.posix_spawn(
-                ctypes.byref(pid), os.fsencode(program), actions, self.attr, c_argv, c_env
-            )
+            actions, cached = self._file_actions(stdout, stderr)
+            try:
+                failed = self.libc.posix_spawn(
+                    ctypes.byref(pid), os.fsencode(program), actions, self.attr, c_argv, c_env
+                )
+            finally:
+                if not cached:
+                    self.libc.posix_spawn_file_actions_destroy(actions)
             _check(failed, argv[0])
             return pid.value
         except OSError:
             _executable.cache_clear()  # the program may have moved: look again next time
             raise
 
-    def _file_actions(self, stdout: Path, stderr: Path) -> ctypes.Array[ctypes.c_char]:
+    def _file_actions(self, stdout: Path, stderr: Path) -> tuple[ctypes.Array[ctypes.c_char], bool]:
+        """The file actions for these outputs, and whether they are kept for the next
+        spawn (scratch pairs are reused; recovery scripts' files are not)."""
         with self.lock:
             found = self.actions.get((stdout, stderr))
-            if found is None:
-                found = ctypes.create_string_buffer(self.OPAQUE)
-                _check(self.libc.posix_spawn_file_actions_init(found))
-                opens: list[tuple[int, str | Path, int]] = [
-                    (0, os.devnull, os.O_RDONLY),
-                    (1, stdout, _OUTPUT_FLAGS),
-                    (2, stderr, _OUTPUT_FLAGS),
-                ]
-                for fd, path, flags in opens:
-                    name = os.fsencode(path)
-                    _check(
-                        self.libc.posix_spawn_file_actions_addopen(found, fd, name, flags, 0o666)
-                    )
-                if len(self.actions) < MAX_CACHED_ACTIONS:  # scratch pairs are reused
-                    self.actions[(stdout, stderr)] = found
-            return found
+            if found is not None:
+                return found, True
+            found = ctypes.create_string_buffer(self.OPAQUE)
+            _check(self.libc.posix_spawn_file_actions_init(found))
+            opens: list[tuple[int, str | Path, int]] = [
+                (0, os.devnull, os.O_RDONLY),
+                (1, stdout, _OUTPUT_FLAGS),
+                (2, stderr, _OUTPUT_FLAGS),
+            ]
+            for fd, path, flags in opens:
+                name = os.fsencode(path)
+                _check(self.libc.posix_spawn_file_actions_addopen(found, fd, name, flags, 0o666))
+            cached = len(self.actions) < MAX_CACHED_ACTIONS
+            if cached:
+                self.actions[(stdout, stderr)] = found
+            return found, cached
 
 
 def _check(failed: int, name: str | None = None) -> None:
