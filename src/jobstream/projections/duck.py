@@ -9,6 +9,7 @@ and is called from a worker thread.
 from __future__ import annotations
 
 import bisect
+import logging
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,12 +18,15 @@ import pyarrow as pa
 
 from jobstream.codec import VERSION_HEADER
 from jobstream.projections.kv import JobRecord, WorkflowRecord
-from jobstream.projections.model import EVENT_STRUCT_JSON, ts
+from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
 from jobstream.projections.tables import READ_MODELS
 from jobstream.projections.views import view_ddl
 from jobstream.streams.reader import RawBatch
+from jobstream.streams.subjects import EVENTS_STREAM
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+WELL_FORMED = well_formed()
 CHECKPOINT_THRESHOLD = "256MB"
 TABLES = (*(model.name for model in READ_MODELS), "checkpoint")
 SET_KV_CHECKPOINT = "INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)"
@@ -89,36 +93,8 @@ class DuckStore:
         cursor = self.db.cursor()
         try:
             cursor.register("staged", _staged(raw, first))
-            cursor.execute("BEGIN TRANSACTION")
-            # Malformed JSON is left out. No ORDER BY: the batch arrives in stream order,
-            # and the folds order by seq (sorting was a third of this statement's time).
-            cursor.execute(
-                "CREATE OR REPLACE TEMP TABLE batch AS SELECT seq, subject, version, payload, "
-                f"json_transform(payload, '{EVENT_STRUCT_JSON}') AS e "
-                "FROM staged WHERE json_valid(payload)"
-            )
-            present = {
-                row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()
-            }
-            for model in READ_MODELS:
-                if not model.reads or model.reads & present:
-                    cursor.execute(model.insert_sql())
-            # Malformed events at the end of a batch still count as applied.
-            cursor.execute(
-                "INSERT OR REPLACE INTO checkpoint "
-                f"SELECT 1, ?, arg_max({ts()}, seq), {SCHEMA_VERSION} FROM batch",
-                [raw.seqs[-1]],
-            )
-            if kv_seq is not None:
-                cursor.execute(SET_KV_CHECKPOINT, [kv_seq])
-            found = Records([], [])
-            if records:
-                found = _records(cursor, BATCH_TOUCHED)
-            cursor.execute("COMMIT")
-            return found
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
+            _stage(cursor)
+            return _fold(cursor, raw.seqs[-1], kv_seq, records)
         finally:
             cursor.close()
 
@@ -188,21 +164,98 @@ def events_touched(after: int) -> Touched:
 
 def _staged(raw: RawBatch, first: int) -> pa.Table:
     """The batch from index ``first`` on, as Arrow columns."""
-    version_of: dict[int, int] = {}  # headers are mostly shared dicts (the bulk reader)
+    version_of: dict[int, int | None] = {}  # headers are mostly shared (the bulk reader)
     versions = []
     for headers in raw.headers[first:]:
-        version = version_of.get(id(headers))
-        if version is None:
-            version = version_of[id(headers)] = int((headers or {}).get(VERSION_HEADER, 0) or 0)
-        versions.append(version)
+        key = id(headers)
+        if key not in version_of:
+            version_of[key] = _version(headers)
+        versions.append(version_of[key])
     return pa.table(
         {
             "seq": pa.array(raw.seqs[first:], pa.int64()),
             "subject": pa.array(raw.subjects[first:], pa.string()),
             "version": pa.array(versions, pa.int32()),
-            "payload": pa.array(raw.payloads[first:], pa.string()),
+            "payload": _texts(raw.payloads[first:]),
         }
     )
+
+
+def _version(headers: dict[str, str] | None) -> int | None:
+    """The schema version a header names; None (the event is skipped) if not a number."""
+    try:
+        return int((headers or {}).get(VERSION_HEADER, 0) or 0)
+    except ValueError:
+        return None
+
+
+def _texts(payloads: list[bytes]) -> pa.Array:
+    """Payloads as Arrow strings; one that is not UTF-8 becomes '' (malformed JSON)."""
+    try:
+        return pa.array(payloads, pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([_utf8(p) for p in payloads], pa.string())
+
+
+def _utf8(payload: bytes) -> str:
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        return ""
+
+
+def _stage(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Parse the registered ``staged`` rows into the ``batch`` temp table.
+
+    No ORDER BY: the batch arrives in stream order, and the folds order by seq (sorting
+    was a third of this statement's time). Events that are not JSON or not well formed
+    are left out and logged, as the scheduler's decoder skips them. Checking every
+    payload for malformed JSON costs a sixth of the staging, so only a batch that holds
+    some (the parse fails) is staged again with the check. The ill-formed are deleted
+    afterwards: filtering in the same statement parsed each payload once per condition.
+    """
+    parse = f"json_transform(payload, '{EVENT_STRUCT_JSON}')"
+    stage = (
+        "CREATE OR REPLACE TEMP TABLE batch AS "
+        "SELECT seq, subject, version, payload, {} AS e FROM staged"
+    )
+    try:
+        cursor.execute(stage.format(parse))
+    except duckdb.InvalidInputException:
+        cursor.execute(stage.format(f"CASE WHEN json_valid(payload) THEN {parse} END"))
+    cursor.execute(
+        f"DELETE FROM batch WHERE NOT (version IS NOT NULL AND {WELL_FORMED}) RETURNING seq"
+    )
+    for (seq,) in cursor.fetchall():
+        log.error("skipped: %s#%d is not a well-formed event", EVENTS_STREAM, seq)
+
+
+def _fold(
+    cursor: duckdb.DuckDBPyConnection, last_seq: int, kv_seq: int | None, records: bool
+) -> Records:
+    """Fold the staged ``batch`` into every table and move the checkpoints, atomically."""
+    cursor.execute("BEGIN TRANSACTION")
+    try:
+        present = {row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()}
+        for model in READ_MODELS:
+            if not model.reads or model.reads & present:
+                cursor.execute(model.insert_sql())
+        # Malformed events at the end of a batch still count as applied.
+        cursor.execute(
+            "INSERT OR REPLACE INTO checkpoint "
+            f"SELECT 1, ?, arg_max({ts()}, seq), {SCHEMA_VERSION} FROM batch",
+            [last_seq],
+        )
+        if kv_seq is not None:
+            cursor.execute(SET_KV_CHECKPOINT, [kv_seq])
+        found = Records([], [])
+        if records:
+            found = _records(cursor, BATCH_TOUCHED)
+        cursor.execute("COMMIT")
+        return found
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
 
 
 def _records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> Records:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from jobstream.projections.model import ReadModel, latest, ts
+from jobstream.projections.model import RESOURCE_FIELDS, ReadModel, latest, own_fields, ts
 
 STARTED, STOPPED, LOST = "WorkerStarted", "WorkerStopped", "WorkerLost"
+FIELDS: dict[str, object] = {
+    "capacity": RESOURCE_FIELDS, "pools": ["VARCHAR"], "walltime_s": "DOUBLE", "jobs_run": "BIGINT"
+}  # fmt: skip
 
 MODEL = ReadModel(
     name="workers",
@@ -25,10 +28,10 @@ MODEL = ReadModel(
     key=("worker",),
     fold=f"""
         SELECT e.worker, {latest("e.host", STARTED)},
-               {latest("e.capacity.num_cpus", STARTED)}, {latest("e.capacity.memory_mib", STARTED)},
-               {latest("e.capacity.num_gpus", STARTED)},
-               {latest("array_to_string(e.pools, ',')", STARTED)},
-               {latest("e.walltime_s", STARTED)}, {latest(ts(), STARTED)},
+               {latest("f.capacity.num_cpus", STARTED)}, {latest("f.capacity.memory_mib", STARTED)},
+               {latest("f.capacity.num_gpus", STARTED)},
+               {latest("array_to_string(f.pools, ',')", STARTED)},
+               {latest("f.walltime_s", STARTED)}, {latest(ts(), STARTED)},
                {latest(ts(), STOPPED, LOST)},
                {
         latest(
@@ -37,8 +40,8 @@ MODEL = ReadModel(
             LOST,
         )
     },
-               {latest("e.jobs_run", STOPPED)}
-        FROM batch WHERE e.type IN ('{STARTED}', '{STOPPED}', '{LOST}')
+               {latest("f.jobs_run", STOPPED)}
+        FROM {own_fields(FIELDS, STARTED, STOPPED, LOST)}
         GROUP BY e.worker
     """,
 )

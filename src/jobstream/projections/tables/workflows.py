@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from jobstream.projections.model import ReadModel, latest, ts
+from jobstream.projections.model import ReadModel, latest, own_fields, ts
 
 SUBMITTED, COMPLETED, RESTARTED = "WorkflowSubmitted", "WorkflowCompleted", "WorkflowRestarted"
+FIELDS: dict[str, object] = {
+    "name": "VARCHAR", "user": "VARCHAR", "description": "VARCHAR", "spec_digest": "VARCHAR",
+    "job_count": "BIGINT", "workdir": "VARCHAR", "extras": "JSON", "counts": "JSON",
+}  # fmt: skip
 
 MODEL = ReadModel(
     name="workflows",
@@ -26,12 +30,12 @@ MODEL = ReadModel(
     key=("wf",),
     fold=f"""
         SELECT e.wf,
-               {latest("e.name", SUBMITTED)}, {latest("e.user", SUBMITTED)},
-               {latest("e.description", SUBMITTED)}, {latest("e.spec_digest", SUBMITTED)},
-               {latest("e.job_count", SUBMITTED)}, {latest("e.workdir", SUBMITTED)},
+               {latest("f.name", SUBMITTED)}, {latest("f.user", SUBMITTED)},
+               {latest("f.description", SUBMITTED)}, {latest("f.spec_digest", SUBMITTED)},
+               {latest("f.job_count", SUBMITTED)}, {latest("f.workdir", SUBMITTED)},
                {latest(ts(), SUBMITTED)}, {latest(ts(), COMPLETED)}, {latest(ts(), RESTARTED)},
-               {latest("e.counts::VARCHAR", COMPLETED)}, {latest("e.extras::VARCHAR", SUBMITTED)}
-        FROM batch WHERE e.type IN ('{SUBMITTED}', '{COMPLETED}', '{RESTARTED}')
+               {latest("f.counts::VARCHAR", COMPLETED)}, {latest("f.extras::VARCHAR", SUBMITTED)}
+        FROM {own_fields(FIELDS, SUBMITTED, COMPLETED, RESTARTED)}
         GROUP BY e.wf
     """,
 )

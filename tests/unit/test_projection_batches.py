@@ -1,0 +1,92 @@
+"""Folding hand-made batches into DuckDB: rare events' own fields, and bad payloads that
+must not stop the events around them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobstream.codec import VERSION_HEADER
+from jobstream.projections.duck import DuckStore
+from jobstream.streams.reader import RawBatch
+
+WF = "wf1"
+
+
+def batch(*payloads: bytes | dict[str, object], first: int = 1) -> RawBatch:
+    data = [p if isinstance(p, bytes) else json.dumps(p).encode() for p in payloads]
+    seqs = list(range(first, first + len(data)))
+    return RawBatch(seqs, [f"ev.{WF}" for _ in seqs], [None for _ in seqs], data, True)
+
+
+def submitted(**fields: object) -> dict[str, object]:
+    return {
+        "type": "WorkflowSubmitted", "at": 1.0, "actor": "user:u", "wf": WF, "name": "n",
+        "user": "u", "description": "", "spec_digest": "d", "job_count": 1, "workdir": "/w",
+        "files": {}, "user_data": {}, "extras": {}, **fields,
+    }  # fmt: skip
+
+
+def job_submitted(job: int) -> dict[str, object]:
+    spec = {"name": f"j{job}", "command": "true", "pool": "default", "priority": 0,
+            "depends_on": [], "resources": {"num_cpus": 1}}  # fmt: skip
+    return {"type": "JobSubmitted", "at": 2.0, "actor": "user:u", "wf": WF, "job": job,
+            "spec": spec}  # fmt: skip
+
+
+def rows(store: DuckStore, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(row.values()) for row in store.query(sql).to_pylist()]
+
+
+def test_workflow_files_user_data_and_workers_fold_from_their_own_fields() -> None:
+    store = DuckStore(":memory:")
+    worker = {
+        "type": "WorkerStarted", "at": 3.0, "actor": "compute:w", "worker": "w", "host": "h",
+        "capacity": {"num_cpus": 4, "memory_mib": 2048, "num_gpus": 1}, "pools": ["a", "b"],
+        "walltime_s": 60.0,
+    }  # fmt: skip
+    files = {"in": "/data/in.csv", "out": "/data/out.csv"}
+    store.apply(batch(submitted(files=files, user_data={"p": {"x": [1, 2]}}), worker))
+    assert rows(store, "SELECT name, user, job_count, workdir FROM workflows") == [
+        ("n", "u", 1, "/w")
+    ]
+    assert rows(store, "SELECT name, path FROM files ORDER BY name") == sorted(files.items())
+    assert rows(store, "SELECT name, data FROM user_data") == [("p", '{"x":[1,2]}')]
+    assert rows(store, "SELECT num_cpus, memory_mib, num_gpus, pools, walltime_s FROM workers") == [
+        (4, 2048, 1, "a,b", 60.0)
+    ]
+
+
+def test_bad_events_are_skipped_and_logged_and_the_events_around_them_fold(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As the scheduler's decoder skips them: malformed JSON, not an object, a field of
+    the wrong type, an unknown type, a version header that is not a number."""
+    store = DuckStore(":memory:")
+    raw = batch(
+        submitted(),
+        job_submitted(0),
+        b"{not json",
+        b"[1, 2]",
+        {**job_submitted(2), "job": "two"},
+        {**job_submitted(3), "type": "JobVanished"},
+        job_submitted(4),
+        job_submitted(1),
+    )
+    raw.headers[6] = {VERSION_HEADER: "x"}
+    store.apply(raw)
+    assert store.checkpoint() == 8
+    assert rows(store, "SELECT job, name FROM jobs ORDER BY job") == [(0, "j0"), (1, "j1")]
+    assert rows(store, "SELECT seq FROM events ORDER BY seq") == [(1,), (2,), (8,)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipped: EVENTS#{seq} is not a well-formed event" for seq in range(3, 8)
+    ]
+    store.apply(batch(job_submitted(5), first=9))  # the next batch, with nothing wrong
+    assert rows(store, "SELECT count(*) FROM jobs") == [(3,)]
+
+
+def test_a_batch_ending_in_a_malformed_event_still_moves_the_checkpoint() -> None:
+    store = DuckStore(":memory:")
+    store.apply(batch(submitted(), b"\xff\xfe"))
+    assert store.checkpoint() == 2
