@@ -76,10 +76,10 @@ def ts(field: str = "e.at") -> str:
     return f"make_timestamp(CAST({field} * 1000000 AS BIGINT))"
 
 
-def state_case() -> str:
-    """SQL for the state a job is in after the event of the row (from decide's table)."""
+def state_case(event_type: str = "e.type") -> str:
+    """SQL for the state a job is in after an event of this type (from decide's table)."""
     whens = " ".join(f"WHEN '{kind}' THEN '{state}'" for kind, state in STATE_BY_EVENT.items())
-    return f"CASE e.type {whens} END"
+    return f"CASE {event_type} {whens} END"
 
 
 def types(*names: str) -> str:
