@@ -1,11 +1,14 @@
-"""KV job-state writes against a real server: atomic batches and one-by-one puts agree."""
+"""KV job-state writes against a real server: counted puts, and the atomic batches and
+one-by-one puts they fall back on, agree; a put the server did not store is noticed."""
 
 from __future__ import annotations
 
 import pytest
+from nats.js.errors import APIError
 
 from jobstream.projections.kv import (
     ATOMIC_BATCH,
+    COUNTED_STRETCH,
     JobRecord,
     WorkflowRecord,
     enable_atomic_puts,
@@ -15,6 +18,7 @@ from jobstream.projections.kv import (
     workflow_records,
 )
 from jobstream.streams.connection import Connection
+from jobstream.streams.pipeline import Pipeline
 
 
 def records(wf: str, jobs: int, state: str) -> list[JobRecord | WorkflowRecord]:
@@ -50,3 +54,45 @@ async def test_atomic_puts_are_switched_on_once(conn: Connection) -> None:
     assert await enable_atomic_puts(conn.nc)  # already on: no update
     info = await conn.js.stream_info("KV_JOBS")
     assert info.config.max_msgs_per_subject == 1  # the bucket's own settings are kept
+
+
+class LosingPipeline(Pipeline):
+    """Drops the n-th fire-and-forget message, as a reconnect may lose one in flight."""
+
+    def __init__(self, conn: Connection, lose: int) -> None:
+        super().__init__(conn.nc)
+        self.posted, self.lose = 0, lose
+
+    def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.posted += 1
+        if self.posted != self.lose:
+            super().post(subject, payload, headers)
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+async def test_a_put_lost_in_a_stretch_is_written_again(conn: Connection, atomic: bool) -> None:
+    await ensure_bucket(conn.js)
+    await enable_atomic_puts(conn.nc)
+    pipeline = LosingPipeline(conn, lose=COUNTED_STRETCH + 500)  # in the second stretch
+    try:
+        jobs = COUNTED_STRETCH + 1000
+        await put_records(pipeline, records("wfl", jobs, "ready"), atomic=atomic)
+    finally:
+        await pipeline.close()
+    stored = await job_records(conn.js, "wfl")
+    assert [(r.job, r.state) for r in stored] == [(n, "ready") for n in range(jobs)]
+    info = await conn.js.stream_info("KV_JOBS")
+    # The first stretch once; the second twice (counted, then acknowledged), less the loss.
+    assert info.state.last_seq == COUNTED_STRETCH + 2 * (jobs + 1 - COUNTED_STRETCH) - 1
+
+
+async def test_a_put_the_stream_refuses_is_an_error_not_a_loss(conn: Connection) -> None:
+    await ensure_bucket(conn.js)
+    config = await conn.js.stream_info("KV_JOBS")
+    config.config.max_msg_size = 400
+    await conn.js.update_stream(config.config)
+    too_big = JobRecord(wf="wfr", job=1, state="ready", attempt=1, worker="w" * 500,
+                        updated_at=1.0, seq=1)  # fmt: skip
+    batch = [*records("wfr", 3, "ready"), too_big, *records("wfr", 3, "completed")]
+    with pytest.raises(APIError):
+        await put_records(conn.pipeline, batch, atomic=False)

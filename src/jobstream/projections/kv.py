@@ -1,7 +1,7 @@
 """KV bucket JOBS: the latest state of every job and a summary per workflow.
 
 Keys: ``<wf>.<n>`` for a job, ``<wf>.wf`` for its workflow's counts. The projector writes
-them, coalesced per batch, before it commits the batch (a batch applied again rewrites the
+them, coalesced per batch, after it commits the batch (a batch applied again rewrites the
 same values). ``jobstream status``, ``watch`` and progress bars read this bucket, never the
 log or DuckDB, so they cost one key per workflow however many jobs it has.
 """
@@ -36,6 +36,7 @@ BATCH_ID, BATCH_SEQUENCE = "Nats-Batch-Id", "Nats-Batch-Sequence"
 COMMIT = {"Nats-Batch-Commit": "1"}
 ATOMIC_BATCH = 1000  # the server's limit per batch
 ATOMIC_IN_FLIGHT = 32  # the server allows 50 open batches per stream
+COUNTED_STRETCH = 10_000  # puts checked by one pair of acknowledgements (bounds the outbox)
 READ_TIMEOUT_S = 10.0
 
 
@@ -94,7 +95,7 @@ async def enable_atomic_puts(nc: NATS) -> bool:
             config[ALLOW_ATOMIC] = True
             config = (await _stream_api(nc, f"UPDATE.{STREAM}", config)).get("config", {})
     except APIError as exc:
-        log.warning("KV puts one at a time: %s", exc)
+        log.warning("KV: no atomic batches; puts not all stored go again one by one: %s", exc)
         return False
     return bool(config.get(ALLOW_ATOMIC))
 
@@ -114,11 +115,46 @@ async def put_records(
     """Write records (a KV put is a publish on ``$KV.<bucket>.<key>``) and wait until
     they are stored.
 
-    ``atomic``: in atomic batches of up to 1,000 puts, of which only the last is
-    acknowledged; the server stores a batch whole or not at all, and says which on that
-    acknowledgement. A put acknowledged one by one cost the projector ~23 µs of CPU; as
-    a batch member it costs ~7 µs.
+    Counted first (:func:`_put_counted`): nearly all puts are sent without a reply
+    subject, which costs nats-server half of an acknowledged or atomic put (5.5 against
+    12.4 µs here) and the projector a third (2.3 against 7 µs; 23 µs acknowledged one
+    by one). A stretch that does not add up is written again with every put accounted
+    for: ``atomic``, in atomic batches of up to 1,000 (only the last acknowledged; the
+    server stores a batch whole or not at all, and says which), or else one by one.
     """
+    for start in range(0, len(records), COUNTED_STRETCH):
+        stretch = records[start : start + COUNTED_STRETCH]
+        if not await _put_counted(pipeline, stretch):
+            log.warning(
+                "KV: the server did not store all of %d puts; writing them again, acknowledged",
+                len(stretch),
+            )
+            await _put_acknowledged(pipeline, stretch, atomic=atomic)
+
+
+async def _put_counted(pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord]) -> bool:
+    """Put the first and the last record with an acknowledgement and those between
+    without; True if the server stored them all.
+
+    The connection delivers them in order and the stream numbers what it stores one by
+    one, so all were stored exactly when the two acknowledged sequences are as far apart
+    as the records: one missing (dropped, refused, lost to a reconnect) makes the gap
+    smaller. The projector is the bucket's only writer; a foreign put in between makes
+    it larger, and the stretch is only written again.
+    """
+    if not records:
+        return True
+    first = await pipeline.publish(*_put(records[0]))
+    for record in records[1:-1]:
+        pipeline.post(*_put(record))
+    last = await pipeline.publish(*_put(records[-1])) if len(records) > 1 else first
+    first_seq = await pipeline.ack(first)
+    return await pipeline.ack(last) - first_seq == len(records) - 1
+
+
+async def _put_acknowledged(
+    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord], *, atomic: bool
+) -> None:
     if not atomic:
         singles = [await pipeline.publish(*_put(record)) for record in records]
         for future in singles:
