@@ -8,7 +8,7 @@ import json
 import pytest
 
 from jobstream.codec import VERSION_HEADER
-from jobstream.projections.duck import DuckStore
+from jobstream.projections.duck import SKIPPED_LOGGED, DuckStore
 from jobstream.streams.reader import RawBatch
 
 WF = "wf1"
@@ -90,3 +90,17 @@ def test_a_batch_ending_in_a_malformed_event_still_moves_the_checkpoint() -> Non
     store = DuckStore(":memory:")
     store.apply(batch(submitted(), b"\xff\xfe"))
     assert store.checkpoint() == 2
+
+
+def test_a_batch_of_bad_events_is_logged_in_a_bounded_number_of_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = DuckStore(":memory:")
+    store.apply(batch(*[b"{not json" for _ in range(SKIPPED_LOGGED + 5)], submitted()))
+    assert store.checkpoint() == SKIPPED_LOGGED + 6
+    assert len(caplog.records) == SKIPPED_LOGGED + 1
+    assert caplog.records[-1].getMessage() == (
+        f"skipped: 5 more events of this batch that are not well formed, up to "
+        f"EVENTS#{SKIPPED_LOGGED + 5}"
+    )
+    assert rows(store, "SELECT name FROM workflows") == [("n",)]

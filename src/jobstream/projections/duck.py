@@ -27,6 +27,7 @@ from jobstream.streams.subjects import EVENTS_STREAM
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 WELL_FORMED = well_formed()
+SKIPPED_LOGGED = 20  # per batch, by sequence; the rest in one line
 CHECKPOINT_THRESHOLD = "256MB"
 TABLES = (*(model.name for model in READ_MODELS), "checkpoint")
 SET_KV_CHECKPOINT = "INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)"
@@ -226,8 +227,16 @@ def _stage(cursor: duckdb.DuckDBPyConnection) -> None:
     cursor.execute(
         f"DELETE FROM batch WHERE NOT (version IS NOT NULL AND {WELL_FORMED}) RETURNING seq"
     )
-    for (seq,) in cursor.fetchall():
+    skipped = [seq for (seq,) in cursor.fetchall()]
+    for seq in skipped[:SKIPPED_LOGGED]:
         log.error("skipped: %s#%d is not a well-formed event", EVENTS_STREAM, seq)
+    if len(skipped) > SKIPPED_LOGGED:
+        log.error(
+            "skipped: %d more events of this batch that are not well formed, up to %s#%d",
+            len(skipped) - SKIPPED_LOGGED,
+            EVENTS_STREAM,
+            skipped[-1],
+        )
 
 
 def _fold(
