@@ -73,6 +73,28 @@ def test_recorded_log_folds_to_the_recorded_read_models() -> None:
     tables = {t: store.query(f"SELECT * FROM {t} ORDER BY ALL").to_pylist() for t in TABLES}
     expected = json.loads((GOLDEN / "logs" / "failure_cascade.tables.json").read_text())
     assert json.loads(json.dumps(tables, default=str)) == expected
+    assert counted(store) == counted_from_jobs(store)  # kept by each batch's changes
+
+
+def counted(store: DuckStore) -> list[dict[str, object]]:
+    sql = "SELECT wf, state, jobs FROM job_counts WHERE jobs > 0 ORDER BY ALL"
+    return store.query(sql).to_pylist()
+
+
+def counted_from_jobs(store: DuckStore) -> list[dict[str, object]]:
+    sql = "SELECT wf, state, count(*) AS jobs FROM jobs GROUP BY ALL ORDER BY ALL"
+    return store.query(sql).to_pylist()
+
+
+def test_a_file_from_before_the_job_counts_gets_them_when_opened(tmp_path: Path) -> None:
+    store = DuckStore(tmp_path / "old.duckdb")
+    store.apply(recorded("failure_cascade"))
+    store.db.execute("DROP TABLE job_counts")
+    store.close()
+    store = DuckStore(tmp_path / "old.duckdb")
+    assert counted(store) == counted_from_jobs(store) != []
+    (workflow,) = store.records_after(0).workflows
+    assert workflow.counts == {"completed": 2, "failed": 1, "canceled": 2}
 
 
 def test_recorded_log_folds_to_a_finished_schedule_and_status() -> None:

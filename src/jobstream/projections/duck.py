@@ -17,9 +17,11 @@ import duckdb
 import pyarrow as pa
 
 from jobstream.codec import VERSION_HEADER
+from jobstream.projections import counts
 from jobstream.projections.kv import JobRecord, WorkflowRecord
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
 from jobstream.projections.tables import READ_MODELS
+from jobstream.projections.tables.jobs import MODEL as JOBS
 from jobstream.projections.views import view_ddl
 from jobstream.streams.reader import RawBatch
 from jobstream.streams.subjects import EVENTS_STREAM
@@ -59,8 +61,20 @@ class DuckStore:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS kv_checkpoint (id INTEGER PRIMARY KEY, seq BIGINT)"
         )
+        self._ensure_counts()
         for ddl in view_ddl():
             self.db.execute(ddl)
+
+    def _ensure_counts(self) -> None:
+        """Make the job counts table, filled from ``jobs`` in the same transaction."""
+        if self.db.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [counts.TABLE]
+        ).fetchone():
+            return
+        self.db.execute("BEGIN TRANSACTION")
+        self.db.execute(counts.DDL)
+        self.db.execute(counts.FILL)
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -246,9 +260,14 @@ def _fold(
     cursor.execute("BEGIN TRANSACTION")
     try:
         present = {row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()}
+        counting = bool(JOBS.reads & present)
+        if counting:
+            cursor.execute(counts.note_prior(BATCH_TOUCHED.jobs))
         for model in READ_MODELS:
             if not model.reads or model.reads & present:
                 cursor.execute(model.insert_sql())
+        if counting:
+            cursor.execute(counts.add_changes(BATCH_TOUCHED.jobs))
         # Malformed events at the end of a batch still count as applied.
         cursor.execute(
             "INSERT OR REPLACE INTO checkpoint "
@@ -291,11 +310,9 @@ def _job_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[Jo
 
 
 def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[WorkflowRecord]:
-    counts: dict[str, dict[str, int]] = {}
-    for wf, state, n in cursor.execute(
-        f"SELECT wf, state, count(*) FROM jobs WHERE wf IN ({touched.workflows}) GROUP BY ALL"
-    ).fetchall():
-        counts.setdefault(wf, {})[state] = n
+    by_state: dict[str, dict[str, int]] = {}
+    for wf, state, n in cursor.execute(counts.of_workflows(touched.workflows)).fetchall():
+        by_state.setdefault(wf, {})[state] = n
     last_seq = cursor.execute(touched.last_seq).fetchone()
     rows = cursor.execute(
         'SELECT wf, name, "user", job_count, epoch(submitted_at), completed_at IS NOT NULL '
@@ -310,7 +327,7 @@ def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> li
             job_count=job_count or 0,
             submitted_at=float(submitted or 0.0),
             finished=bool(finished),
-            counts=counts.get(wf, {}),
+            counts=by_state.get(wf, {}),
             seq=int(last_seq[0]) if last_seq and last_seq[0] is not None else 0,
         )
         for wf, name, user, job_count, submitted, finished in rows
