@@ -40,10 +40,15 @@ def headers_for(event: Event) -> dict[str, str]:
     return {TYPE_HEADER: type(event).__name__, VERSION_HEADER: str(type(event).VERSION)}
 
 
+def schema_version(headers: dict[str, str] | None) -> int:
+    """The schema version the headers name (0: none); ValueError if it is not a number."""
+    return int((headers or {}).get(VERSION_HEADER, "0") or 0)
+
+
 def decode(data: bytes, headers: dict[str, str] | None = None, where: str = "") -> AnyEvent:
     """Decode one stored event, upcasting it when it was written by an older version."""
     try:
-        version = int((headers or {}).get(VERSION_HEADER, "0") or 0)
+        version = schema_version(headers)
         type_name = (headers or {}).get(TYPE_HEADER, "")
         if version and any(key[0] == type_name and key[1] >= version for key in UPCASTERS):
             raw = _raw_decoder.decode(data)

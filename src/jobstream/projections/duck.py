@@ -16,7 +16,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from jobstream.codec import VERSION_HEADER
+from jobstream.codec import schema_version
 from jobstream.projections import counts
 from jobstream.projections.kv import JobRecord, WorkflowRecord
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
@@ -199,7 +199,7 @@ def _staged(raw: RawBatch, first: int) -> pa.Table:
 def _version(headers: dict[str, str] | None) -> int | None:
     """The schema version a header names; None (the event is skipped) if not a number."""
     try:
-        return int((headers or {}).get(VERSION_HEADER, 0) or 0)
+        return schema_version(headers)
     except ValueError:
         return None
 
