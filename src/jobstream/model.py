@@ -13,6 +13,14 @@ from typing import Any
 import msgspec
 
 DEFAULT_POOL = "default"
+# A hardware class names each resource by a letter, in this order: ``c1.m1024.g0.n1.t3600``.
+HARDWARE_CLASS_FIELDS = {
+    "c": "num_cpus",
+    "m": "memory_mib",
+    "g": "num_gpus",
+    "n": "num_nodes",
+    "t": "runtime_s",
+}
 
 
 class Resources(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,7 +33,8 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
     runtime_s: int = 3600
 
     def hardware_class(self) -> str:
-        """The routing key of every job with this requirement: ``c1.m1024.g0.n1.t3600``."""
+        """The routing key of every job with this requirement: ``c1.m1024.g0.n1.t3600``
+        (:data:`HARDWARE_CLASS_FIELDS`, spelled out: this is on the dispatch path)."""
         return (
             f"c{self.num_cpus}.m{self.memory_mib}.g{self.num_gpus}"
             f".n{self.num_nodes}.t{self.runtime_s}"
@@ -34,14 +43,7 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_hardware_class(cls, name: str) -> Resources:
         """Inverse of :meth:`hardware_class`; raises ValueError on a malformed name."""
-        parts = name.split(".")
-        keys = {
-            "c": "num_cpus",
-            "m": "memory_mib",
-            "g": "num_gpus",
-            "n": "num_nodes",
-            "t": "runtime_s",
-        }
+        parts, keys = name.split("."), HARDWARE_CLASS_FIELDS
         if len(parts) != len(keys) or [p[:1] for p in parts] != list(keys):
             raise ValueError(f"not a hardware class: {name!r}")
         return cls(**{keys[p[0]]: int(p[1:]) for p in parts})

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from jobstream.decide import STATE_BY_EVENT
+from jobstream.model import HARDWARE_CLASS_FIELDS
 from jobstream.projections.model import ENDINGS, ReadModel, latest, state_case, ts, types
 
 SUBMITTED = "JobSubmitted"
 RESOURCES = "spec.resources"
-HARDWARE_CLASS = " || ".join(  # as Resources.hardware_class() names it; NULL without a spec
-    f"'{prefix}' || {RESOURCES}.{field}"
-    for prefix, field in (
-        ("c", "num_cpus"), (".m", "memory_mib"), (".g", "num_gpus"), (".n", "num_nodes"),
-        (".t", "runtime_s"),
-    )
-)  # fmt: skip
+HARDWARE_CLASS = " || '.' || ".join(  # as Resources.hardware_class(); NULL without a spec
+    f"'{letter}' || {RESOURCES}.{field}" for letter, field in HARDWARE_CLASS_FIELDS.items()
+)
 MODEL = ReadModel(
     name="jobs",
     columns={
