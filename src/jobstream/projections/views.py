@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from jobstream.projections import counts
+
 VIEWS: dict[str, str] = {
-    # Jobs per state, per workflow.
-    "state_counts": """
-        SELECT wf, state, count(*) AS jobs FROM jobs GROUP BY ALL ORDER BY wf, state
+    # Jobs per state, per workflow (kept by the projector, so not a count over all jobs).
+    "state_counts": f"""
+        SELECT wf, state, jobs FROM {counts.TABLE} WHERE jobs > 0 ORDER BY wf, state
     """,
     # Jobs that failed or timed out, with their last attempt's return code and stderr tail.
     "failed_jobs": """
