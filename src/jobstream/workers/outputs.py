@@ -32,21 +32,20 @@ class OutputFiles:
     def __init__(self, log_dir: Path, worker_id: str) -> None:
         self.log_dir = log_dir
         self.scratch = log_dir / ".scratch" / worker_id
-        self.free: list[int] = []
+        self.free: list[Scratch] = []  # made once each: two paths per job cost ~40 µs
         self.made = 0
         self.folders: set[str] = set()
 
     def take(self) -> Scratch:
         """A free pair (created at its first spawn, truncated at every later one)."""
         if self.free:
-            index = self.free.pop()
-        else:
-            index, self.made = self.made, self.made + 1
-            self.scratch.mkdir(parents=True, exist_ok=True)
+            return self.free.pop()
+        index, self.made = self.made, self.made + 1
+        self.scratch.mkdir(parents=True, exist_ok=True)
         return Scratch(index, self.scratch / f"{index}.stdout", self.scratch / f"{index}.stderr")
 
     def give_back(self, scratch: Scratch) -> None:
-        self.free.append(scratch.index)
+        self.free.append(scratch)
 
     def keep(self, scratch: Scratch, wf: str, job: int, attempt: int) -> dict[str, Path]:
         """Move the non-empty files to their final names (blocking: run it in a thread)."""
