@@ -11,6 +11,7 @@ from jobstream.decide import Claim, Job, MakeReady, Submit, decide
 from jobstream.errors import ServerError
 from jobstream.events import JobClaimed
 from jobstream.model import JobDef, JobState
+from jobstream.streams import pipeline
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import read_until_caught_up
 from jobstream.streams.store import Conflict, EventStore
@@ -118,3 +119,19 @@ async def test_pipeline_fails_a_publish_larger_than_the_server_takes(conn: Conne
         await conn.pipeline.ack(sent)
     fine = await conn.pipeline.publish(job_subject("wfh", 1), b"{}")
     assert await conn.pipeline.ack(fine) > 0  # the refusal did not take others with it
+
+
+async def test_pipeline_fails_a_publish_that_is_never_answered(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost acknowledgement must not hang the caller: here the subject is a plain
+    subscriber's, which never answers; the other publishes are answered meanwhile."""
+    monkeypatch.setattr(pipeline, "ACK_TIMEOUT_S", 0.5)
+    silent = await conn.nc.subscribe("not.a.stream")
+    lost = await conn.pipeline.publish("not.a.stream", b"{}")
+    fine = await conn.pipeline.publish(job_subject("wfh", 2), b"{}")
+    assert await conn.pipeline.ack(fine) > 0
+    with anyio.fail_after(5), pytest.raises(ServerError, match="did not acknowledge"):
+        await conn.pipeline.ack(lost)
+    assert not conn.pipeline.futures  # its room is given back
+    await silent.unsubscribe()
