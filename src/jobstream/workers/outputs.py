@@ -21,7 +21,6 @@ STREAMS = ("stdout", "stderr")
 class Scratch:
     """One pair of scratch files, held by one running job."""
 
-    index: int
     stdout: Path
     stderr: Path
 
@@ -42,7 +41,7 @@ class OutputFiles:
             return self.free.pop()
         index, self.made = self.made, self.made + 1
         self.scratch.mkdir(parents=True, exist_ok=True)
-        return Scratch(index, self.scratch / f"{index}.stdout", self.scratch / f"{index}.stderr")
+        return Scratch(self.scratch / f"{index}.stdout", self.scratch / f"{index}.stderr")
 
     def give_back(self, scratch: Scratch) -> None:
         self.free.append(scratch)
