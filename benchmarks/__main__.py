@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from benchmarks import compare, projection, replay, report, spawn, submit
+from benchmarks import compare, projection, replay, report, spawn, submit, targets
 from benchmarks.machine import describe
 from benchmarks.results import Measure
 from benchmarks.workload import dag, noop
@@ -63,7 +63,11 @@ def main() -> int:
         print(f"{name}...", file=sys.stderr, flush=True)
         results += runs[name]()
     print(f"machine: {machine}\n")
-    print(report.table(results, report.spawn_ceiling(results)))
+    ceiling = report.spawn_ceiling(results)
+    print(report.table(results, ceiling))
+    judged = targets.verdicts(results, ceiling)
+    if judged:
+        print("\nissue 6's targets, judged on this run:\n" + "\n".join(judged))
     if args.write:
         for path in report.write(results, machine):
             print(f"wrote {path}", file=sys.stderr)

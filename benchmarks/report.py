@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from benchmarks.results import Measure
+from benchmarks.targets import verdicts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -89,6 +90,10 @@ def write(results: list[Measure], machine: str) -> list[Path]:
     ceiling = spawn_ceiling(results)
     image = folder / "throughput.png"
     block = f"Machine: {machine}\n\n{table(results, ceiling)}\n"
+    judged = verdicts(results, ceiling)
+    if judged:
+        lines = "\n".join(judged)
+        block += f"\nIssue 6's targets, judged on this run:\n\n```text\n{lines}\n```\n"
     if plot(results, ceiling, image):
         written.append(image)
         block += "\n![jobs/s per system](benchmarks/throughput.png)\n"
