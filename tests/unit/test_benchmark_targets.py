@@ -39,7 +39,7 @@ def test_a_full_run_is_judged_target_by_target() -> None:
     ]
 
 
-def test_absolute_targets_are_not_judged_below_the_issues_sizes() -> None:
+def test_nothing_is_judged_below_the_issues_sizes() -> None:
     results = [
         measure("noop", "jobstream", 1_000, 1_500.0),
         measure("noop", "hyperqueue", 1_000, 500.0),
@@ -48,7 +48,7 @@ def test_absolute_targets_are_not_judged_below_the_issues_sizes() -> None:
     ]
     assert verdicts(results, ceiling=None) == [
         "n/a      noop >= 1,000 jobs/s: 1,500 jobs/s",
-        "met      noop >= 2x HyperQueue: 3.00x",  # a ratio of the same run: judged
+        "n/a      noop >= 2x HyperQueue: 3.00x",  # start-up would decide it
         "n/a      submit 1,000,000 jobs durable in < 60 s: 1.1 s for 20,000 jobs",
         "n/a      replay >= 100,000 events/s: 150,000 events/s",
     ]
