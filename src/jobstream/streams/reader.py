@@ -25,8 +25,8 @@ from jobstream.streams.subjects import EVENTS_STREAM
 log = logging.getLogger(__name__)
 MAX_BATCH = 20_000
 BUFFER_LIMIT = 200_000  # client-side pending limit of the subscription
-FILL_WAIT_S = 0.05
-V1_TOKENS, V2_TOKENS = 9, 12  # how long a batch may wait to fill while a backlog streams in
+FILL_WAIT_S = 0.05  # how long a batch may wait to fill while a backlog streams in
+V1_TOKENS, V2_TOKENS = 9, 12  # the two layouts of a JetStream reply subject (below)
 
 
 class RawBatch(msgspec.Struct):
@@ -126,16 +126,28 @@ def reply_position(reply: str) -> tuple[int, int] | None:
     not one.
 
     nats-py's ``msg.metadata`` builds dataclasses and a datetime per message; at ~100,000
-    messages/s that alone was ~7% of the scheduler's time. Both reply layouts:
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`` (9 tokens)
-    and the v2 one with domain and account hash in front (12 tokens; 11 without the
-    trailing token).
+    messages/s that alone was ~7% of the scheduler's time.
     """
+    tokens = _ack_tokens(reply)
+    return None if tokens is None else (int(tokens[5]), int(tokens[8]))
+
+
+def reply_delivery(reply: str) -> tuple[int, int] | None:
+    """(stream sequence, times delivered) from a JetStream reply subject; None if it is
+    not one (a worker tells two deliveries of one dispatch apart by them)."""
+    tokens = _ack_tokens(reply)
+    return None if tokens is None else (int(tokens[5]), int(tokens[4]))
+
+
+def _ack_tokens(reply: str) -> list[str] | None:
+    """The reply subject's tokens in the layout ``$JS.ACK.<stream>.<consumer>.<delivered>.
+    <sseq>.<cseq>.<ts>.<pending>`` (9 tokens); the v2 layout, with domain and account hash
+    after ``ACK`` (12 tokens; 11 without the trailing one), has those two left out."""
     tokens = reply.split(".")
     if len(tokens) == V1_TOKENS:
-        return int(tokens[5]), int(tokens[8])
+        return tokens
     if len(tokens) >= V2_TOKENS - 1:
-        return int(tokens[7]), int(tokens[10])
+        return tokens[:2] + tokens[4:]
     return None
 
 

@@ -64,6 +64,7 @@ from jobstream.model import (
 )
 from jobstream.runtime import tune_for_throughput
 from jobstream.streams.connection import Connection
+from jobstream.streams.reader import reply_delivery
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
 from jobstream.streams.store import WRONG_LAST_SEQUENCE, Conflict, EventStore
 from jobstream.streams.subjects import (
@@ -89,7 +90,6 @@ _item_decoder = msgspec.json.Decoder(WorkItem)
 _notice_decoder = msgspec.json.Decoder(CancelNotice)
 NO_OUTPUT = Output(b"", b"", "")
 ACK = b"+ACK"  # JetStream's positive acknowledgement of a delivered message
-ACK_SUBJECT_TOKENS = 9  # without the domain and account tokens of newer servers
 BIND_INTERVAL_S = 0.25
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
@@ -342,12 +342,12 @@ class Worker:
 
 def delivery_nonce(msg: Msg) -> str:
     """Which delivery of its dispatch a message is: ``<stream seq>.<delivery count>``,
-    read off the usual ack subject (nats-py's metadata parse cost ~25 µs per job)."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == ACK_SUBJECT_TOKENS:  # $JS.ACK.<stream>.<consumer>.<delivered>.<seq>...
-        return f"{tokens[5]}.{tokens[4]}"
-    delivery = msg.metadata
-    return f"{delivery.sequence.stream}.{delivery.num_delivered}"
+    read off its ack subject (nats-py's metadata parse cost ~25 µs per job)."""
+    found = reply_delivery(msg.reply or "")
+    if found is None:  # not a JetStream reply: let nats-py raise its error
+        delivery = msg.metadata
+        found = delivery.sequence.stream, delivery.num_delivered
+    return f"{found[0]}.{found[1]}"
 
 
 class JobRun:
