@@ -29,6 +29,12 @@ class Conflict(Exception):
     """The subject moved on since the writer decided: re-read and decide again."""
 
 
+def wrong_last_sequence(error: BaseException | None) -> bool:
+    """Whether a publish was refused because its subject moved on past the expected
+    sequence (a CAS refusal; it may still be an earlier try of the same append)."""
+    return isinstance(error, APIError) and error.err_code == WRONG_LAST_SEQUENCE
+
+
 class Stored(msgspec.Struct, frozen=True):
     """An event as stored: its stream sequence, subject and (when read) its raw JSON."""
 
@@ -75,7 +81,7 @@ class EventStore:
         try:
             return await self.pipeline.ack(future)
         except APIError as exc:
-            if exc.err_code != WRONG_LAST_SEQUENCE:
+            if not wrong_last_sequence(exc):
                 raise
             subject = event_subject(event)
             headers = self._headers(event, subject, expected, nonce)

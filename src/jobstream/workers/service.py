@@ -30,7 +30,6 @@ import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
-from nats.js.errors import APIError
 
 from jobstream.decide import (
     Claim,
@@ -66,7 +65,7 @@ from jobstream.runtime import tune_for_throughput
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import reply_delivery
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
-from jobstream.streams.store import WRONG_LAST_SEQUENCE, Conflict, EventStore
+from jobstream.streams.store import Conflict, EventStore, wrong_last_sequence
 from jobstream.streams.subjects import (
     WORK_STREAM,
     cancel_notice_subject,
@@ -599,7 +598,7 @@ class JobRun:
         error = sent.exception()
         if error is None:
             self._started_as(sent.result(), started)
-        elif isinstance(error, APIError) and error.err_code == WRONG_LAST_SEQUENCE:
+        elif wrong_last_sequence(error):
             self.end_process()
 
     def _started_as(self, seq: int, started: JobEvent) -> None:
