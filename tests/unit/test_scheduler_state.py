@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from jobstream.events import (
     JobBlocked,
     JobCanceled,
@@ -17,7 +19,7 @@ from jobstream.events import (
     WorkflowRestarted,
     WorkflowSubmitted,
 )
-from jobstream.model import JobDef
+from jobstream.model import JobDef, Resources, RetryRule
 from jobstream.scheduler.state import (
     BlockIntent,
     CancelIntent,
@@ -25,6 +27,8 @@ from jobstream.scheduler.state import (
     DispatchIntent,
     MakeReadyIntent,
     SchedulerState,
+    WorkflowTrack,
+    pack_spec,
 )
 
 WF = "wf1"
@@ -224,3 +228,32 @@ def test_restart_reopens_the_workflow_and_reruns_in_dependency_order() -> None:
     assert ran(log, 2) == [MakeReadyIntent(WF, 3)]
     ran(log, 3)
     assert log.state.completions() == [CompleteIntent(WF, {"completed": 4})]
+
+
+def test_packed_specs_decode_to_the_same_spec() -> None:
+    """Fields left at their defaults are not stored, and come back as those defaults."""
+    every_field_set = JobDef(
+        index=7,
+        name="full",
+        command="run.sh",
+        resources=Resources(num_cpus=4, memory_mib=2048, num_gpus=1, runtime_s=60),
+        resource_requirements="big",
+        invocation_script="wrap.sh",
+        env={"A": "1"},
+        priority=3,
+        depends_on=(1, 2),
+        input_files=("in",),
+        output_files=("out",),
+        input_user_data=("ui",),
+        output_user_data=("uo",),
+        failure_handler="retry",
+        retry_rules=(RetryRule(exit_codes=(3,), max_retries=1),),
+        cancel_on_blocking_job_failure=False,
+        pool="gpu",
+    )
+    defaults_only = JobDef(index=0, name="bare", command="true")
+    track = WorkflowTrack(WF)
+    for spec in (every_field_set, defaults_only):
+        track.specs[spec.index] = pack_spec(spec)
+        assert track.spec(spec.index) == spec
+    assert len(pack_spec(defaults_only)) < len(msgspec.msgpack.encode(defaults_only)) / 4

@@ -32,6 +32,15 @@ from jobstream.model import TERMINAL, UNSUCCESSFUL, JobDef, JobState
 
 _spec_encoder = msgspec.msgpack.Encoder()
 _spec_decoder = msgspec.msgpack.Decoder(JobDef)
+_UNSET = object()
+_SPEC_DEFAULTS = tuple(
+    (
+        f.name,
+        f.default_factory() if f.default_factory is not msgspec.NODEFAULT
+        else _UNSET if f.default is msgspec.NODEFAULT else f.default,
+    )
+    for f in msgspec.structs.fields(JobDef)
+)  # fmt: skip
 ACTIVE = frozenset(
     {JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING, JobState.RETRYING}
 )
@@ -88,7 +97,7 @@ class WorkflowTrack:
 
     def spec(self, job: int) -> JobDef:
         """A job's spec, decoded on use: a million decoded specs would not fit in 1 GiB,
-        their ~250-byte msgpack does."""
+        their packed msgpack (see :func:`pack_spec`) does."""
         return _spec_decoder.decode(self.specs[job])
 
     def state_of(self, job: int) -> JobState | None:
@@ -164,9 +173,9 @@ class SchedulerState:
         if seq <= track.seqs.get(n, 0):
             return []  # our own append, already applied when it was acknowledged
         before = track.state_of(n)
-        job = evolve(track.jobs.get(n) or Job(wf=event.wf, index=n), event)
+        job = evolve(track.jobs.get(n) or Job(wf=track.wf, index=n), event)
         if job.spec is not None:
-            track.specs[n] = _spec_encoder.encode(job.spec)
+            track.specs[n] = pack_spec(job.spec)
             job = msgspec.structs.replace(job, spec=None)
         track.jobs[n], track.seqs[n] = job, seq
         if before is not None:
@@ -265,6 +274,21 @@ class SchedulerState:
                     intents.append(MakeReadyIntent(track.wf, n))
             self.dirty.add(track.wf)
         return intents
+
+
+def pack_spec(spec: JobDef) -> bytes:
+    """msgpack of the fields that differ from their defaults, in a buffer of its exact size.
+
+    The decoder fills the defaults back in. A sweep's job keeps ~110 bytes instead of
+    ~450 (310 encoded, in a block sized for the encoder's growth): the difference between
+    a million held jobs fitting in 1 GiB or not.
+    """
+    fields = {
+        name: value for name, default in _SPEC_DEFAULTS if (value := getattr(spec, name)) != default
+    }
+    buffer = bytearray()
+    _spec_encoder.encode_into(fields, buffer)
+    return bytes(buffer)
 
 
 def _cancels_on_failure(track: WorkflowTrack, n: int) -> bool:
