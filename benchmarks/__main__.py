@@ -3,23 +3,20 @@
 Names: ``noop`` and ``dag`` (jobstream, HyperQueue, Dask, Parsl on the same jobs),
 ``submit`` (1,000,000 jobs durable, scheduler memory), ``replay`` (read-model rebuild),
 ``spawn`` (the machine's process-spawn ceiling), ``projection`` (projector throughput and
-lag), and ``all`` (spawn, noop, dag, submit, replay). ``--write`` updates
-docs/benchmarks.md, docs/benchmarks/results.json and the plot.
+lag), ``scaling`` (jobstream alone at growing sizes: are its costs linear?), and ``all``
+(spawn, noop, dag, submit, replay, each in a fresh interpreter). ``--write`` updates
+docs/benchmarks.md and what it shows (docs/benchmarks/).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import compare, projection, replay, report, spawn, submit, targets
+from benchmarks import compare, projection, replay, report, scaling, spawn, submit, targets
+from benchmarks.fresh import run_fresh, write_measures
 from benchmarks.machine import describe
 from benchmarks.results import Measure
 from benchmarks.workload import dag, noop
@@ -34,7 +31,7 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("name", choices=[*SUITE, "projection", "all"])
+    parser.add_argument("name", choices=[*SUITE, "projection", "scaling", "all"])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI (< 2 min)")
     parser.add_argument("--jobs", type=int, help="jobs for noop/dag/submit")
     parser.add_argument("--events", type=int, help="events for replay/projection")
@@ -47,10 +44,12 @@ def main() -> int:
         help="Python that has the peers installed (default: this one)",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks*")
-    parser.add_argument("--measures-to", type=Path, help=argparse.SUPPRESS)  # see _isolated
+    parser.add_argument("--measures-to", type=Path, help=argparse.SUPPRESS)  # see fresh.py
     args = parser.parse_args()
     if args.name == "projection":
         return projection.main(quick=args.quick, events=args.events)
+    if args.name == "scaling":
+        return scaling.main(quick=args.quick, write=args.write, machine=describe())
 
     peers = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(peers) - set(PEERS))
@@ -65,14 +64,13 @@ def main() -> int:
         "replay": lambda: replay.run(args.quick, args.events),
     }
     if args.measures_to:
-        measures = runs[args.name]()
-        args.measures_to.write_text(json.dumps([dataclasses.asdict(m) for m in measures]))
+        write_measures(runs[args.name](), args.measures_to)
         return 0
     machine = describe()
     results: list[Measure] = []
     for name in SUITE if args.name == "all" else (args.name,):
         print(f"{name}...", file=sys.stderr, flush=True)
-        results += _isolated(name, _forwarded(args)) if args.name == "all" else runs[name]()
+        results += run_fresh(name, _forwarded(args)) if args.name == "all" else runs[name]()
     print(f"machine: {machine}\n")
     ceiling = report.spawn_ceiling(results)
     print(report.table(results, ceiling))
@@ -91,22 +89,6 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     options += ["--quick"] if args.quick else []
     options += ["--jobs", str(args.jobs)] if args.jobs else []
     return options + (["--events", str(args.events)] if args.events else [])
-
-
-def _isolated(name: str, options: list[str]) -> list[Measure]:
-    """One benchmark of the suite in a fresh interpreter, once the disk has caught up.
-
-    In the suite's own process, ``replay`` right after ``submit`` (its million-event log
-    still being written back, the heap grown) read 100,600 events/s where it read
-    110,000-118,000 alone; each benchmark should measure itself, not what the one
-    before it left behind.
-    """
-    os.sync()
-    with tempfile.TemporaryDirectory(prefix="jobstream-suite-") as tmp:
-        out = Path(tmp) / "measures.json"
-        command = [sys.executable, "-m", "benchmarks", name, *options, "--measures-to", str(out)]
-        subprocess.run(command, check=True)
-        return [Measure(**m) for m in json.loads(out.read_text())]
 
 
 if __name__ == "__main__":

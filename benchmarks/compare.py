@@ -57,6 +57,7 @@ def run_system(system: str, workload: Workload, python: str) -> Measure:
         rate=workload.jobs / seconds,
         peak_rss_mib=float(result["peak_rss_mib"]),
         note=str(result.get("note", "")),
+        extra={"cpu_s": float(result["cpu_s"])} if result.get("cpu_s") is not None else {},
     )
 
 

@@ -127,34 +127,36 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
                 )  # fmt: skip
             run_async(_wait_for_worker, url)
             counts: dict[str, int] = {}
+            roots = {"server": server.pid, "worker": worker.pid}
+            before = cpu_seconds(roots)
             seconds, peak_mib = measure(
                 lambda: counts.update(run_async(_submit_and_wait, url, spec, root)),
                 others=[server.pid, worker.pid],
             )
-            note = cpu_note({"server": server.pid, "worker": worker.pid})
+            cpu = {name: s - before.get(name, 0.0) for name, s in cpu_seconds(roots).items()}
         finally:
             for process in (worker, server):
                 if process is not None:
                     _stop(process)
         if counts.get("completed") != workload.jobs:
             raise RuntimeError(f"not every job completed: {counts}")
-        return PeerResult("jobstream", workload.jobs, seconds, peak_mib, note)
+        note = "CPU during the run: " + ", ".join(f"{name} {s:.1f}s" for name, s in cpu.items())
+        return PeerResult("jobstream", workload.jobs, seconds, peak_mib, note, sum(cpu.values()))
 
 
-def cpu_note(roots: dict[str, int]) -> str:
-    """CPU seconds used so far by each named process and its long-lived children."""
-    parts = []
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process and each of its long-lived children
+    (by their own names: nats-server), not counting the jobs they ran and reaped."""
+    used: dict[str, float] = {}
     for name, pid in roots.items():
         try:
             proc = psutil.Process(pid)
-            procs = [proc, *proc.children(recursive=True)]
-            for child in procs:
+            for child in [proc, *proc.children(recursive=True)]:
                 times = child.cpu_times()
-                label = name if child is proc else child.name()
-                parts.append(f"{label} {times.user + times.system:.1f}s")
+                used[name if child is proc else child.name()] = times.user + times.system
         except psutil.Error:
             continue
-    return "CPU: " + ", ".join(parts)
+    return used
 
 
 def main() -> int:

@@ -16,7 +16,6 @@ from benchmarks.results import Measure
 from benchmarks.targets import verdicts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _num(value: float, digits: int = 0) -> str:
@@ -97,11 +96,17 @@ def write(results: list[Measure], machine: str) -> list[Path]:
     if plot(results, ceiling, image):
         written.append(image)
         block += "\n![jobs/s per system](benchmarks/throughput.png)\n"
+    return written + replace_block("results", block)
+
+
+def replace_block(name: str, block: str) -> list[Path]:
+    """Put ``block`` between the ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers
+    of docs/benchmarks.md; the page, or nothing when it lacks them."""
     page = DOCS / "benchmarks.md"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = page.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = f"{head}{START}\n{block}{END}{rest.split(END, 1)[1]}"
-        page.write_text(text)
-        written.append(page)
-    return written
+    if start not in text or end not in text:
+        return []
+    head, rest = text.split(start, 1)
+    page.write_text(f"{head}{start}\n{block}{end}{rest.split(end, 1)[1]}")
+    return [page]

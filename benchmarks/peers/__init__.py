@@ -33,6 +33,7 @@ class PeerResult:
     seconds: float
     peak_rss_mib: float
     note: str = ""
+    cpu_s: float | None = None  # of the orchestrator processes, where measured
 
 
 def available() -> dict[str, str | None]:
