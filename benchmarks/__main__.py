@@ -64,6 +64,8 @@ def main() -> int:
         "replay": lambda: replay.run(args.quick, args.events),
     }
     if args.measures_to:
+        if args.name not in runs:
+            parser.error(f"--measures-to takes one of {', '.join(runs)}")
         write_measures(runs[args.name](), args.measures_to)
         return 0
     machine = describe()

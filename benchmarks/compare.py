@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
+from benchmarks import ROOT
 from benchmarks.results import Measure
 from benchmarks.workload import Workload
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 1800.0
 
 
@@ -62,7 +61,7 @@ def run_system(system: str, workload: Workload, python: str) -> Measure:
 
 
 def _failed(workload: Workload, system: str, why: str) -> Measure:
-    return Measure(workload.name, system, workload.jobs, float("nan"), float("nan"), note=why)
+    return Measure.failed(workload.name, system, workload.jobs, why)
 
 
 def run(workload: Workload, peers: list[str], python: str) -> list[Measure]:

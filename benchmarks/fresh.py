@@ -15,18 +15,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks import ROOT
 from benchmarks.results import Measure
 
-ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_S = 3600.0
 
 
-def run_fresh(name: str, options: list[str]) -> list[Measure]:
-    """``python -m benchmarks NAME OPTIONS`` once the disk has caught up (``sync``)."""
+def run_fresh(name: str, options: list[str], count: int = 0) -> list[Measure]:
+    """``python -m benchmarks NAME OPTIONS`` once the disk has caught up (``sync``); a run
+    that fails or hangs becomes one failed measure (of ``count`` items), not the end of
+    the suite. Its own output (progress, errors) goes to this process's stderr."""
     os.sync()
     with tempfile.TemporaryDirectory(prefix="jobstream-bench-run-") as tmp:
         out = Path(tmp) / "measures.json"
         command = [sys.executable, "-m", "benchmarks", name, *options, "--measures-to", str(out)]
-        subprocess.run(command, cwd=ROOT, check=True)
+        try:
+            done = subprocess.run(command, cwd=ROOT, timeout=RUN_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            return [Measure.failed(name, "jobstream", count, f"no result in {RUN_TIMEOUT_S:.0f} s")]
+        if done.returncode != 0 or not out.exists():
+            why = f"exited with {done.returncode} (its error is in the output above)"
+            return [Measure.failed(name, "jobstream", count, why)]
         return [Measure(**m) for m in json.loads(out.read_text())]
 
 

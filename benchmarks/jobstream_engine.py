@@ -145,17 +145,22 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
 
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by each named process and each of its long-lived children
-    (by their own names: nats-server), not counting the jobs they ran and reaped."""
+    """CPU seconds used so far by each named process and its long-lived children (summed by
+    their own names: nats-server), not counting the jobs they ran and reaped."""
     used: dict[str, float] = {}
     for name, pid in roots.items():
         try:
             proc = psutil.Process(pid)
-            for child in [proc, *proc.children(recursive=True)]:
-                times = child.cpu_times()
-                used[name if child is proc else child.name()] = times.user + times.system
+            family = [proc, *proc.children(recursive=True)]
         except psutil.Error:
             continue
+        for member in family:
+            try:
+                label = name if member is proc else member.name()
+                times = member.cpu_times()
+            except psutil.Error:  # ended meanwhile
+                continue
+            used[label] = used.get(label, 0.0) + times.user + times.system
     return used
 
 

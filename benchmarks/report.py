@@ -79,13 +79,19 @@ def plot(results: list[Measure], ceiling: float | None, path: Path) -> bool:
     return True
 
 
+def save_json(name: str, results: list[Measure], machine: str) -> Path:
+    """``docs/benchmarks/NAME.json``: the measures of a run and the machine they ran on."""
+    path = DOCS / "benchmarks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"machine": machine, "results": [dataclasses.asdict(m) for m in results]}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
 def write(results: list[Measure], machine: str) -> list[Path]:
     """Store results, plot and the docs table; returns what was written."""
     folder = DOCS / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {"machine": machine, "results": [dataclasses.asdict(m) for m in results]}
-    (folder / "results.json").write_text(json.dumps(data, indent=1) + "\n")
-    written = [folder / "results.json"]
+    written = [save_json("results", results, machine)]
     ceiling = spawn_ceiling(results)
     image = folder / "throughput.png"
     block = f"Machine: {machine}\n\n{table(results, ceiling)}\n"

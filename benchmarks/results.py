@@ -18,3 +18,8 @@ class Measure:
     peak_rss_mib: float | None = None
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, benchmark: str, system: str, count: int, why: str) -> Measure:
+        """A run that gave no number: reported with its reason, never fatal to the rest."""
+        return cls(benchmark, system, count, float("nan"), float("nan"), note=why)

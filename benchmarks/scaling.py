@@ -1,26 +1,28 @@
-"""``scaling``: jobstream alone at three sizes, each four times the one before, to show
+"""``scaling``: jobstream alone at growing sizes, each four times the one before, to show
 that its costs grow linearly with the number of jobs (issue 6).
 
 Each point runs in a fresh interpreter (:mod:`benchmarks.fresh`), as the suite's
-benchmarks do. Per point: the time per item (and, for ``noop`` and ``dag``, the CPU of
-jobstream's processes per job; for the scheduler, its peak memory per job). Linear costs
-keep those flat from one size to the next; fixed costs (a first job's latency, an
-interpreter) make the smallest size the dearest per item. A step that makes an item
-dearer by more than ``LINEAR_SLACK`` (the run-to-run noise of this VM) is reported as
-not linear.
+benchmarks do. Per point: the time per item; for ``noop`` and ``dag`` the CPU of
+jobstream's own processes per job; for the scheduler its peak memory per held job.
+
+Linearity is judged on marginal costs, what each item added between two sizes cost
+(``(total(b) - total(a)) / (b - a)``): fixed costs (a first job's latency, an
+interpreter's memory) make small sizes dear per item and would hide a cost that grows
+faster than the jobs. With costs ``a + b·n`` every step's marginal cost is ``b``; a step
+whose marginal cost is more than ``LINEAR_SLACK`` (this VM's run-to-run noise) times the
+step before is reported as not linear. ``--quick`` has two sizes, one step: nothing to
+compare it with, so it is shown but not judged.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import math
 import sys
 from collections.abc import Callable
 
 from benchmarks.fresh import run_fresh
-from benchmarks.report import DOCS, replace_block
+from benchmarks.report import replace_block, save_json
 from benchmarks.results import Measure
 
 LINEAR_SLACK = 1.25
@@ -49,7 +51,7 @@ def measure(quick: bool) -> list[Measure]:
     for benchmark, sizes in (QUICK if quick else FULL).items():
         for size in sizes:
             print(f"scaling: {benchmark} {size:,}...", file=sys.stderr, flush=True)
-            results += run_fresh(benchmark, options_for(benchmark, size))
+            results += run_fresh(benchmark, options_for(benchmark, size), count=size)
     return results
 
 
@@ -65,82 +67,99 @@ def cpu_per_job(m: Measure) -> float | None:
 
 def memory_per_job(m: Measure) -> float | None:
     """The scheduler's peak RSS per job it holds."""
-    held = m.benchmark == "submit" and m.peak_rss_mib is not None
-    return m.peak_rss_mib * 2**20 / m.count if held and m.peak_rss_mib else None
+    if m.system != "jobstream scheduler" or m.peak_rss_mib is None:
+        return None
+    return m.peak_rss_mib * 2**20 / m.count
 
 
-# What is compared between sizes: (label, value per item, unit).
+# What is compared between sizes (the table's columns): (what, value per item, unit).
 COSTS: list[tuple[str, Callable[[Measure], float | None], str]] = [
-    ("time per item", time_per_item, "µs"),
-    ("CPU per job", cpu_per_job, "µs"),
-    ("peak RSS per job", memory_per_job, "B"),
+    ("time", time_per_item, "µs"),
+    ("CPU", cpu_per_job, "µs"),
+    ("peak RSS", memory_per_job, "B"),
 ]
 
 
 def series(results: list[Measure]) -> dict[tuple[str, str], list[Measure]]:
-    """The points of each (benchmark, system), smallest first."""
+    """The points of each (benchmark, system), smallest first (failed ones included)."""
     found: dict[tuple[str, str], list[Measure]] = {}
     for m in results:
-        if m.system.startswith("jobstream") and not math.isnan(m.seconds):
-            found.setdefault((m.benchmark, m.system), []).append(m)
+        found.setdefault((m.benchmark, m.system), []).append(m)
     return {key: sorted(points, key=lambda m: m.count) for key, points in found.items()}
 
 
 def table(results: list[Measure]) -> str:
     lines = [
         "| benchmark | system | items | seconds | rate | time per item | CPU per job "
-        "| peak RSS per job |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS per job | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (benchmark, system), points in series(results).items():
         for m in points:
-            cells = []
-            for _, cost, unit in COSTS:
-                value = cost(m)
-                cells.append("—" if value is None else f"{value:,.0f} {unit}")
-            lines.append(
-                f"| {benchmark} | {system} | {m.count:,} | {m.seconds:,.2f} "
-                f"| {m.rate:,.0f} {m.unit} | {' | '.join(cells)} |"
-            )
+            if math.isnan(m.seconds):
+                cells = ["—"] * (len(COSTS) + 2)
+            else:
+                cells = [f"{m.seconds:,.2f}", f"{m.rate:,.0f} {m.unit}"]
+                for _, cost, unit in COSTS:
+                    value = cost(m)
+                    cells.append("—" if value is None else f"{value:,.0f} {unit}")
+            note = m.note if math.isnan(m.seconds) else ""
+            lines.append(f"| {benchmark} | {system} | {m.count:,} | {' | '.join(cells)} | {note} |")
     return "\n".join(lines)
 
 
+def marginal_costs(points: list[Measure], cost: Callable[[Measure], float | None]) -> list[float]:
+    """The cost of each item added between consecutive sizes (empty if not measured)."""
+    per_item = [cost(m) for m in points]
+    totals = [v * m.count for v, m in zip(per_item, points, strict=True) if v is not None]
+    if len(totals) < len(points):
+        return []
+    return [
+        (b - a) / (m.count - n.count)
+        for (a, n), (b, m) in itertools.pairwise(zip(totals, points, strict=True))
+    ]
+
+
 def verdicts(results: list[Measure]) -> list[str]:
-    """Per series and cost: the worst growth of the cost per item over one size step."""
+    """Per series and cost: the marginal cost of each size step, and whether it stayed
+    flat (``linear``), grew (``NOT linear``), or cannot be judged (``n/a``)."""
     lines = []
     for (benchmark, system), points in series(results).items():
-        if len(points) < 2:
+        failed = [m for m in points if math.isnan(m.seconds)]
+        if failed:
+            sizes = ", ".join(f"{m.count:,}" for m in failed)
+            lines.append(f"{'incomplete':<11} {benchmark} ({system}): failed at {sizes}")
             continue
-        for label, cost, _ in COSTS:
-            values = [v for v in map(cost, points) if v]
-            if len(values) < len(points):
-                continue  # not measured for this series
-            steps = [b / a for a, b in itertools.pairwise(values)]
-            worst = max(steps)
-            verdict = "linear" if worst <= LINEAR_SLACK else "NOT linear"
-            span = f"{points[0].count:,} to {points[-1].count:,}"
-            growth = ", ".join(f"x{s:.2f}" for s in steps)
-            lines.append(f"{verdict:<11} {benchmark} ({system}), {label}, {span}: {growth}")
+        span = " -> ".join(f"{m.count:,}" for m in points)
+        for label, cost, unit in COSTS:
+            steps = marginal_costs(points, cost)
+            if not steps:
+                continue
+            shown = ", ".join(f"{s:,.0f} {unit}" for s in steps)
+            growth = [b / a for a, b in itertools.pairwise(steps)]
+            if not growth or min(steps) <= 0:
+                verdict = "n/a"  # one step (--quick), or noise larger than a step's cost
+            else:
+                verdict = "linear" if max(growth) <= LINEAR_SLACK else "NOT linear"
+            ratios = "".join(f", x{g:.2f}" for g in growth)
+            lines.append(
+                f"{verdict:<11} {benchmark} ({system}), {label} per added item "
+                f"({span}): {shown}{ratios}"
+            )
     return lines
 
 
-def main(quick: bool, write: bool, machine: str) -> int:
-    results = measure(quick)
-    judged = verdicts(results)
-    print(f"machine: {machine}\n\n{table(results)}\n")
-    print(f"cost per item at each size step (linear: at most x{LINEAR_SLACK}):")
-    print("\n".join(judged))
+def report(results: list[Measure], machine: str, write: bool) -> None:
+    """Print the table and the verdicts; with ``write``, into docs/benchmarks.md too."""
+    judged = "\n".join(verdicts(results))
+    heading = f"Marginal cost of each size step (linear: each at most x{LINEAR_SLACK} the last)"
+    block = f"Machine: {machine}\n\n{table(results)}\n\n{heading}:\n\n```text\n{judged}\n```\n"
+    print(block)
     if write:
-        folder = DOCS / "benchmarks"
-        folder.mkdir(parents=True, exist_ok=True)
-        data = {"machine": machine, "results": [dataclasses.asdict(m) for m in results]}
-        (folder / "scaling.json").write_text(json.dumps(data, indent=1) + "\n")
-        lines = "\n".join(judged)
-        block = (
-            f"Machine: {machine}\n\n{table(results)}\n\n"
-            f"Cost per item at each size step (linear: at most x{LINEAR_SLACK}):\n\n"
-            f"```text\n{lines}\n```\n"
-        )
-        for path in [folder / "scaling.json", *replace_block("scaling", block)]:
+        for path in [save_json("scaling", results, machine), *replace_block("scaling", block)]:
             print(f"wrote {path}", file=sys.stderr)
+
+
+def main(quick: bool, write: bool, machine: str) -> int:
+    report(measure(quick), machine, write)
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import psutil
 
+from benchmarks import ROOT
 from benchmarks.results import Measure
 from benchmarks.rss import PeakRss
 from jobstream.cli.common import run_async
@@ -26,7 +27,6 @@ from jobstream.streams.connection import open_connection
 from jobstream.streams.subjects import WORK_STREAM
 from jobstream.submit import submit_workflow
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEC = """name: submit-bench
 jobs:
   - name: job_{{i}}
