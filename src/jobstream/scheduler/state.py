@@ -41,7 +41,8 @@ def _default(field: msgspec.structs.FieldInfo) -> object:
     return _REQUIRED if field.default is msgspec.NODEFAULT else field.default
 
 
-_SPEC_DEFAULTS = tuple((f.name, _default(f)) for f in msgspec.structs.fields(JobDef))
+# (attribute, key it is encoded under, default)
+_SPEC_DEFAULTS = tuple((f.name, f.encode_name, _default(f)) for f in msgspec.structs.fields(JobDef))
 ACTIVE = frozenset(
     {JobState.SUBMITTED, JobState.READY, JobState.CLAIMED, JobState.RUNNING, JobState.RETRYING}
 )
@@ -88,7 +89,7 @@ class WorkflowTrack:
     wf_seq: int = 0  # last sequence on ev.<wf>.wf (for the completion CAS)
     completed: bool = False
     jobs: dict[int, Job] = field(default_factory=dict)  # without their specs (see specs)
-    specs: dict[int, bytes] = field(default_factory=dict)  # each JobDef, encoded
+    specs: dict[int, bytes] = field(default_factory=dict)  # by pack_spec: read with spec()
     seqs: dict[int, int] = field(default_factory=dict)
     unmet: dict[int, int] = field(default_factory=dict)
     dependents: dict[int, list[int]] = field(default_factory=dict)
@@ -285,7 +286,9 @@ def pack_spec(spec: JobDef) -> bytes:
     a million held jobs fitting in 1 GiB or not.
     """
     fields = {
-        name: value for name, default in _SPEC_DEFAULTS if (value := getattr(spec, name)) != default
+        key: value
+        for name, key, default in _SPEC_DEFAULTS
+        if (value := getattr(spec, name)) != default
     }
     buffer = bytearray()
     _spec_encoder.encode_into(fields, buffer)
