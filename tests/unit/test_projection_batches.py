@@ -104,3 +104,18 @@ def test_a_batch_of_bad_events_is_logged_in_a_bounded_number_of_lines(
         f"EVENTS#{SKIPPED_LOGGED + 5}"
     )
     assert rows(store, "SELECT name FROM workflows") == [("n",)]
+
+
+def test_a_staged_batch_folds_only_what_was_not_folded_since_it_was_staged() -> None:
+    """A replay stages each batch while the one before is folded: events that a fold in
+    between already covered are not folded twice (nor is a batch it covered whole)."""
+    store = DuckStore(":memory:")
+    later = store.stage(batch(*(job_submitted(n) for n in (3, 4, 5)), first=4))  # seqs 4-6
+    covered = store.stage(batch(job_submitted(9), first=3))
+    assert later is not None and covered is not None
+    store.apply(batch(submitted(), *(job_submitted(n) for n in range(4)), first=1))  # 1-5
+    assert store.fold(covered) is None
+    store.fold(later)
+    assert rows(store, "SELECT seq FROM events ORDER BY seq") == [(s,) for s in range(1, 7)]
+    assert rows(store, "SELECT job FROM jobs ORDER BY job") == [(0,), (1,), (2,), (3,), (5,)]
+    assert store.checkpoint() == 6

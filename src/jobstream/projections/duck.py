@@ -80,8 +80,7 @@ class DuckStore:
         self.db.close()
 
     def checkpoint(self) -> int:
-        row = self.db.execute("SELECT seq FROM checkpoint WHERE id = 1").fetchone()
-        return int(row[0]) if row else 0
+        return _checkpoint_of(self.db)
 
     def kv_checkpoint(self) -> int:
         """The last sequence whose KV records are known to be stored (see
@@ -102,14 +101,39 @@ class DuckStore:
         With ``records``, returns the KV records of every job and workflow the batch
         touched, as they stand after it.
         """
-        first = bisect.bisect_right(raw.seqs, self.checkpoint())  # seqs ascend
-        if first == len(raw.seqs):
-            return None
+        staged = self.stage(raw)
+        return None if staged is None else self.fold(staged, kv_seq=kv_seq, records=records)
+
+    def stage(self, raw: RawBatch) -> Staged | None:
+        """The first half of :meth:`apply`: parse the events after the checkpoint into a
+        cursor of their own (None if there are none). It may run in one thread while
+        :meth:`fold` folds the batch before in another."""
         cursor = self.db.cursor()
         try:
+            first = bisect.bisect_right(raw.seqs, _checkpoint_of(cursor))  # seqs ascend
+            if first == len(raw.seqs):
+                cursor.close()
+                return None
             cursor.register("staged", _staged(raw, first))
             _stage(cursor)
-            return _fold(cursor, raw.seqs[-1], kv_seq, records)
+        except BaseException:
+            cursor.close()
+            raise
+        return Staged(cursor, raw.seqs[first], raw.seqs[-1])
+
+    def fold(
+        self, staged: Staged, *, kv_seq: int | None = None, records: bool = False
+    ) -> Records | None:
+        """The second half of :meth:`apply` (see there), for a staged batch; what a batch
+        folded since it was staged already covered is left out."""
+        cursor = staged.cursor
+        try:
+            checkpoint = _checkpoint_of(cursor)
+            if staged.last_seq <= checkpoint:
+                return None
+            if staged.first_seq <= checkpoint:
+                cursor.execute("DELETE FROM batch WHERE seq <= ?", [checkpoint])
+            return _fold(cursor, staged.last_seq, kv_seq, records)
         finally:
             cursor.close()
 
@@ -141,6 +165,19 @@ def kv_checkpoint_of(path: Path) -> int:
         return store.checkpoint()
     finally:
         store.close()
+
+
+class Staged(NamedTuple):
+    """A batch parsed into the ``batch`` table of its own cursor, to be folded."""
+
+    cursor: duckdb.DuckDBPyConnection
+    first_seq: int
+    last_seq: int
+
+
+def _checkpoint_of(cursor: duckdb.DuckDBPyConnection) -> int:
+    rows = cursor.execute("SELECT seq FROM checkpoint WHERE id = 1").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 class Records(NamedTuple):
