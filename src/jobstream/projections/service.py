@@ -240,29 +240,25 @@ async def replay_store(
     """Fold the log into ``store`` (no KV writes): rebuild and point-in-time queries.
 
     Each batch is parsed while the one before it is folded, in two threads: staging is a
-    fifth of a replay's DuckDB time, and folding runs on one core.
+    fifth of a replay's DuckDB time, and folding runs on one core. A batch still staged
+    when the replay fails goes with the store, which its caller closes.
     """
     applied = 0
     folding: Staged | None = None
-    try:
-        async with read_to_end(conn.js, conn.url, size=BULK_BATCH) as batches:
-            async for raw in batches:
-                kept = raw
-                if upto_time is not None:
-                    kept = cut_at_time(kept, upto_time)
-                if upto_seq is not None:
-                    kept = cut(kept, sum(seq <= upto_seq for seq in kept.seqs))
-                if kept.seqs:
-                    folding = await _stage_while_folding(store, kept, folding)
-                    applied += len(kept.seqs)
-                if len(kept.seqs) < len(raw.seqs):
-                    break  # the point in time is inside this batch
-        if folding is not None:
-            await anyio.to_thread.run_sync(store.fold, folding)
-            folding = None
-    finally:
-        if folding is not None:  # failed: the staged batch is dropped
-            folding.cursor.close()
+    async with read_to_end(conn.js, conn.url, size=BULK_BATCH) as batches:
+        async for raw in batches:
+            kept = raw
+            if upto_time is not None:
+                kept = cut_at_time(kept, upto_time)
+            if upto_seq is not None:
+                kept = cut(kept, sum(seq <= upto_seq for seq in kept.seqs))
+            if kept.seqs:
+                folding = await _stage_while_folding(store, kept, folding)
+                applied += len(kept.seqs)
+            if len(kept.seqs) < len(raw.seqs):
+                break  # the point in time is inside this batch
+    if folding is not None:
+        await anyio.to_thread.run_sync(store.fold, folding)
     return applied
 
 
@@ -270,20 +266,14 @@ async def _stage_while_folding(
     store: DuckStore, raw: RawBatch, folding: Staged | None
 ) -> Staged | None:
     """Stage ``raw`` while ``folding`` is folded; returns what is to be folded next."""
-    staged: Staged | None = None
 
     async def fold(previous: Staged) -> None:
         await anyio.to_thread.run_sync(store.fold, previous)
 
-    try:
-        async with anyio.create_task_group() as tg:
-            if folding is not None:
-                tg.start_soon(fold, folding)
-            staged = await anyio.to_thread.run_sync(store.stage, raw)
-    except BaseException:
-        if staged is not None:
-            staged.cursor.close()
-        raise
+    async with anyio.create_task_group() as tg:
+        if folding is not None:
+            tg.start_soon(fold, folding)
+        staged = await anyio.to_thread.run_sync(store.stage, raw)
     return staged
 
 
