@@ -131,7 +131,7 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
             before = cpu_seconds(roots)
             seconds, peak_mib = measure(
                 lambda: counts.update(run_async(_submit_and_wait, url, spec, root)),
-                others=[server.pid, worker.pid],
+                others=list(roots.values()),
             )
             cpu = {name: s - before.get(name, 0.0) for name, s in cpu_seconds(roots).items()}
         finally:
