@@ -42,6 +42,7 @@ from jobstream.streams.store import Conflict, EventStore
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
 CHUNK = 5000
+FIRST_CHUNK = 100
 
 
 class Scheduler:
@@ -82,14 +83,20 @@ class Scheduler:
 
         At most CHUNK intents at a time: after replaying a million submitted jobs, the
         decisions, events and dispatches of all of them at once would need gigabytes.
+        What a chunk's appends make necessary (a job made ready is to be dispatched) goes
+        before the rest, and chunks start at FIRST_CHUNK and double: the first jobs of a
+        large submission reach the workers after one short round trip, not after the
+        JobReady of every job (10,000 of them took ~0.4 s).
         """
         pending = deque(intents)
+        size = FIRST_CHUNK
         while pending:
-            chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
+            chunk = [pending.popleft() for _ in range(min(size, len(pending)))]
+            size = min(CHUNK, 2 * size)
             dispatches = [i for i in chunk if isinstance(i, DispatchIntent)]
             appends = self._decide_all(i for i in chunk if not isinstance(i, DispatchIntent))
             await self.dispatcher.dispatch(self.state, dispatches)
-            pending.extend(await self._append_and_apply(appends))
+            pending.extendleft(reversed(await self._append_and_apply(appends)))
         completions = self.state.completions()
         if completions:
             await self._append_and_apply([self._completion(c) for c in completions])

@@ -67,6 +67,11 @@ def class_subject(pool: str, hardware_class: str) -> str:
     return f"work.{pool}.{hardware_class}"
 
 
+def consumer_created_subject(stream: str) -> str:
+    """Core-NATS subject of the server's advisories: a consumer of ``stream`` was created."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.CREATED.{stream}.*"
+
+
 def class_consumer(pool: str, hardware_class: str) -> str:
     """Durable consumer name of a class (consumer names may not contain dots)."""
     return f"cls_{pool}_{hardware_class.replace('.', '_')}"

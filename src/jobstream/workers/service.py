@@ -69,6 +69,7 @@ from jobstream.streams.store import Conflict, EventStore, wrong_last_sequence
 from jobstream.streams.subjects import (
     WORK_STREAM,
     cancel_notice_subject,
+    consumer_created_subject,
     job_subject,
     log_object,
 )
@@ -89,7 +90,7 @@ _item_decoder = msgspec.json.Decoder(WorkItem)
 _notice_decoder = msgspec.json.Decoder(CancelNotice)
 NO_OUTPUT = Output(b"", b"", "")
 ACK = b"+ACK"  # JetStream's positive acknowledgement of a delivered message
-BIND_INTERVAL_S = 0.25
+BIND_INTERVAL_S = 1.0  # between looks for new class consumers, advisories aside
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
 NAK_DELAY_S = 0.2
@@ -239,19 +240,39 @@ class Worker:
         fetchers.cancel_scope.cancel()
 
     async def _bind_loop(self, fetchers: TaskGroup, jobs: TaskGroup) -> None:
-        """Bind to new class consumers as the scheduler creates them."""
-        while True:
-            try:
-                consumers = await self.conn.js.consumers_info(WORK_STREAM)
-            except Exception as exc:  # server away: keep the jobs running, look again later
-                log.warning("cannot list WORK consumers: %s", exc)
-                consumers = []
-            for info in consumers:
-                need = self._fitting_class(info)
-                if need is not None:
-                    self.bound.add(info.name)
-                    fetchers.start_soon(self._class_loop, info.name, need, jobs)
-            await anyio.sleep(BIND_INTERVAL_S)
+        """Bind to new class consumers as the scheduler creates them: at once when the
+        server announces one (its consumer-created advisory), else at the next look.
+
+        Listing the consumers every quarter second alone kept the first jobs of a new
+        class waiting ~0.2 s (of a 10 s run of 10,000 jobs); the looks remain, less
+        often, for an advisory missed while the connection was down.
+        """
+        created = anyio.Event()
+
+        async def on_created(msg: Msg) -> None:
+            created.set()
+
+        advisories = await self.conn.nc.subscribe(
+            consumer_created_subject(WORK_STREAM), cb=on_created
+        )
+        try:
+            while True:
+                created = anyio.Event()
+                try:
+                    consumers = await self.conn.js.consumers_info(WORK_STREAM)
+                except Exception as exc:  # server away: keep the jobs running, look again later
+                    log.warning("cannot list WORK consumers: %s", exc)
+                    consumers = []
+                for info in consumers:
+                    need = self._fitting_class(info)
+                    if need is not None:
+                        self.bound.add(info.name)
+                        fetchers.start_soon(self._class_loop, info.name, need, jobs)
+                with anyio.move_on_after(BIND_INTERVAL_S):
+                    await created.wait()
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await advisories.unsubscribe()
 
     def _fitting_class(self, info: ConsumerInfo) -> Resources | None:
         meta = info.config.metadata or {}
