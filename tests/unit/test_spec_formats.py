@@ -9,6 +9,7 @@ import json5
 import pytest
 import yaml
 
+from jobstream.errors import SpecError
 from jobstream.spec import load_spec, parse_spec
 from jobstream.spec.source import read_source
 
@@ -36,7 +37,10 @@ def test_json_fixture_is_picked_by_suffix() -> None:
 
 
 def test_yaml_lines_are_recorded_for_keys_and_items() -> None:
-    _, lines = read_source("name: w\njobs:\n  - name: a\n    depends_on:\n      - b\n", "s", "yaml")
+    _, lines_of = read_source(
+        "name: w\njobs:\n  - name: a\n    depends_on:\n      - b\n", "s", "yaml"
+    )
+    lines = lines_of()
     assert lines[("jobs", 0)] == 3
     assert lines[("jobs", 0, "depends_on")] == 4
     assert lines[("jobs", 0, "depends_on", 0)] == 5
@@ -44,7 +48,8 @@ def test_yaml_lines_are_recorded_for_keys_and_items() -> None:
 
 def test_json5_lines_survive_comments_and_multiline_strings() -> None:
     text = "{\n  /* a\n  b */ name: 'w',\n  jobs: [{\n    name: 'x\\\ny',\n    command: 'c'}],\n}"
-    data, lines = read_source(text, "s", "json5")
+    data, lines_of = read_source(text, "s", "json5")
+    lines = lines_of()
     assert data["jobs"][0]["name"] == "xy"
     assert lines[("name",)] == 3
     assert lines[("jobs", 0, "name")] == 5
@@ -54,3 +59,13 @@ def test_json5_lines_survive_comments_and_multiline_strings() -> None:
 def test_yaml_dates_stay_strings() -> None:
     wf = parse_spec("name: w\nmetadata: {created: 2024-01-31}\njobs: []\n", "s.yaml", "yaml")
     assert wf.extras["metadata"] == {"created": "2024-01-31"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "json5"])
+def test_json_duplicate_keys_name_their_line(fmt: str) -> None:
+    text = '{\n  "name": "w",\n  "jobs": [\n    {"name": "a",\n     "command": "x",\n     "name": "b"}\n  ]\n}\n'
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, f"s.{fmt}", fmt)
+    error = caught.value
+    assert (error.path, error.line, error.key) == (f"s.{fmt}", 6, "jobs[0].name")
+    assert "duplicate key" in error.message

@@ -64,7 +64,7 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
     data, lines = read_source(text, path, fmt)
     loc = Locator(path, lines, text)
     if isinstance(data, dict):
-        rename_legacy_keys(data, lines, loc)
+        rename_legacy_keys(data, loc)
         data = apply_variables(data, loc, base_dir)
     raw = to_raw_workflow(data, loc)
     shared = shared_parameters(raw.parameters, raw.parameters_file, loc, base_dir)

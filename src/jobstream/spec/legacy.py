@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobstream.spec.locate import KeyPath, LineMap, Locator
+from jobstream.spec.locate import KeyPath, Locator
 
 JOB_KEYS: dict[str, str] = {
     "blocked_by": "depends_on",
@@ -37,8 +37,9 @@ ACTION_KEYS: dict[str, str] = {"scheduler_name": "scheduler"}
 """Old action key → current action key."""
 
 
-def rename_legacy_keys(data: dict[str, Any], lines: LineMap, loc: Locator) -> None:
-    """Rename old job and action keys in place; ``lines`` gets the new key paths too."""
+def rename_legacy_keys(data: dict[str, Any], loc: Locator) -> None:
+    """Rename old job and action keys in place; the locator's lines get the new key
+    paths too."""
     moved: dict[KeyPath, KeyPath] = {}
     for section, renames in (("jobs", JOB_KEYS), ("actions", ACTION_KEYS)):
         items = data.get(section)
@@ -48,6 +49,7 @@ def rename_legacy_keys(data: dict[str, Any], lines: LineMap, loc: Locator) -> No
             if isinstance(item, dict) and not renames.keys().isdisjoint(item):
                 _rename(item, (section, index), renames, moved, loc)
     if moved:
+        lines = loc.lines
         for path in [p for p in lines if p[:3] in moved]:
             lines[(*moved[path[:3]], *path[3:])] = lines[path]
 

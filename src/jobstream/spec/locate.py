@@ -9,6 +9,7 @@ file, the 1-based line and the dotted key ``jobs[2].depends_on[0]``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NoReturn
 
 from jobstream.errors import SpecError
@@ -18,6 +19,9 @@ KeyPath = tuple[str | int, ...]
 
 LineMap = dict[KeyPath, int]
 """1-based line of every mapping key and sequence item the parser saw."""
+
+LineSource = Callable[[], LineMap]
+"""Makes the LineMap of a document (once, when a line is first needed)."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
@@ -38,10 +42,16 @@ def format_key(path: KeyPath) -> str:
 class Locator:
     """Raises SpecErrors for one document; knows its file name, lines and source text."""
 
-    def __init__(self, path: str, lines: LineMap, text: str = "") -> None:
+    def __init__(self, path: str, lines: LineMap | LineSource, text: str = "") -> None:
         self.path = path
-        self.lines = lines
+        self._lines = lines
         self.text = text
+
+    @property
+    def lines(self) -> LineMap:
+        if callable(self._lines):
+            self._lines = self._lines()
+        return self._lines
 
     def line_of(self, key: KeyPath) -> int | None:
         """The recorded line of ``key`` or of its closest ancestor that has one."""
