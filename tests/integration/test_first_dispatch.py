@@ -10,13 +10,16 @@ import anyio
 import pytest
 from nats.js.api import ConsumerInfo
 
+from jobstream.events import JobBlocked
 from jobstream.model import JobState, Resources
 from jobstream.scheduler import service as scheduler_service
 from jobstream.scheduler.service import Scheduler
 from jobstream.scheduler.state import DispatchIntent, SchedulerState
 from jobstream.streams.connection import Connection
+from jobstream.streams.reader import read_until_caught_up
 from jobstream.streams.setup import ensure_class_consumer
-from jobstream.streams.subjects import WORK_STREAM
+from jobstream.streams.store import EventStore
+from jobstream.streams.subjects import WORK_STREAM, job_subject, workflow_filter
 from jobstream.submit import submit_workflow
 from jobstream.workers import service as worker_service
 from jobstream.workers.service import Worker, WorkerOptions
@@ -81,3 +84,38 @@ async def test_worker_binds_to_a_new_class_when_its_consumer_is_created(
                 await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
     assert looks == 2  # the first, and the one the advisory asked for
+
+
+async def test_scheduler_hears_new_events_while_it_blocks_many_jobs(
+    conn: Connection, tmp_path: Path
+) -> None:
+    waiting = 20_000
+    big = workflow(("root", "true", ()), *((f"w{i}", "true", (0,)) for i in range(waiting)))
+    async with anyio.create_task_group() as tg:
+        await tg.start(Scheduler(conn, lease_s=30).run)
+        first = await submit_workflow(conn, big, workdir=str(tmp_path))
+        store = EventStore(conn.js, conn.pipeline)
+        with anyio.fail_after(30):  # the scheduler has begun blocking the waiting jobs
+            while not isinstance(
+                getattr(await store.last(job_subject(first, 1)), "event", None), JobBlocked
+            ):
+                await anyio.sleep(0.005)
+        second = await submit_workflow(
+            conn, workflow(("alone", "true", ()), name="small"), workdir=str(tmp_path)
+        )
+        with anyio.fail_after(60):
+            while len(blocked := await _stored(conn, first, "JobBlocked")) < waiting:
+                await anyio.sleep(0.1)
+        tg.cancel_scope.cancel()
+    (ready,) = await _stored(conn, second, "JobReady")
+    # Before: the small workflow's job was made ready after all 20,000 were blocked.
+    assert ready < max(blocked)
+
+
+async def _stored(conn: Connection, wf: str, kind: str) -> list[int]:
+    """Stream sequences of one workflow's events of one type."""
+    return [
+        stored.seq
+        async for stored in read_until_caught_up(conn.js, workflow_filter(wf))
+        if type(stored.event).__name__ == kind
+    ]

@@ -20,6 +20,7 @@ from jobstream.events import (
     WorkflowSubmitted,
 )
 from jobstream.model import JobDef, Resources, RetryRule
+from jobstream.scheduler.service import CHUNK, CHUNK_S, FIRST_CHUNK, next_chunk_size
 from jobstream.scheduler.state import (
     BlockIntent,
     CancelIntent,
@@ -261,3 +262,10 @@ def test_held_specs_keep_only_what_differs_from_the_defaults() -> None:
         assert track.spec(spec.index) == spec
     stored = msgspec.msgpack.decode(track.specs[0])
     assert stored == {"index": 0, "name": "bare", "command": "true"}
+
+
+def test_chunks_double_while_quick_and_halve_when_slow() -> None:
+    assert next_chunk_size(FIRST_CHUNK, 0.001) == 2 * FIRST_CHUNK
+    assert next_chunk_size(CHUNK, 0.001) == CHUNK
+    assert next_chunk_size(4 * FIRST_CHUNK, CHUNK_S) == 2 * FIRST_CHUNK
+    assert next_chunk_size(FIRST_CHUNK, 10.0) == FIRST_CHUNK

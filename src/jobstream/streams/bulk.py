@@ -463,35 +463,48 @@ async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBat
             yield batch
 
 
-@contextlib.asynccontextmanager
-async def read_to_end(
+def read_to_end(
     js: JetStreamContext,
     url: str,
     subject_filter: str = "ev.>",
     *,
     from_seq: int = 1,
     size: int = BATCH,
-) -> AsyncIterator[MemoryObjectReceiveStream[RawBatch]]:
+) -> contextlib.AbstractAsyncContextManager[MemoryObjectReceiveStream[RawBatch]]:
     """Batches of :func:`read_bulk`, or of nats-py's ordered reader where a bare
-    connection cannot go; the next batch is read while the caller works on this one.
+    connection cannot go, read ahead (:func:`read_ahead`)."""
+    return read_ahead(_to_end(js, url, subject_filter, from_seq, size))
+
+
+async def _to_end(
+    js: JetStreamContext, url: str, subject_filter: str, from_seq: int, size: int
+) -> AsyncGenerator[RawBatch, None]:
+    try:
+        async with contextlib.aclosing(
+            read_bulk(js, url, subject_filter, from_seq=from_seq, size=size)
+        ) as batches:
+            async for batch in batches:
+                yield batch
+    except BulkUnavailable:
+        async for batch in read_raw_batches(js, subject_filter, from_seq=from_seq, follow=False):
+            yield batch
+
+
+@contextlib.asynccontextmanager
+async def read_ahead(
+    batches: AsyncGenerator[RawBatch, None], buffer: int = 1
+) -> AsyncIterator[MemoryObjectReceiveStream[RawBatch]]:
+    """The batches as a stream, the next one read while the caller works on this one;
+    ``receive_nowait`` tells a busy caller whether one has arrived.
 
     A context manager (not a generator): leaving it early stops the reader cleanly.
     """
-    send, receive = anyio.create_memory_object_stream[RawBatch](1)
+    send, receive = anyio.create_memory_object_stream[RawBatch](buffer)
 
     async def produce() -> None:
-        async with send:
-            try:
-                async with contextlib.aclosing(
-                    read_bulk(js, url, subject_filter, from_seq=from_seq, size=size)
-                ) as batches:
-                    async for batch in batches:
-                        await send.send(batch)
-            except BulkUnavailable:
-                async for batch in read_raw_batches(
-                    js, subject_filter, from_seq=from_seq, follow=False
-                ):
-                    await send.send(batch)
+        async with send, contextlib.aclosing(batches):
+            async for batch in batches:
+                await send.send(batch)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce)
