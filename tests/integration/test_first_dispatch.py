@@ -1,6 +1,6 @@
-"""The first jobs of a large submission reach a worker at once: the scheduler dispatches
-before it has made every job ready, and a worker binds to a new class when the server
-announces its consumer, not at its next look."""
+"""Large submissions do not hold anything up: the scheduler dispatches before it has made
+every job ready, and hears other events while it works through them; a worker binds to
+a new class when the server announces its consumer, not at its next look."""
 
 from __future__ import annotations
 
