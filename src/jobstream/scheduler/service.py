@@ -110,7 +110,8 @@ class Scheduler:
             await self.dispatcher.dispatch(self.state, dispatches)
             follow_up = await self._append_and_apply(appends)
             size = next_chunk_size(size, time.monotonic() - began)
-            if arrivals is not None and (arrived := self._fold_arrived(arrivals)):
+            # With nothing left of this batch, what arrived is the caller's next read.
+            if arrivals is not None and pending and (arrived := self._fold_arrived(arrivals)):
                 pending.extendleft(reversed(arrived))
                 size = FIRST_CHUNK
             pending.extendleft(reversed(follow_up))
