@@ -12,10 +12,11 @@ import json
 import math
 from pathlib import Path
 
+from benchmarks import ROOT
 from benchmarks.results import Measure
 from benchmarks.targets import verdicts
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 
 
 def _num(value: float, digits: int = 0) -> str:
