@@ -23,14 +23,14 @@ import psutil
 
 from benchmarks.peers import PeerResult, measure
 from benchmarks.workload import Workload, dag, noop
-from jobstream.cli.common import run_async
-from jobstream.embedded import discover_url
 from jobstream.events import WorkflowCompleted
+from jobstream.host.embedded import discover_url
+from jobstream.host.loop import run_async
+from jobstream.ops.submit import submit_workflow
 from jobstream.spec import load_spec
 from jobstream.streams.connection import open_connection
 from jobstream.streams.reader import read_batches
 from jobstream.streams.subjects import worker_subject, workflow_subject
-from jobstream.submit import submit_workflow
 
 CLI = [sys.executable, "-m", "jobstream"]
 # e.g. BENCH_WORKER_PREFIX="-m cProfile -o worker.prof" to profile the worker

@@ -21,8 +21,6 @@ import anyio
 
 from benchmarks.machine import describe
 from jobstream import codec
-from jobstream.cli.common import run_async
-from jobstream.embedded import embedded_server
 from jobstream.events import (
     Event,
     JobClaimed,
@@ -32,6 +30,8 @@ from jobstream.events import (
     JobSubmitted,
     WorkflowSubmitted,
 )
+from jobstream.host.embedded import embedded_server
+from jobstream.host.loop import run_async
 from jobstream.model import JobDef
 from jobstream.projections.kv import ensure_bucket
 from jobstream.projections.service import Projector, replay_into

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from benchmarks.projection import publish, workflow_events
 from benchmarks.results import Measure
-from jobstream.cli.common import run_async
-from jobstream.embedded import embedded_server
+from jobstream.host.embedded import embedded_server
+from jobstream.host.loop import run_async
 from jobstream.projections.service import replay_into
 from jobstream.streams.connection import open_connection
 

@@ -20,12 +20,12 @@ import psutil
 from benchmarks import ROOT
 from benchmarks.results import Measure
 from benchmarks.rss import PeakRss
-from jobstream.cli.common import run_async
-from jobstream.embedded import embedded_server
+from jobstream.host.embedded import embedded_server
+from jobstream.host.loop import run_async
+from jobstream.ops.submit import submit_workflow
 from jobstream.spec import load_spec
 from jobstream.streams.connection import open_connection
 from jobstream.streams.subjects import WORK_STREAM
-from jobstream.submit import submit_workflow
 
 SPEC = """name: submit-bench
 jobs:

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from jobstream.config import Settings
-from jobstream.embedded import embedded_server
+from jobstream.host.embedded import embedded_server
+from jobstream.host.loop import tune_for_throughput
 from jobstream.streams.connection import Connection, open_connection
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tuned_interpreter() -> None:
+    """Tests run workers and projectors in this process: tune it as their hosts do."""
+    tune_for_throughput()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The async Python library: submit, status, watch, events and SQL from a program.
+"""The async Python library: every operation of the ``jobstream`` command, from a program.
 
     async with Client(nats_url="nats://127.0.0.1:4222") as js:
         wf = await js.submit("sweep.yaml")
@@ -8,28 +8,52 @@
 
 Without a URL it finds this directory's ``jobstream server``; with ``embedded=True`` it
 starts a private embedded server on the state directory's store (like the CLI's ``run``).
+Each method calls the same operation (:mod:`jobstream.ops`, :mod:`jobstream.views`,
+:mod:`jobstream.host`) as the command of the same name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jobstream.access import follow, run_sql, summaries
-from jobstream.config import Settings, load_settings
+import anyio
+
+from jobstream.config import Settings, load_settings, sources
+from jobstream.host.connect import connect
+from jobstream.host.local import Hooks, RunOutcome, local_worker, run_on
+from jobstream.host.loop import tune_for_throughput
+from jobstream.host.supervise import supervised
 from jobstream.model import WorkflowDef
-from jobstream.projections.kv import JobRecord, WorkflowRecord, watch_jobs
+from jobstream.ops.cancel import CancelResult, cancel_jobs
+from jobstream.ops.check import spec_summary
+from jobstream.ops.explain import explain_job
+from jobstream.ops.jobs import resolve_job
+from jobstream.ops.rebuild import rebuild_models
+from jobstream.ops.restart import restart_failed
+from jobstream.ops.submit import submit_workflow
+from jobstream.projections.records import JobRecord, WorkflowStatus
+from jobstream.projections.service import Projector
+from jobstream.scheduler.service import Scheduler
 from jobstream.spec import load_spec
-from jobstream.streams.connection import Connection, connect
-from jobstream.streams.reader import read_until_caught_up
+from jobstream.streams.connection import Connection
 from jobstream.streams.store import Stored
-from jobstream.streams.subjects import job_subject, workflow_filter
-from jobstream.submit import submit_workflow
-from jobstream.summary import Summary
+from jobstream.views.history import history
+from jobstream.views.sql import answer
+from jobstream.views.status import changes, follow, statuses, with_problems
+from jobstream.workers.capacity import local_capacity
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
+
+Spec = WorkflowDef | str | Path
+
+
+def _workflow(spec: Spec) -> WorkflowDef:
+    return spec if isinstance(spec, WorkflowDef) else load_spec(spec)
 
 
 class Client:
@@ -41,8 +65,9 @@ class Client:
         *,
         state_dir: str | Path | None = None,
         embedded: bool = False,
+        settings: Settings | None = None,
     ) -> None:
-        self.settings: Settings = load_settings(nats_url=nats_url, state_dir=state_dir)
+        self.settings: Settings = settings or load_settings(nats_url=nats_url, state_dir=state_dir)
         self.embedded = embedded
         self._stack = contextlib.AsyncExitStack()
         self._conn: Connection | None = None
@@ -68,35 +93,105 @@ class Client:
             raise RuntimeError("use the client inside `async with Client(...)`")
         return self._conn
 
-    async def submit(self, spec: WorkflowDef | str | Path, *, workdir: str | None = None) -> str:
+    # --- workflows -----------------------------------------------------------------
+
+    @staticmethod
+    def check(spec: Spec) -> dict[str, object]:
+        """Validate and expand a spec (no server needed): what ``jobstream check`` prints."""
+        return spec_summary(_workflow(spec))
+
+    async def submit(self, spec: Spec, *, workdir: str | None = None) -> str:
         """Submit a spec file or an expanded workflow; returns the workflow id."""
-        workflow = spec if isinstance(spec, WorkflowDef) else load_spec(spec)
-        return await submit_workflow(self.conn, workflow, workdir=workdir or os.getcwd())
+        return await submit_workflow(self.conn, _workflow(spec), workdir=workdir or os.getcwd())
 
-    async def status(self, wf: str | None = None) -> list[Summary]:
-        """Summaries of one workflow or all (counts from KV, problems from the read models)."""
-        return await summaries(self.conn, self.settings, wf)
+    async def run(
+        self,
+        spec: Spec,
+        worker: WorkerOptions | None = None,
+        *,
+        services: bool | None = None,
+        on_update: Callable[[WorkflowStatus], None] | None = None,
+    ) -> RunOutcome:
+        """Submit a workflow and run it to its end with a worker in this process (by
+        default this machine's size), like ``jobstream run``."""
+        workflow = _workflow(spec)
+        tune_for_throughput()  # this process hosts a worker now
+        options = worker or local_worker(self.settings, workflow, local_capacity())
+        hooks = Hooks(on_update=on_update)
+        return await run_on(
+            self.conn, self.settings, workflow, options, services=services, hooks=hooks
+        )
 
-    async def wait(self, wf: str) -> Summary:
-        """Wait until the workflow has finished; its summary."""
-        record = await follow(self.conn, wf)
-        (summary,) = await summaries(self.conn, self.settings, record.wf)
-        return summary
+    async def cancel(
+        self, wf: str, jobs: list[int] | None = None, *, reason: str = "canceled by user"
+    ) -> CancelResult:
+        """Cancel a workflow's unfinished jobs (or the given ones)."""
+        return await cancel_jobs(self.conn, wf, jobs, reason=reason)
 
-    async def watch(self, wf: str) -> AsyncIterator[JobRecord | WorkflowRecord]:
-        """Job state changes (and workflow summaries) as they happen, until it finishes."""
-        async for change in watch_jobs(self.conn.js, wf):
+    async def restart(self, wf: str) -> list[int]:
+        """Run the failed, timed-out and canceled jobs again; the jobs restarted."""
+        return await restart_failed(self.conn, wf)
+
+    # --- looking ---------------------------------------------------------------------
+
+    async def status(self, wf: str | None = None) -> list[WorkflowStatus]:
+        """One workflow's status or every workflow's, with the jobs that did not complete."""
+        return await statuses(self.conn, self.settings, wf)
+
+    async def wait(self, wf: str) -> WorkflowStatus:
+        """Wait until the workflow has finished; its status."""
+        return await with_problems(self.conn, self.settings, await follow(self.conn, wf))
+
+    async def watch(self, wf: str) -> AsyncIterator[JobRecord | WorkflowStatus]:
+        """Job state changes (and workflow statuses) as they happen, until it finishes."""
+        async for change in changes(self.conn, wf):
             yield change
 
-    async def events(self, wf: str, job: int | None = None) -> list[Stored]:
-        """The recorded history of a workflow or one job, oldest first."""
-        subject = workflow_filter(wf) if job is None else job_subject(wf, job)
-        return [stored async for stored in read_until_caught_up(self.conn.js, subject)]
+    async def events(self, wf: str, job: int | str | None = None) -> list[Stored]:
+        """The recorded history of a workflow or one job (index or name), oldest first."""
+        index = None if job is None else await resolve_job(self.conn, wf, job)
+        return [stored async for events in history(self.conn, wf, index) for stored in events]
 
-    async def sql(self, query: str, *, arrow: bool = False) -> Any:
-        """Rows as a list of dicts, or a ``pyarrow.Table`` with ``arrow=True``."""
-        table = await run_sql(self.conn, self.settings, query)
+    async def explain(self, wf: str, job: int | str) -> list[str]:
+        """Why a job (index or name) is or is not running, in sentences."""
+        return await explain_job(self.conn, self.settings, wf, job)
+
+    async def sql(self, query: str, *, arrow: bool = False, as_of: str | None = None) -> Any:
+        """Rows as a list of dicts, or a ``pyarrow.Table`` with ``arrow=True``; ``as_of``
+        a stream sequence or a time answers from the state then."""
+        table = await answer(self.conn, self.settings, query, as_of)
         return table if arrow else table.to_pylist()
+
+    async def rebuild(self) -> dict[str, object]:
+        """Replay the whole log into fresh read models; events, seconds, path."""
+        return await rebuild_models(self.conn, self.settings)
+
+    def config(self) -> dict[str, tuple[Any, str]]:
+        """Each setting's value and where it came from (file, environment, argument)."""
+        return sources(nats_url=self.settings.nats_url, state_dir=self.settings.state_dir)
+
+    # --- running the services ----------------------------------------------------------
+
+    async def serve(self, *, scheduler: bool = True, projector: bool = True) -> None:
+        """Run a scheduler and a projector on this connection until cancelled (what
+        ``jobstream server`` and ``jobstream projector`` run)."""
+        tune_for_throughput()
+        conn, settings = self.conn, self.settings
+        async with anyio.create_task_group() as tg:
+            if scheduler:
+                await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
+            if projector:
+                await tg.start(supervised, "projector", lambda: Projector(conn, settings.db_path()))
+
+    async def work(self, options: WorkerOptions | None = None) -> Worker:
+        """Run a worker until it stops (idle timeout, walltime) or is cancelled, like
+        ``jobstream worker``; returns it (jobs run, why it stopped)."""
+        tune_for_throughput()
+        worker = Worker(
+            self.conn, options or WorkerOptions.from_settings(self.settings, local_capacity())
+        )
+        await worker.run()
+        return worker
 
 
 __all__ = ["Client"]

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobstream.errors import ConfigError
 
 CONFIG_NAME = "jobstream.toml"
+DB_NAME = "jobstream.duckdb"  # the read models, in the state directory
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(
         0.0, ge=0, description="worker exits after this long without work (0: never)"
     )
+
+    def db_path(self) -> Path:
+        """The read models' DuckDB file (written by the projector)."""
+        return (self.state_dir / DB_NAME).resolve()
 
 
 def find_config_file(start: Path | None = None) -> Path | None:

@@ -15,12 +15,14 @@ scheduler, the workers, replay and the tests fold with these same functions.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import msgspec
 
 from jobstream.errors import IllegalTransition
 from jobstream.events import (
+    ATTEMPT_FIELDS,
+    START_FIELDS,
     AttemptEnded,
     JobBlocked,
     JobCanceled,
@@ -154,8 +156,7 @@ ALLOWED: dict[type[Command], frozenset[JobState | None]] = {
 
 def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
     """The events a command produces for ``job``; IllegalTransition when it may not apply."""
-    allowed = ALLOWED[type(command)]
-    if job.state not in allowed:
+    if job.state not in ALLOWED[type(command)]:
         state = job.state.value if job.state else "unsubmitted"
         raise IllegalTransition(
             f"job {job.wf}.{job.index}: {type(command).__name__} not allowed when {state}"
@@ -170,50 +171,18 @@ def decide(job: Job, command: AnyCommand) -> list[JobEvent]:
             return [JobReady(**base, pool=pool, hardware_class=hardware_class)]
         case Claim(worker=worker, lease_s=lease_s):
             return [JobClaimed(**base, worker=worker, attempt=job.attempt + 1, lease_s=lease_s)]
-        case Start(worker=worker, pid=pid, host=host, gpu_ids=gpu_ids):
-            _require_owner(job, worker, job.attempt)
-            return [
-                JobStarted(
-                    **base, worker=worker, attempt=job.attempt, pid=pid, host=host, gpu_ids=gpu_ids
-                )
-            ]
-        case Finish():
+        case Start():
+            _require_owner(job, command.worker, job.attempt)
+            return [JobStarted(**base, **_fields(command, START_FIELDS), attempt=job.attempt)]
+        case Finish() | Terminate():
             _require_owner(job, command.worker, command.attempt)
-            ended = _attempt_fields(command)
-            if command.retry_rule is not None and not command.timed_out:
-                return [
-                    JobRetryScheduled(
-                        **base,
-                        **ended,
-                        rule=command.retry_rule,
-                        retry=command.retry,
-                        recovery_return_code=command.recovery_return_code,
-                    )
-                ]
-            return [_ending(command)(**base, **ended)]
+            return [_ending(command, base)]
         case Cancel(reason=reason):
             return [JobCanceled(**base, reason=reason)]
-        case Terminate():
-            _require_owner(job, command.worker, command.attempt)
-            return [
-                JobTerminated(
-                    **base,
-                    worker=command.worker,
-                    attempt=command.attempt,
-                    return_code=command.return_code,
-                    exec_time_s=command.exec_time_s,
-                    reason=command.reason,
-                )
-            ]
         case Restart(reason=reason):
             return [JobRestarted(**base, reason=reason)]
-        case Reclaim(worker=worker, lease_s=lease_s, reason=reason):
-            if worker == job.worker:
-                raise IllegalTransition(f"job {job.wf}.{job.index}: {worker} already holds it")
-            assert job.worker is not None
-            lost = JobLost(**base, worker=job.worker, attempt=job.attempt, reason=reason)
-            claimed = JobClaimed(**base, worker=worker, attempt=job.attempt + 1, lease_s=lease_s)
-            return [lost, claimed]
+        case Reclaim():
+            return _reclaim(job, command, base)
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover - exhaustive match
 
 
@@ -226,36 +195,40 @@ def _require_owner(job: Job, worker: str, attempt: int) -> None:
         )
 
 
-class _Ended(TypedDict):
-    worker: str
-    attempt: int
-    return_code: int
-    exec_time_s: float
-    peak_memory_mib: float
-    cpu_time_s: float
-    stdout: str
-    stderr: str
-    stderr_tail: str
+def _fields(command: Command, names: tuple[str, ...]) -> dict[str, Any]:
+    """The command's values of these event fields (those it has)."""
+    own = command.__struct_fields__
+    return {name: getattr(command, name) for name in names if name in own}
 
 
-def _attempt_fields(command: Finish) -> _Ended:
-    return _Ended(
-        worker=command.worker,
-        attempt=command.attempt,
-        return_code=command.return_code,
-        exec_time_s=command.exec_time_s,
-        peak_memory_mib=command.peak_memory_mib,
-        cpu_time_s=command.cpu_time_s,
-        stdout=command.stdout,
-        stderr=command.stderr,
-        stderr_tail=command.stderr_tail,
-    )
-
-
-def _ending(command: Finish) -> type[AttemptEnded]:
+def _ending(command: Finish | Terminate, base: _Ids) -> AttemptEnded:
+    """The event that ends an attempt: why (return code, timeout, rule, termination)."""
+    facts = _fields(command, ATTEMPT_FIELDS)
+    if isinstance(command, Terminate):
+        return JobTerminated(**base, **facts, reason=command.reason)
+    if command.retry_rule is not None and not command.timed_out:
+        return JobRetryScheduled(
+            **base,
+            **facts,
+            rule=command.retry_rule,
+            retry=command.retry,
+            recovery_return_code=command.recovery_return_code,
+        )
     if command.timed_out:
-        return JobTimedOut
-    return JobCompleted if command.return_code == 0 else JobFailed
+        return JobTimedOut(**base, **facts)
+    return (JobCompleted if command.return_code == 0 else JobFailed)(**base, **facts)
+
+
+def _reclaim(job: Job, command: Reclaim, base: _Ids) -> list[JobEvent]:
+    """The lost attempt, then the new claim (both with CAS, in this order)."""
+    if command.worker == job.worker:
+        raise IllegalTransition(f"job {job.wf}.{job.index}: {command.worker} already holds it")
+    assert job.worker is not None
+    lost = JobLost(**base, worker=job.worker, attempt=job.attempt, reason=command.reason)
+    claimed = JobClaimed(
+        **base, worker=command.worker, attempt=job.attempt + 1, lease_s=command.lease_s
+    )
+    return [lost, claimed]
 
 
 _NEXT_STATE: dict[type[JobEvent], JobState] = {
@@ -292,6 +265,19 @@ def evolve(job: Job, event: JobEvent) -> Job:
     if isinstance(event, JobClaimed):
         return msgspec.structs.replace(job, state=state, attempt=event.attempt, worker=event.worker)
     return msgspec.structs.replace(job, state=state)
+
+
+def from_last_event(wf: str, index: int, event: JobEvent) -> Job:
+    """The job as its last event tells it: its state, and the attempt and worker that
+    event names. Enough to decide every command but Claim, whose attempt number comes
+    with the dispatch (a JobReady names no attempt)."""
+    return Job(
+        wf=wf,
+        index=index,
+        state=state_after(event),
+        attempt=getattr(event, "attempt", 0),
+        worker=getattr(event, "worker", None),
+    )
 
 
 def fold(job: Job, events: list[JobEvent]) -> Job:

@@ -198,3 +198,13 @@ AnyEvent = (
 )
 
 ATTEMPT_ENDINGS = (JobCompleted, JobFailed, JobTimedOut)
+
+
+def own_fields(kind: type[Event], base: type[Event]) -> tuple[str, ...]:
+    """The fields ``kind`` adds to ``base``, in order: what a command must supply."""
+    inherited = set(base.__struct_fields__)
+    return tuple(name for name in kind.__struct_fields__ if name not in inherited)
+
+
+ATTEMPT_FIELDS = own_fields(AttemptEnded, JobEvent)  # worker, attempt, return_code, ...
+START_FIELDS = own_fields(JobStarted, JobEvent)  # worker, attempt, pid, host, gpu_ids

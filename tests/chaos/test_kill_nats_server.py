@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jobstream.embedded import server_binary
+from jobstream.host.embedded import server_binary
 from jobstream.projections.query import remote_query
 from jobstream.projections.service import replay_into
 from jobstream.streams.connection import open_connection

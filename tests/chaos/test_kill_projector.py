@@ -10,14 +10,15 @@ import anyio
 import pytest
 
 from jobstream.model import Resources
+from jobstream.ops.submit import submit_workflow
 from jobstream.projections.kv import workflow_records
 from jobstream.projections.query import remote_query
 from jobstream.projections.service import replay_into
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import EVENTS_STREAM
-from jobstream.submit import submit_workflow
-from jobstream.workers.service import Worker, WorkerOptions
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
 
 from ..integration.helpers import workflow
 from ..integration.processes import spawn, stop

@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 from jobstream.events import JobStarted, WorkerLost, WorkerStarted
-from jobstream.local import wait_in_log
 from jobstream.model import JobDef, Resources, WorkflowDef
+from jobstream.ops.submit import submit_workflow
 from jobstream.streams.connection import open_connection
 from jobstream.streams.reader import read_until_caught_up
-from jobstream.submit import submit_workflow
+from jobstream.views.audit import wait_in_log
 
 from ..integration.helpers import histories, types
 from ..integration.processes import spawn, stop, wait_for_server

@@ -20,7 +20,6 @@ import anyio
 
 from jobstream import codec
 from jobstream.config import Settings
-from jobstream.embedded import embedded_server
 from jobstream.events import (
     JobBlocked,
     JobCanceled,
@@ -42,13 +41,15 @@ from jobstream.events import (
     WorkflowRestarted,
     WorkflowSubmitted,
 )
-from jobstream.local import run_local
+from jobstream.host.embedded import embedded_server
+from jobstream.host.local import run_local
 from jobstream.model import JobDef, Resources, WorkflowDef
 from jobstream.projections.duck import TABLES, DuckStore
 from jobstream.projections.service import replay_store
 from jobstream.streams.connection import open_connection
-from jobstream.streams.reader import RawBatch, read_until_caught_up
-from jobstream.workers.service import WorkerOptions
+from jobstream.streams.reader import read_until_caught_up
+from jobstream.streams.wire import RawBatch
+from jobstream.workers.context import WorkerOptions
 
 HERE = Path(__file__).parent
 SPEC = JobDef(

@@ -7,6 +7,7 @@ import contextlib
 import anyio
 import pytest
 
+from jobstream.ops.submit import submit_workflow
 from jobstream.streams.bulk import (
     BulkUnavailable,
     follow_bulk,
@@ -15,9 +16,9 @@ from jobstream.streams.bulk import (
     read_to_end,
 )
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import RawBatch, read_raw_batches
+from jobstream.streams.reader import read_raw_batches
 from jobstream.streams.subjects import EVENTS_STREAM
-from jobstream.submit import submit_workflow
+from jobstream.streams.wire import RawBatch
 
 from .helpers import workflow
 

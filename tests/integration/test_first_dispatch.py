@@ -12,6 +12,7 @@ from nats.js.api import ConsumerInfo
 
 from jobstream.events import JobBlocked
 from jobstream.model import JobState, Resources
+from jobstream.ops.submit import submit_workflow
 from jobstream.scheduler import service as scheduler_service
 from jobstream.scheduler.service import Scheduler
 from jobstream.scheduler.state import DispatchIntent, SchedulerState
@@ -20,9 +21,9 @@ from jobstream.streams.reader import read_until_caught_up
 from jobstream.streams.setup import ensure_class_consumer
 from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import WORK_STREAM, job_subject, workflow_filter
-from jobstream.submit import submit_workflow
 from jobstream.workers import service as worker_service
-from jobstream.workers.service import Worker, WorkerOptions
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
 
 from .helpers import SMALL, workflow
 

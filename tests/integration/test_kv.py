@@ -9,24 +9,23 @@ from nats.js.errors import APIError
 from jobstream.projections.kv import (
     ATOMIC_BATCH,
     COUNTED_STRETCH,
-    JobRecord,
-    WorkflowRecord,
     enable_atomic_puts,
     ensure_bucket,
     job_records,
     put_records,
     workflow_records,
 )
+from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.streams.connection import Connection
 from jobstream.streams.pipeline import Pipeline
 
 
-def records(wf: str, jobs: int, state: str) -> list[JobRecord | WorkflowRecord]:
-    found: list[JobRecord | WorkflowRecord] = [
+def records(wf: str, jobs: int, state: str) -> list[JobRecord | WorkflowStatus]:
+    found: list[JobRecord | WorkflowStatus] = [
         JobRecord(wf=wf, job=n, state=state, attempt=1, worker="w", updated_at=1.0, seq=n)
         for n in range(jobs)
     ]
-    summary = WorkflowRecord(
+    summary = WorkflowStatus(
         wf=wf, name=wf, user="u", job_count=jobs, submitted_at=1.0, finished=False,
         counts={state: jobs}, seq=jobs,
     )  # fmt: skip

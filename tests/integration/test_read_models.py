@@ -9,24 +9,24 @@ import anyio
 import pytest
 
 from jobstream import Client
-from jobstream.cli.projections import rebuild_models
 from jobstream.config import Settings
-from jobstream.local import run_local, wait_in_log
+from jobstream.host.local import run_local
 from jobstream.model import Resources
+from jobstream.ops.rebuild import rebuild_models
+from jobstream.ops.submit import submit_workflow
 from jobstream.projections.duck import TABLES, DuckStore
 from jobstream.projections.kv import (
-    BUCKET,
-    JobRecord,
-    WorkflowRecord,
     job_records,
     workflow_records,
 )
+from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.service import Projector, replay_into
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection, open_connection
-from jobstream.streams.subjects import EVENTS_STREAM
-from jobstream.submit import submit_workflow
-from jobstream.workers.service import Worker, WorkerOptions
+from jobstream.streams.subjects import EVENTS_STREAM, JOBS_BUCKET
+from jobstream.views.audit import wait_in_log
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
 
 from .helpers import workflow
 
@@ -105,12 +105,12 @@ async def test_client_watch_yields_changes_until_finished(
         await tg.start(Worker(conn, options(tmp_path)).run)
         async with Client(settings.nats_url, state_dir=tmp_path) as client:
             wf = await client.submit(spec, workdir=os.getcwd())
-            seen: list[JobRecord | WorkflowRecord] = []
+            seen: list[JobRecord | WorkflowStatus] = []
             with anyio.fail_after(30):
                 async for change in client.watch(wf):
                     seen.append(change)
         tg.cancel_scope.cancel()
-    assert isinstance(seen[-1], WorkflowRecord) and seen[-1].finished
+    assert isinstance(seen[-1], WorkflowStatus) and seen[-1].finished
     assert {(c.job, c.state) for c in seen if isinstance(c, JobRecord)} >= {
         (0, "completed"),
         (1, "completed"),
@@ -153,7 +153,7 @@ async def test_kv_records_lost_after_a_commit_are_written_at_start(
     path = tmp_path / "p.duckdb"
     await catch_up(conn, path)
     assert len(await job_records(conn.js, wf)) == 40
-    await conn.js.delete_key_value(BUCKET)  # the records never got stored ...
+    await conn.js.delete_key_value(JOBS_BUCKET)  # the records never got stored ...
     store = DuckStore(path)
     store.set_kv_checkpoint(0)  # ... and the KV checkpoint did not move past them
     store.close()
@@ -200,7 +200,7 @@ async def test_offline_rebuild_leaves_kv_records_for_the_next_projector(
     first = await submit_workflow(conn, workflow(("a", "true", ())), workdir=".")
     await catch_up(conn, path)
     second = await submit_workflow(conn, workflow(("b", "true", ())), workdir=".")
-    result = await rebuild_models(settings)
+    result = await rebuild_models(conn, settings)
     assert result["path"] == str(path.resolve())
     assert await job_records(conn.js, second) == []  # no projector ran meanwhile
     await catch_up(conn, path)

@@ -8,11 +8,11 @@ import pytest
 
 from jobstream.config import Settings
 from jobstream.events import JobRetryScheduled
-from jobstream.local import run_local
+from jobstream.host.local import run_local
 from jobstream.model import Resources
 from jobstream.spec import load_spec
 from jobstream.streams.connection import open_connection
-from jobstream.workers.service import WorkerOptions
+from jobstream.workers.context import WorkerOptions
 
 from .helpers import histories, types
 

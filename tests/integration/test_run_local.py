@@ -9,10 +9,10 @@ import msgspec
 import pytest
 
 from jobstream.config import Settings
-from jobstream.local import run_local
+from jobstream.host.local import run_local
 from jobstream.model import Resources
 from jobstream.streams.connection import open_connection
-from jobstream.workers.service import WorkerOptions
+from jobstream.workers.context import WorkerOptions
 
 from .helpers import histories, types, workflow
 

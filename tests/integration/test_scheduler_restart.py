@@ -12,14 +12,15 @@ import pytest
 
 from jobstream.decide import Job, MakeReady, decide
 from jobstream.events import JobReady
-from jobstream.local import wait_in_log
 from jobstream.model import JobState, Resources
+from jobstream.ops.submit import submit_workflow
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import WORK_STREAM
-from jobstream.submit import submit_workflow
-from jobstream.workers.service import Worker, WorkerOptions
+from jobstream.views.audit import wait_in_log
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
 
 from .helpers import histories, types, workflow
 

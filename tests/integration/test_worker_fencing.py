@@ -16,11 +16,12 @@ import pytest
 
 from jobstream.events import JobCanceled, JobEvent, JobStarted
 from jobstream.model import Resources
+from jobstream.ops.submit import submit_workflow
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
-from jobstream.submit import submit_workflow
-from jobstream.workers.service import Worker, WorkerOptions
+from jobstream.workers.context import WorkerOptions
+from jobstream.workers.service import Worker
 
 from .helpers import histories, types, workflow
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import anyio
 
 from jobstream.events import JobStarted, WorkerStarted
-from jobstream.local import wait_in_log
 from jobstream.model import JobDef, Resources, WorkflowDef
+from jobstream.ops.submit import submit_workflow
 from jobstream.streams.connection import open_connection
 from jobstream.streams.reader import read_until_caught_up
-from jobstream.submit import submit_workflow
+from jobstream.views.audit import wait_in_log
 
 from .processes import spawn, stop, wait_for_server
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from jobstream.embedded import server_environment
+from jobstream.host.embedded import server_environment
 
 
 def test_the_embedded_server_gets_half_the_cores_unless_told() -> None:

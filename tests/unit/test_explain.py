@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from jobstream.events import JobBlocked, JobClaimed, JobFailed, JobReady
-from jobstream.explain import Dependency, reasons
 from jobstream.model import JobDef, Resources
+from jobstream.ops.explain import Dependency, reasons
 
 GPU = JobDef(index=1, name="train", command="true", resources=Resources(num_cpus=2, num_gpus=2))
 IDS = {"wf": "w", "job": 1, "at": 100.0, "actor": "scheduler"}

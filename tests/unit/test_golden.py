@@ -12,11 +12,12 @@ from msgspec.structs import astuple
 
 from jobstream import codec
 from jobstream.events import AnyEvent
-from jobstream.progress import WorkflowStatus
 from jobstream.projections.duck import TABLES, DuckStore
 from jobstream.projections.service import cut
 from jobstream.scheduler.state import SchedulerState
-from jobstream.streams.reader import RawBatch, decode_batch
+from jobstream.streams.reader import decode_batch
+from jobstream.streams.wire import RawBatch
+from jobstream.views.audit import WorkflowAudit
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SAMPLES = sorted((GOLDEN / "events").glob("*.json"))
@@ -105,7 +106,7 @@ def test_recorded_log_folds_to_a_finished_schedule_and_status() -> None:
     assert state.reconcile() == []  # nothing left to do after replay
     assert state.completions() == []  # WorkflowCompleted is already in the log
     (wf,) = state.workflows
-    status = WorkflowStatus(wf)
+    status = WorkflowAudit(wf)
     for stored in events:
         status.apply(stored.event)
     assert status.finished and not status.succeeded()

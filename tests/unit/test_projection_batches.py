@@ -9,7 +9,7 @@ import pytest
 
 from jobstream.codec import VERSION_HEADER
 from jobstream.projections.duck import SKIPPED_LOGGED, DuckStore
-from jobstream.streams.reader import RawBatch
+from jobstream.streams.wire import RawBatch
 
 WF = "wf1"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobstream.streams.reader import reply_delivery, reply_position
+from jobstream.streams.wire import reply_delivery, reply_position
 
 V1 = "$JS.ACK.WORK.c1.3.1042.17.1796305240810192300.55"
 V2 = "$JS.ACK.hub.ACCHASH.WORK.c1.3.1042.17.1796305240810192300.55.token"

@@ -110,7 +110,7 @@ async def test_room_granted_to_a_job_canceled_before_its_spawn_is_freed(tmp_path
     async with one_slot() as harness:
         reservation = harness.slots.try_reserve(ONE)
         granted = launch(tmp_path, "granted", "true")
-        granted.canceled = True  # what withdraw does to a launch that already has room
+        granted.state = LaunchState.REVOKED  # what withdraw does to a launch that already has room
         harness.slots.queue(granted, reservation)
         with anyio.fail_after(10):
             await granted.ended.wait()

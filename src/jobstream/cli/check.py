@@ -9,21 +9,8 @@ import typer
 from rich.table import Table
 
 from jobstream.cli.common import Json, guarded, out, print_json
-from jobstream.model import WorkflowDef
+from jobstream.ops.check import spec_summary
 from jobstream.spec import load_spec
-
-
-def spec_summary(workflow: WorkflowDef) -> dict[str, object]:
-    """Counts a user checks before submitting (stable --json field names)."""
-    return {
-        "name": workflow.name,
-        "jobs": len(workflow.jobs),
-        "files": len(workflow.files),
-        "user_data": len(workflow.user_data),
-        "edges": workflow.edges(),
-        "roots": sum(1 for job in workflow.jobs if not job.depends_on),
-        "classes": workflow.hardware_classes(),
-    }
 
 
 @guarded

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
-import anyio
 import typer
 from rich.console import Console
 
 from jobstream.config import Settings, load_settings
 from jobstream.errors import ConfigError, JobstreamError
-from jobstream.model import Resources
+from jobstream.host.connect import connect
+from jobstream.host.loop import run_async
 from jobstream.spec.units import memory_mib, runtime_seconds
 
 P = ParamSpec("P")
@@ -81,32 +79,36 @@ def _escape(text: str) -> str:
     return text.replace("[", r"\[")
 
 
-def run_async(func: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run on asyncio, with uvloop where it is installed (jobs spawn in threads anyway)."""
-    logging.basicConfig(
-        level=logging.DEBUG if DEBUG["on"] else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        options: dict[str, Any] = {}
-    else:
-        options = {"use_uvloop": True}
-    return anyio.run(func, *args, backend="asyncio", backend_options=options)
+def run_main(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run the command's async part (see :func:`jobstream.host.loop.run_async`)."""
+    return run_async(func, *args, debug=DEBUG["on"])
+
+
+def on_server(
+    settings: Settings,
+    func: Callable[..., Awaitable[T]],
+    *args: Any,
+    embedded: bool = True,
+    name: str = "jobstream",
+) -> T:
+    """Run ``func(conn, *args)`` on a connection made the way the settings say;
+    ``embedded``: start an embedded server on the state directory if none runs."""
+
+    async def connected() -> T:
+        async with connect(settings, embedded=embedded, name=name) as conn:
+            return await func(conn, *args)
+
+    return run_main(connected)
 
 
 def print_json(value: Any) -> None:
     out.print_json(json.dumps(value, default=str), highlight=False)
 
 
-def machine_memory_mib() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
-
-
-def parse_memory(value: str | None, flag: str) -> int:
+def parse_memory(value: str | None, flag: str) -> int | None:
+    """MiB from '8g', '512m' or a plain number of MiB; None when not given."""
     if value is None:
-        return machine_memory_mib()
+        return None
     try:
         return memory_mib(int(value) if value.isdigit() else value)
     except ValueError as exc:
@@ -128,14 +130,3 @@ def parse_duration(value: str | None, flag: str) -> float:
         return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else runtime_seconds(text)
     except ValueError as exc:
         raise ConfigError(f"{flag}: {exc}; or seconds, or HH:MM:SS") from exc
-
-
-def capacity_from(cpus: int | None, memory: str | None, gpus: int, walltime_s: float) -> Resources:
-    """A worker's capacity: this machine's by default, or what the flags say."""
-    return Resources(
-        num_cpus=cpus or os.cpu_count() or 1,
-        memory_mib=parse_memory(memory, "--memory"),
-        num_gpus=gpus,
-        num_nodes=1,
-        runtime_s=int(min(walltime_s, 10**9)),
-    )

@@ -3,38 +3,26 @@ why a job is not running."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import msgspec
 import typer
 
-from jobstream.access import run_sql
-from jobstream.cancel import CancelResult, cancel_jobs
 from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
     guarded,
+    on_server,
     out,
     print_json,
-    run_async,
     settings_from,
 )
-from jobstream.cli.events import resolve_job
-from jobstream.config import Settings
-from jobstream.errors import ConfigError, JobstreamError
-from jobstream.explain import explain_job
-from jobstream.model import Resources
-from jobstream.restart import restart_failed
-from jobstream.streams.connection import connect
-from jobstream.submit import current_user
-
-
-async def do_cancel(
-    settings: Settings, wf: str, jobs: list[int] | None, reason: str
-) -> CancelResult:
-    async with connect(settings, embedded=True, name="jobstream-cancel") as conn:
-        return await cancel_jobs(conn, wf, jobs, reason=reason, actor=f"user:{current_user()}")
+from jobstream.errors import ConfigError
+from jobstream.ops.cancel import cancel_jobs
+from jobstream.ops.explain import explain_job
+from jobstream.ops.restart import restart_failed
 
 
 @guarded
@@ -52,7 +40,8 @@ def cancel(
     cancel_on_blocking_job_failure: false).
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    result = run_async(do_cancel, settings, workflow, jobs or None, reason)
+    cancel_for = functools.partial(cancel_jobs, reason=reason)
+    result = on_server(settings, cancel_for, workflow, jobs or None, name="jobstream-cancel")
     if json_output:
         print_json(msgspec.to_builtins(result))
         return
@@ -60,23 +49,6 @@ def cancel(
         f"workflow {workflow}: {len(result.canceled)} job(s) canceled, "
         f"{len(result.already_finished)} had already finished"
     )
-
-
-async def do_explain(settings: Settings, wf: str, job: str) -> list[str]:
-    async with connect(settings, embedded=True, name="jobstream-explain") as conn:
-        index = await resolve_job(conn, wf, job)
-        try:
-            rows = (await run_sql(conn, settings, LIVE_WORKERS)).to_pylist()
-            workers: list[Resources] | None = [Resources(**row) for row in rows]
-        except JobstreamError:
-            workers = None  # no read models: say nothing about workers
-        return await explain_job(conn, wf, index, workers)
-
-
-LIVE_WORKERS = (
-    "SELECT num_cpus, memory_mib, num_gpus, 1 AS num_nodes, "
-    "CAST(least(walltime_s, 1e9) AS BIGINT) AS runtime_s FROM workers WHERE stopped_at IS NULL"
-)
 
 
 @guarded
@@ -88,13 +60,8 @@ def explain(
 ) -> None:
     """Say why a job is not running: dependencies, missing worker capacity, its lease."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    for line in run_async(do_explain, settings, workflow, job):
+    for line in on_server(settings, explain_job, settings, workflow, job, name="jobstream-explain"):
         out.print(line)
-
-
-async def do_restart(settings: Settings, wf: str) -> list[int]:
-    async with connect(settings, embedded=True, name="jobstream-restart") as conn:
-        return await restart_failed(conn, wf, actor=f"user:{current_user()}")
 
 
 @guarded
@@ -114,7 +81,7 @@ def restart(
     if not failed:
         raise ConfigError("say what to restart: --failed")
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    jobs = run_async(do_restart, settings, workflow)
+    jobs = on_server(settings, restart_failed, workflow, name="jobstream-restart")
     if json_output:
         print_json({"workflow": workflow, "restarted": jobs})
     else:

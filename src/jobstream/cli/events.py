@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-import msgspec
 import typer
 from rich.table import Table
 
@@ -15,57 +14,28 @@ from jobstream.cli.common import (
     NatsUrl,
     StateDir,
     guarded,
+    on_server,
     out,
-    run_async,
     settings_from,
 )
-from jobstream.config import Settings
 from jobstream.errors import JobstreamError
-from jobstream.events import JobSubmitted
-from jobstream.streams.connection import Connection, connect
-from jobstream.streams.reader import read_batches, read_until_caught_up
-from jobstream.streams.store import Stored
-from jobstream.streams.subjects import job_subject, workflow_filter
-
-COMMON = ("type", "wf", "job", "at", "actor")
+from jobstream.ops.jobs import resolve_job
+from jobstream.streams.connection import Connection
+from jobstream.views.history import event_row, history
 
 
-def event_row(stored: Stored) -> dict[str, object]:
-    """One event as printed: sequence, time, type, actor, and the rest of its payload."""
-    payload = msgspec.to_builtins(stored.event)
-    return {
-        "seq": stored.seq,
-        "at": stored.event.at,
-        "type": type(stored.event).__name__,
-        "subject": stored.subject,
-        "actor": stored.event.actor,
-        "payload": {k: v for k, v in payload.items() if k not in COMMON},
-    }
-
-
-async def resolve_job(conn: Connection, wf: str, job: str) -> int:
-    """A job index, given an index or a job name."""
-    if job.isdigit():
-        return int(job)
-    async for stored in read_until_caught_up(conn.js, f"ev.{wf}.job.*"):
-        if isinstance(stored.event, JobSubmitted) and stored.event.spec.name == job:
-            return stored.event.job
-    raise JobstreamError(f"workflow {wf} has no job named {job!r}")
-
-
-async def show(settings: Settings, wf: str, job: str | None, follow: bool, as_json: bool) -> int:
-    async with connect(settings, embedded=not follow, name="jobstream-events") as conn:
-        subject = job_subject(wf, await resolve_job(conn, wf, job)) if job else workflow_filter(wf)
-        count = 0
-        async for batch in read_batches(conn.js, subject, follow=follow):
-            rows = [event_row(s) for s in batch.events]
-            count += len(rows)
-            if as_json:
-                for row in rows:
-                    out.out(json.dumps(row, default=str), highlight=False)
-            elif rows:
-                out.print(_table(rows))
-        return count
+async def _show(conn: Connection, wf: str, job: str | None, follow: bool, as_json: bool) -> int:
+    index = await resolve_job(conn, wf, job) if job else None
+    count = 0
+    async for events in history(conn, wf, index, follow=follow):
+        rows = [event_row(s) for s in events]
+        count += len(rows)
+        if as_json:
+            for row in rows:
+                out.out(json.dumps(row, default=str), highlight=False)
+        elif rows:
+            out.print(_table(rows))
+    return count
 
 
 def _table(rows: list[dict[str, object]]) -> Table:
@@ -97,6 +67,15 @@ def events(
     --json prints one JSON object per line.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    count = run_async(show, settings, workflow, job, follow, json_output)
+    count = on_server(
+        settings,
+        _show,
+        workflow,
+        job,
+        follow,
+        json_output,
+        embedded=not follow,
+        name="jobstream-events",
+    )
     if count == 0:
         raise JobstreamError(f"no events for workflow {workflow}{' job ' + job if job else ''}")

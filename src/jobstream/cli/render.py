@@ -10,8 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jobstream.cli.common import err, out
-from jobstream.projections.kv import WorkflowRecord
-from jobstream.summary import Summary, all_counts
+from jobstream.projections.records import WorkflowStatus, all_counts
 
 STATE_COLORS = {
     "completed": "green",
@@ -65,7 +64,7 @@ class ProgressView:
         """A line above the bar (recent failures while watching)."""
         (self.progress.console if self.live else err).print(line)
 
-    def update(self, record: WorkflowRecord) -> None:
+    def update(self, record: WorkflowStatus) -> None:
         done = record.done()
         counts = counts_text(all_counts(record.counts))
         self.progress.update(self.task, total=record.job_count, completed=done, counts=counts)
@@ -75,13 +74,13 @@ class ProgressView:
             err.print(f"{self.title}: {done}/{record.job_count} done  {counts}")
 
 
-def print_summary(summary: Summary) -> None:
+def print_summary(summary: WorkflowStatus) -> None:
     """Counts per state, then every job that did not complete with where its logs are."""
-    title = f"workflow {summary.name} ({summary.workflow})"
+    title = f"workflow {summary.name} ({summary.wf})"
     table = Table(title=title, title_justify="left")
     table.add_column("state")
     table.add_column("jobs", justify="right")
-    for state, n in summary.counts.items():
+    for state, n in all_counts(summary.counts).items():
         if n:
             table.add_row(f"[{STATE_COLORS.get(state, 'white')}]{state}[/]", str(n))
     out.print(table)
@@ -96,9 +95,9 @@ def print_summary(summary: Summary) -> None:
         why = p.reason or (p.stderr_tail.splitlines() or [""])[-1][:200]
         table.add_row(p.name, p.state, rc, why, p.stderr)
     out.print(table)
-    missing = summary.jobs - summary.counts["completed"] - len(problems)
+    missing = summary.job_count - summary.counts.get("completed", 0) - len(problems)
     if missing > 0:
         out.print(
             f'... and {missing} more: jobstream sql "select * from jobs '
-            f"where wf = '{summary.workflow}' and state <> 'completed'\""
+            f"where wf = '{summary.wf}' and state <> 'completed'\""
         )

@@ -5,31 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 
 from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
-    capacity_from,
     err,
-    fail,
     guarded,
+    parse_memory,
     print_json,
-    run_async,
+    run_main,
     settings_from,
 )
 from jobstream.cli.render import ProgressView, print_summary
-from jobstream.local import RunOutcome, run_local
-from jobstream.model import Resources, WorkflowDef
+from jobstream.host.local import Hooks, local_worker, run_local
+from jobstream.ops.check import require_fit
 from jobstream.spec import load_spec
-from jobstream.workers.service import WorkerOptions
-
-
-def unfit_jobs(workflow: WorkflowDef, capacity: Resources) -> list[str]:
-    """Names of jobs no local worker of this size could ever run."""
-    return [job.name for job in workflow.jobs if not job.resources.fits_in(capacity)]
+from jobstream.workers.capacity import local_capacity
 
 
 @guarded
@@ -60,38 +53,20 @@ def run(
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec)
-    capacity = capacity_from(cpus, memory, gpus, float("inf"))
-    unfit = unfit_jobs(workflow, capacity)
-    if unfit:
-        job = next(j for j in workflow.jobs if j.name == unfit[0])
-        fail(
-            f"{len(unfit)} job(s) need more than this machine offers, e.g. {unfit[0]!r} needs "
-            f"{job.resources.hardware_class()} (have {capacity.hardware_class()}); pass "
-            "--cpus/--memory/--gpus to oversubscribe, or run `jobstream server` with workers"
-        )
-    options = WorkerOptions(
-        capacity=capacity,
-        pools=tuple(sorted({job.pool for job in workflow.jobs} | {settings.pool})),
-        lease_s=settings.lease_s,
-        log_dir=(settings.state_dir / "logs").resolve(),
-    )
+    capacity = local_capacity(cpus, parse_memory(memory, "--memory"), gpus)
+    require_fit(workflow, capacity)
+    options = local_worker(settings, workflow, capacity)
     with ProgressView(workflow.name) as view:
 
         def submitted(wf: str, url: str) -> None:
             err.print(f"workflow {wf}: {len(workflow.jobs)} jobs submitted to {url}")
 
-        outcome: RunOutcome = run_async(
-            lambda: run_local(
-                settings,
-                workflow,
-                options,
-                services=services,
-                on_submitted=submitted,
-                on_update=view.update,
-            )
+        hooks = Hooks(on_submitted=submitted, on_update=view.update)
+        outcome = run_main(
+            lambda: run_local(settings, workflow, options, services=services, hooks=hooks)
         )
     if json_output:
-        print_json(msgspec.to_builtins(outcome.summary))
+        print_json(outcome.summary.as_json())
     else:
         print_summary(outcome.summary)
     if not outcome.summary.succeeded:

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 import typer
 from rich.table import Table
 
-from jobstream.access import follow, summaries
 from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
     fail,
     guarded,
+    on_server,
     out,
     print_json,
-    run_async,
     settings_from,
 )
 from jobstream.cli.render import ProgressView, counts_text, print_summary
 from jobstream.config import Settings
-from jobstream.projections.kv import JobRecord, workflow_records
-from jobstream.streams.connection import connect
-from jobstream.summary import Summary
-
-
-async def read_status(settings: Settings, wf: str | None) -> list[Summary]:
-    async with connect(settings, embedded=True, name="jobstream-status") as conn:
-        return await summaries(conn, settings, wf)
-
+from jobstream.projections.records import JobRecord, WorkflowStatus, all_counts
+from jobstream.streams.connection import Connection
+from jobstream.views.status import follow, latest_workflow, statuses, with_problems
 
 WorkflowArg = Annotated[str | None, typer.Argument(help="workflow id [default: all]")]
 
@@ -44,11 +36,11 @@ def status(
 ) -> None:
     """Show how many jobs are in each state (one workflow in detail, or every workflow)."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    found = run_async(read_status, settings, workflow)
+    found = on_server(settings, statuses, settings, workflow, name="jobstream-status")
     if workflow and not found:
         fail(f"no workflow {workflow!r} (jobstream status lists them)", 1)
     if json_output:
-        data = [msgspec.to_builtins(s) for s in found]
+        data = [s.as_json() for s in found]
         print_json(data[0] if workflow else data)
         return
     if workflow:
@@ -58,29 +50,25 @@ def status(
     for column in ("workflow", "name", "jobs", "done", "states"):
         table.add_column(column)
     for s in found:
-        table.add_row(s.workflow, s.name, str(s.jobs), str(s.done()), counts_text(s.counts))
+        table.add_row(
+            s.wf, s.name, str(s.job_count), str(s.done()), counts_text(all_counts(s.counts))
+        )
     out.print(table if found else "no workflows yet")
 
 
-async def watch_until_done(settings: Settings, wf: str | None) -> Summary:
-    async with connect(settings, embedded=False, name="jobstream-watch") as conn:
-        if wf is None:
-            records = await workflow_records(conn.js)
-            unfinished = [r for r in records if not r.finished]
-            if not records:
-                fail("no workflows yet", 1)
-            wf = (unfinished or records)[-1].wf
-        view = ProgressView(wf)
+async def _watch(conn: Connection, settings: Settings, wf: str | None) -> WorkflowStatus:
+    wf = wf or await latest_workflow(conn)
+    if wf is None:
+        fail("no workflows yet", 1)
+    view = ProgressView(wf)
 
-        def report_failure(job: JobRecord) -> None:
-            if job.state in ("failed", "timed_out"):
-                view.note(
-                    f"[red]job {job.job} {job.state}[/] (attempt {job.attempt}, {job.worker})"
-                )
+    def report_failure(job: JobRecord) -> None:
+        if job.state in ("failed", "timed_out"):
+            view.note(f"[red]job {job.job} {job.state}[/] (attempt {job.attempt}, {job.worker})")
 
-        with view:
-            record = await follow(conn, wf, view.update, report_failure)
-        return (await summaries(conn, settings, record.wf))[0]
+    with view:
+        record = await follow(conn, wf, view.update, report_failure)
+    return await with_problems(conn, settings, record)
 
 
 @guarded
@@ -92,9 +80,11 @@ def watch(
 ) -> None:
     """Follow a workflow (default: the latest unfinished one) with live counts until it ends."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    summary = run_async(watch_until_done, settings, workflow)
+    summary = on_server(
+        settings, _watch, settings, workflow, embedded=False, name="jobstream-watch"
+    )
     if json_output:
-        print_json(msgspec.to_builtins(summary))
+        print_json(summary.as_json())
     else:
         print_summary(summary)
     if not summary.succeeded:

@@ -6,40 +6,37 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 
-from jobstream.access import follow, summarize
 from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
     err,
     guarded,
+    on_server,
     out,
     print_json,
-    run_async,
     settings_from,
 )
 from jobstream.cli.render import ProgressView, print_summary
 from jobstream.config import Settings
 from jobstream.model import WorkflowDef
+from jobstream.ops.submit import submit_workflow
+from jobstream.projections.records import WorkflowStatus
 from jobstream.spec import load_spec
-from jobstream.streams.connection import connect
-from jobstream.submit import submit_workflow
-from jobstream.summary import Summary
+from jobstream.streams.connection import Connection
+from jobstream.views.status import follow, with_problems
 
 
-async def submit_and_maybe_wait(
-    settings: Settings, workflow: WorkflowDef, wait: bool, view: ProgressView
-) -> tuple[str, Summary | None]:
-    async with connect(settings, embedded=False, name="jobstream-submit") as conn:
-        wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
-        if not wait:
-            return wf, None
-        err.print(f"workflow {wf} submitted; waiting for it to finish")
-        record = await follow(conn, wf, view.update)
-        return wf, await summarize(conn, settings, record)
+async def _submit(
+    conn: Connection, settings: Settings, workflow: WorkflowDef, wait: bool, view: ProgressView
+) -> tuple[str, WorkflowStatus | None]:
+    wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
+    if not wait:
+        return wf, None
+    err.print(f"workflow {wf} submitted; waiting for it to finish")
+    return wf, await with_problems(conn, settings, await follow(conn, wf, view.update))
 
 
 @guarded
@@ -57,13 +54,18 @@ def submit(
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec)
     with ProgressView(workflow.name) as view:
-        wf, summary = run_async(submit_and_maybe_wait, settings, workflow, wait, view)
-    if json_output:
-        print_json(
-            msgspec.to_builtins(summary)
-            if summary
-            else {"workflow": wf, "jobs": len(workflow.jobs)}
+        wf, summary = on_server(
+            settings,
+            _submit,
+            settings,
+            workflow,
+            wait,
+            view,
+            embedded=False,
+            name="jobstream-submit",
         )
+    if json_output:
+        print_json(summary.as_json() if summary else {"workflow": wf, "jobs": len(workflow.jobs)})
     elif summary is not None:
         print_summary(summary)
     else:

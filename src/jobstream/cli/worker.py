@@ -5,33 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 import typer
 
 from jobstream.cli.common import (
     NatsUrl,
     StateDir,
-    capacity_from,
     err,
     guarded,
     parse_duration,
-    run_async,
+    parse_memory,
+    run_main,
     settings_from,
 )
-from jobstream.cli.server import stop_on_signal
-from jobstream.config import Settings
-from jobstream.streams.connection import connect
-from jobstream.workers.service import Worker, WorkerOptions
-
-
-async def work(settings: Settings, options: WorkerOptions) -> None:
-    async with connect(settings, embedded=False, name=f"worker-{options.worker_id}") as conn:
-        worker = Worker(conn, options)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
-            await worker.run()
-            tg.cancel_scope.cancel()
-        err.print(f"worker {worker.id} stopped ({worker.stop_reason}): {worker.jobs_run} jobs run")
+from jobstream.host.services import work
+from jobstream.workers.capacity import local_capacity
+from jobstream.workers.context import WorkerOptions
 
 
 @guarded
@@ -60,17 +48,16 @@ def worker(
     """Run jobs from every hardware class that fits this worker, several at once."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir, idle_timeout_s=idle_timeout)
     walltime_s = parse_duration(walltime, "--walltime")
-    options = WorkerOptions(
-        capacity=capacity_from(cpus, memory, gpus, walltime_s),
-        pools=tuple(pool or [settings.pool]),
+    options = WorkerOptions.from_settings(
+        settings,
+        local_capacity(cpus, parse_memory(memory, "--memory"), gpus, walltime_s),
+        pools=pool or (),
         walltime_s=walltime_s,
-        idle_timeout_s=settings.idle_timeout_s,
-        lease_s=settings.lease_s,
-        log_dir=(log_dir or settings.state_dir / "logs").resolve(),
-        workdir=str(workdir.resolve()) if workdir else None,
+        log_dir=log_dir,
+        workdir=workdir,
     )
     err.print(
         f"worker {options.worker_id}: {options.capacity.hardware_class()} pools "
         f"{','.join(options.pools)}"
     )
-    run_async(work, settings, options)
+    run_main(work, settings, options, err.print)

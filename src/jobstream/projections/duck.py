@@ -18,13 +18,13 @@ import pyarrow as pa
 
 from jobstream.codec import schema_version
 from jobstream.projections import counts
-from jobstream.projections.kv import JobRecord, WorkflowRecord
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
+from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.tables import READ_MODELS
 from jobstream.projections.tables.jobs import MODEL as JOBS
 from jobstream.projections.views import view_ddl
-from jobstream.streams.reader import RawBatch
 from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -184,9 +184,9 @@ class Records(NamedTuple):
     """KV records of the jobs and workflows that a stretch of events touched."""
 
     jobs: list[JobRecord]
-    workflows: list[WorkflowRecord]
+    workflows: list[WorkflowStatus]
 
-    def all(self) -> list[JobRecord | WorkflowRecord]:
+    def all(self) -> list[JobRecord | WorkflowStatus]:
         return [*self.jobs, *self.workflows]
 
 
@@ -346,7 +346,7 @@ def _job_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[Jo
     ]
 
 
-def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[WorkflowRecord]:
+def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[WorkflowStatus]:
     by_state: dict[str, dict[str, int]] = {}
     for wf, state, n in cursor.execute(counts.of_workflows(touched.workflows)).fetchall():
         by_state.setdefault(wf, {})[state] = n
@@ -357,7 +357,7 @@ def _workflow_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> li
         f"FROM workflows WHERE wf IN ({touched.workflows})"
     ).fetchall()
     return [
-        WorkflowRecord(
+        WorkflowStatus(
             wf=wf,
             name=name or "",
             user=user or "",

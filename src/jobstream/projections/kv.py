@@ -25,12 +25,17 @@ from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from jobstream.errors import ServerError
+from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.streams.pipeline import Pipeline
-from jobstream.streams.reader import reply_position
+from jobstream.streams.subjects import (
+    JOBS_BUCKET,
+    JOBS_BUCKET_STREAM,
+    kv_subject,
+    stream_api_subject,
+)
+from jobstream.streams.wire import reply_position
 
 log = logging.getLogger(__name__)
-BUCKET = "JOBS"
-STREAM = f"KV_{BUCKET}"
 ALLOW_ATOMIC = "allow_atomic"
 BATCH_ID, BATCH_SEQUENCE = "Nats-Batch-Id", "Nats-Batch-Sequence"
 COMMIT = {"Nats-Batch-Commit": "1"}
@@ -40,33 +45,9 @@ COUNTED_STRETCH = 10_000  # puts checked by one pair of acknowledgements (bounds
 READ_TIMEOUT_S = 10.0
 
 
-class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
-    wf: str
-    job: int
-    state: str
-    attempt: int
-    worker: str | None
-    updated_at: float
-    seq: int
-
-
-class WorkflowRecord(msgspec.Struct, frozen=True, kw_only=True):
-    wf: str
-    name: str
-    user: str
-    job_count: int
-    submitted_at: float
-    finished: bool
-    counts: dict[str, int]
-    seq: int
-
-    def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("completed", "failed", "timed_out", "canceled"))
-
-
 _encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(JobRecord)
-_wf_decoder = msgspec.json.Decoder(WorkflowRecord)
+_wf_decoder = msgspec.json.Decoder(WorkflowStatus)
 
 
 def job_key(wf: str, job: int) -> str:
@@ -79,10 +60,10 @@ def workflow_key(wf: str) -> str:
 
 async def ensure_bucket(js: JetStreamContext) -> KeyValue:
     try:
-        return await js.key_value(BUCKET)
+        return await js.key_value(JOBS_BUCKET)
     except (BucketNotFoundError, NotFoundError):
         return await js.create_key_value(
-            config=api.KeyValueConfig(bucket=BUCKET, history=1, storage=api.StorageType.FILE)
+            config=api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
         )
 
 
@@ -90,10 +71,12 @@ async def enable_atomic_puts(nc: NATS) -> bool:
     """Allow atomic batch publishes on the bucket's stream (nats-server 2.12+); False
     where the server does not know them or refuses the change."""
     try:
-        config = (await _stream_api(nc, f"INFO.{STREAM}", {}))["config"]
+        config = (await _stream_api(nc, f"INFO.{JOBS_BUCKET_STREAM}", {}))["config"]
         if not config.get(ALLOW_ATOMIC):
             config[ALLOW_ATOMIC] = True
-            config = (await _stream_api(nc, f"UPDATE.{STREAM}", config)).get("config", {})
+            config = (await _stream_api(nc, f"UPDATE.{JOBS_BUCKET_STREAM}", config)).get(
+                "config", {}
+            )
     except APIError as exc:
         log.warning("KV: no atomic batches; puts not all stored go again one by one: %s", exc)
         return False
@@ -102,7 +85,7 @@ async def enable_atomic_puts(nc: NATS) -> bool:
 
 async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str, Any]:
     """A raw stream API call: nats-py's StreamConfig drops fields it does not know."""
-    reply = await nc.request(f"$JS.API.STREAM.{call}", json.dumps(request).encode(), timeout=10)
+    reply = await nc.request(stream_api_subject(call), json.dumps(request).encode(), timeout=10)
     found: dict[str, Any] = json.loads(reply.data)
     if "error" in found:
         raise APIError.from_error(found["error"])
@@ -110,7 +93,7 @@ async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str,
 
 
 async def put_records(
-    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord], *, atomic: bool
+    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowStatus], *, atomic: bool
 ) -> None:
     """Write records (a KV put is a publish on ``$KV.<bucket>.<key>``) and wait until
     they are stored.
@@ -132,7 +115,7 @@ async def put_records(
             await _put_acknowledged(pipeline, stretch, atomic=atomic)
 
 
-async def _put_counted(pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord]) -> bool:
+async def _put_counted(pipeline: Pipeline, records: Sequence[JobRecord | WorkflowStatus]) -> bool:
     """Put the first and the last record with an acknowledgement and those between
     without; True if the server stored them all.
 
@@ -153,7 +136,7 @@ async def _put_counted(pipeline: Pipeline, records: Sequence[JobRecord | Workflo
 
 
 async def _put_acknowledged(
-    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowRecord], *, atomic: bool
+    pipeline: Pipeline, records: Sequence[JobRecord | WorkflowStatus], *, atomic: bool
 ) -> None:
     if not atomic:
         singles = [await pipeline.publish(*_put(record)) for record in records]
@@ -176,17 +159,17 @@ async def _put_acknowledged(
         await pipeline.ack(future)
 
 
-def _put(record: JobRecord | WorkflowRecord) -> tuple[str, bytes]:
-    return f"$KV.{BUCKET}.{record_key(record)}", _encoder.encode(record)
+def _put(record: JobRecord | WorkflowStatus) -> tuple[str, bytes]:
+    return kv_subject(JOBS_BUCKET, record_key(record)), _encoder.encode(record)
 
 
-def record_key(record: JobRecord | WorkflowRecord) -> str:
+def record_key(record: JobRecord | WorkflowStatus) -> str:
     if isinstance(record, JobRecord):
         return job_key(record.wf, record.job)
     return workflow_key(record.wf)
 
 
-async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowRecord]:
+async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowStatus]:
     """Summaries of one workflow or all, in submission order."""
     await ensure_bucket(js)
     found = [_wf_decoder.decode(value) async for _, value in _current(js, workflow_key(wf or "*"))]
@@ -210,10 +193,10 @@ async def _current(js: JetStreamContext, keys: str) -> AsyncIterator[tuple[str, 
     server, even while values are already on their way to the client (a workflow
     without its summary, now and then). Here the last delivery says when it is the last.
     """
-    prefix = f"$KV.{BUCKET}."
+    prefix = kv_subject(JOBS_BUCKET, "")
     sub = await js.subscribe(
         prefix + keys,
-        stream=STREAM,
+        stream=JOBS_BUCKET_STREAM,
         ordered_consumer=True,
         deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
     )
@@ -237,7 +220,7 @@ async def _current(js: JetStreamContext, keys: str) -> AsyncIterator[tuple[str, 
             await sub.unsubscribe()
 
 
-async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[WorkflowRecord]:
+async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[WorkflowStatus]:
     """The workflow's summary now and at every change, until it is finished."""
     kv = await ensure_bucket(js)
     watcher = await kv.watch(workflow_key(wf), ignore_deletes=True)
@@ -253,7 +236,7 @@ async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[Workflo
         await watcher.stop()  # type: ignore[no-untyped-call]
 
 
-async def watch_jobs(js: JetStreamContext, wf: str) -> AsyncIterator[JobRecord | WorkflowRecord]:
+async def watch_jobs(js: JetStreamContext, wf: str) -> AsyncIterator[JobRecord | WorkflowStatus]:
     """Every job state change of a workflow (and its summary), until it is finished."""
     kv = await ensure_bucket(js)
     watcher = await kv.watch(f"{wf}.*", ignore_deletes=True)

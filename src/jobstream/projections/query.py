@@ -18,10 +18,8 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
 from jobstream.errors import JobstreamError
+from jobstream.streams.subjects import REBUILD_SUBJECT, SQL_PING_SUBJECT, SQL_SUBJECT
 
-QUERY_SUBJECT = "jobstream.sql"
-PING_SUBJECT = "jobstream.sql.ping"
-REBUILD_SUBJECT = "jobstream.rebuild"
 CHUNK_HEADER = "Jobstream-Chunk"
 ERROR_HEADER = "Jobstream-Error"
 QUEUE = "jobstream-projector"
@@ -76,8 +74,8 @@ async def serve_queries(
         await msg.respond(reply)
 
     subs = [
-        await nc.subscribe(QUERY_SUBJECT, queue=QUEUE, cb=on_query),
-        await nc.subscribe(PING_SUBJECT, queue=QUEUE, cb=on_ping),
+        await nc.subscribe(SQL_SUBJECT, queue=QUEUE, cb=on_query),
+        await nc.subscribe(SQL_PING_SUBJECT, queue=QUEUE, cb=on_ping),
         await nc.subscribe(REBUILD_SUBJECT, queue=QUEUE, cb=on_rebuild),
     ]
     task_status.started()
@@ -95,7 +93,7 @@ def _one_line(exc: BaseException) -> str:
 
 async def projector_available(nc: NATS) -> bool:
     try:
-        await nc.request(PING_SUBJECT, b"", timeout=1.0)
+        await nc.request(SQL_PING_SUBJECT, b"", timeout=1.0)
     except (NoRespondersError, TimeoutError):
         return False
     return True
@@ -106,7 +104,7 @@ async def remote_query(nc: NATS, sql: str) -> pa.Table:
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     try:
-        await nc.publish(QUERY_SUBJECT, json.dumps({"sql": sql}).encode(), reply=inbox)
+        await nc.publish(SQL_SUBJECT, json.dumps({"sql": sql}).encode(), reply=inbox)
         parts: list[bytes] = []
         with anyio.fail_after(QUERY_TIMEOUT_S):
             while True:

@@ -28,10 +28,9 @@ from jobstream.errors import JobstreamError
 from jobstream.projections.duck import DuckStore, Records, Staged
 from jobstream.projections.kv import enable_atomic_puts, ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
-from jobstream.runtime import tune_for_throughput
 from jobstream.streams.bulk import follow_bulk, read_to_end
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import RawBatch
+from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
 CONSUMER = "projector"
@@ -42,7 +41,6 @@ CONSUMER = "projector"
 # much, and the fold was a quarter slower. Per-batch costs (commit, KV flush) are also
 # paid 6x less often than at 20,000.
 BULK_BATCH = 122_880
-DB_NAME = "jobstream.duckdb"
 KV_TIMEOUT_S = 60.0
 LIVE_INTERVAL_S = 0.5
 # While live, applying takes at most this share of the projector's time: on a machine
@@ -89,7 +87,6 @@ class Projector:
         self._committed = 0  # DuckDB holds everything up to here
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        tune_for_throughput()
         await anyio.Path(self.db_path.parent).mkdir(parents=True, exist_ok=True)
         self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
         try:
@@ -217,7 +214,6 @@ async def replay_into(
     ``kv_seq``: how far the KV records are known to be written (the file it replaces);
     the projector that opens the file next writes the records of everything after it.
     """
-    tune_for_throughput()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     store = await anyio.to_thread.run_sync(DuckStore, path)

@@ -16,7 +16,7 @@ from jobstream.model import WorkItem
 from jobstream.scheduler.state import DispatchIntent, Intent, SchedulerState
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.setup import ensure_class_consumer
-from jobstream.streams.subjects import WORK_STREAM, class_subject
+from jobstream.streams.subjects import ALL_WORK, WORK_STREAM, class_subject
 
 _encoder = msgspec.json.Encoder()
 _item_decoder = msgspec.json.Decoder(WorkItem)
@@ -88,7 +88,7 @@ class Dispatcher:
         seq = info.state.first_seq
         while info.state.messages and seq <= info.state.last_seq:
             try:
-                raw = await self.js.get_msg(WORK_STREAM, seq=seq, subject="work.>", next=True)
+                raw = await self.js.get_msg(WORK_STREAM, seq=seq, subject=ALL_WORK, next=True)
             except NotFoundError:
                 break
             assert raw.seq is not None and raw.data is not None

@@ -21,7 +21,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from jobstream.decide import AnyCommand, Block, Cancel, MakeReady, decide
+from jobstream.decide import AnyCommand, Block, Cancel, MakeReady
 from jobstream.errors import IllegalTransition
 from jobstream.events import Event, WorkflowCompleted
 from jobstream.scheduler.dispatch import Dispatcher
@@ -37,8 +37,10 @@ from jobstream.scheduler.state import (
 )
 from jobstream.streams.bulk import follow_bulk, read_ahead, read_to_end
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import RawBatch, decode_batch
-from jobstream.streams.store import Conflict, EventStore
+from jobstream.streams.reader import decode_batch
+from jobstream.streams.repository import JobRepository, JobVersion
+from jobstream.streams.store import Conflict, EventStore, Stored
+from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -53,6 +55,7 @@ class Scheduler:
     def __init__(self, conn: Connection, lease_s: float) -> None:
         self.conn = conn
         self.store = EventStore(conn.js, conn.pipeline)
+        self.jobs = JobRepository(self.store)
         self.state = SchedulerState()
         self.dispatcher = Dispatcher(conn.js, conn.pipeline, lease_s)
 
@@ -106,9 +109,9 @@ class Scheduler:
             began = time.monotonic()
             chunk = [pending.popleft() for _ in range(min(size, len(pending)))]
             dispatches = [i for i in chunk if isinstance(i, DispatchIntent)]
-            appends = self._decide_all(i for i in chunk if not isinstance(i, DispatchIntent))
+            decisions = self._commands(i for i in chunk if not isinstance(i, DispatchIntent))
             await self.dispatcher.dispatch(self.state, dispatches)
-            follow_up = await self._append_and_apply(appends)
+            follow_up = self._fold_own(await self.jobs.execute_many(decisions))
             size = next_chunk_size(size, time.monotonic() - began)
             # With nothing left of this batch, what arrived is the caller's next read.
             if arrivals is not None and pending and (arrived := self._fold_arrived(arrivals)):
@@ -117,27 +120,44 @@ class Scheduler:
             pending.extendleft(reversed(follow_up))
         completions = self.state.completions()
         if completions:
-            await self._append_and_apply([self._completion(c) for c in completions])
+            await self._complete(completions)
 
-    def _decide_all(self, intents: Iterable[Intent]) -> list[tuple[Event, int | None]]:
+    def _commands(self, intents: Iterable[Intent]) -> list[tuple[JobVersion, AnyCommand]]:
+        """What each intent asks of its job, decided on the job as folded now."""
         now = time.time()
-        appends: list[tuple[Event, int | None]] = []
+        commands: list[tuple[JobVersion, AnyCommand]] = []
         for intent in intents:
             assert not isinstance(intent, DispatchIntent | CompleteIntent)
             track = self.state.workflows[intent.wf]
-            command = _command_for(intent, track, now)
-            try:
-                events = decide(track.jobs[intent.job], command)
-            except IllegalTransition as exc:
-                log.debug("skipped: %s", exc)  # the job moved on since the intent was formed
-                continue
-            appends += [(event, track.seqs[intent.job]) for event in events]
-        return appends
+            version = JobVersion(track.jobs[intent.job], track.seqs[intent.job])
+            commands.append((version, _command_for(intent, track, now)))
+        return commands
 
-    def _completion(self, intent: CompleteIntent) -> tuple[Event, int | None]:
-        track = self.state.workflows[intent.wf]
-        event = WorkflowCompleted(wf=intent.wf, at=time.time(), actor=ACTOR, counts=intent.counts)
-        return event, track.wf_seq
+    def _fold_own(self, results: list[Stored | Conflict | IllegalTransition]) -> list[Intent]:
+        """Fold this scheduler's own appends at once (reading them again from the stream
+        is a no-op); what they make necessary. A refusal needs nothing: the job moved on
+        since the intent was formed, and the event that moved it is folded in its turn."""
+        follow_up: list[Intent] = []
+        for result in results:
+            if isinstance(result, Stored):
+                follow_up += self.state.apply(result.seq, result.event)
+            else:
+                log.debug("skipped: %s", result)
+        return follow_up
+
+    async def _complete(self, completions: list[CompleteIntent]) -> None:
+        """Append WorkflowCompleted of each finished workflow (CAS on its subject)."""
+        appends: list[tuple[Event, int | None]] = []
+        for intent in completions:
+            completed = WorkflowCompleted(
+                wf=intent.wf, at=time.time(), actor=ACTOR, counts=intent.counts
+            )
+            appends.append((completed, self.state.workflows[intent.wf].wf_seq))
+        for (event, _), result in zip(appends, await self.store.append_many(appends), strict=True):
+            if isinstance(result, Conflict):
+                log.debug("conflict, will re-read: %s", result)
+            else:
+                self.state.apply(result, event)
 
     def _fold_arrived(self, arrivals: MemoryObjectReceiveStream[RawBatch]) -> list[Intent]:
         """Fold the batches that have arrived, without waiting for more."""
@@ -146,18 +166,6 @@ class Scheduler:
             while True:
                 intents += self._fold(arrivals.receive_nowait())
         return intents
-
-    async def _append_and_apply(self, appends: list[tuple[Event, int | None]]) -> list[Intent]:
-        follow_up: list[Intent] = []
-        if not appends:
-            return follow_up
-        results = await self.store.append_many(appends)
-        for (event, _), result in zip(appends, results, strict=True):
-            if isinstance(result, Conflict):
-                log.debug("conflict, will re-read: %s", result)
-                continue
-            follow_up += self.state.apply(result, event)
-        return follow_up
 
 
 def next_chunk_size(size: int, took_s: float) -> int:

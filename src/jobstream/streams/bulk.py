@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
-import re
 import secrets
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -30,10 +28,25 @@ import nats.errors
 from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.js import JetStreamContext, api
 
-from jobstream import codec
-from jobstream.streams.pipeline import pub_frame
-from jobstream.streams.reader import FILL_WAIT_S, RawBatch, read_raw_batches, reply_position
-from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.reader import FILL_WAIT_S, read_raw_batches
+from jobstream.streams.subjects import ALL_EVENTS, EVENTS_STREAM, bulk_inbox, pull_subject
+from jobstream.streams.wire import (
+    IDLE_HEARTBEAT,
+    NO_MESSAGES,
+    PONG,
+    REQUEST_EXPIRED,
+    FrameBuffer,
+    Message,
+    RawBatch,
+    empty_batch,
+    hello,
+    jobstream_headers,
+    message,
+    pub_frame,
+    pull_request,
+    reply_position,
+    status_of,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 20_000
@@ -48,18 +61,6 @@ WAITING_REQUESTS = 2
 # Batches start this small and double up to the size asked for: the consumer starts
 # working sooner, and a short read stays cheap.
 FIRST_BATCH = 5_000
-# A delivery with the usual reply subject ``$JS.ACK.<stream>.<consumer>.<delivered>.<seq>.
-# <consumer seq>.<time>.<pending>`` whose headers start with the two that jobstream writes
-# first. Groups: subject, seq, pending, header size, total size, where the headers start,
-# and the two headers' values (the key of their shared dict).
-_DELIVERY = re.compile(
-    rb"HMSG ([^ \r\n]+) [^ \r\n]+ \$JS\.ACK\.[^. \r\n]+\.[^. \r\n]+\.\d+\.(\d+)\.\d+\.\d+\.(\d+) "
-    rb"(\d+) (\d+)\r\n()NATS/1\.0\r\nJobstream-Type: ([^\r\n]*\r\nJobstream-Version: [^\r\n]*)\r\n"
-)
-_VERSION_LINE = b"\r\nJobstream-Version: "
-_JOBSTREAM_HEADER = re.compile(rb"\r\n(Jobstream-[^:\r]+): *([^\r]*)")
-_SHARED_HEADERS_MAX = 1024
-_shared_headers: dict[object, dict[str, str]] = {}  # by the header fields' bytes
 
 
 class BulkUnavailable(Exception):
@@ -74,8 +75,8 @@ def plain_address(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 4222
 
 
-class _Frames:
-    """Incremental parser of the server's protocol frames on one non-blocking socket.
+class _Socket:
+    """One non-blocking socket to the server and what it has received (:class:`FrameBuffer`).
 
     The socket is read directly rather than through a stream: :meth:`receive` takes what
     has arrived without waiting, so a follower that was busy hands out everything that
@@ -84,8 +85,7 @@ class _Frames:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buffer = b""
-        self.at = 0
+        self.received = FrameBuffer()
         self.outgoing = b""
 
     def send(self, data: bytes) -> None:
@@ -102,8 +102,7 @@ class _Frames:
             return False
         if not chunk:
             raise ConnectionError("the NATS server closed the connection")
-        self.buffer = self.buffer[self.at :] + chunk
-        self.at = 0
+        self.received.feed(chunk)
         return True
 
     async def readable(self) -> None:
@@ -117,81 +116,6 @@ class _Frames:
         """Append at least one more chunk."""
         while not self.receive():
             await self.readable()
-
-    def deliveries(self, batch: RawBatch, limit: int, past_end: bool) -> int | None:
-        """Move the complete deliveries at the front of the buffer into ``batch``, up to
-        ``limit`` events or (unless ``past_end``) the end of the backlog; the pending count
-        after the last one (None if none was there). The hot loop: ~2 µs per event."""
-        seqs, subjects, headers, payloads = (
-            batch.seqs,
-            batch.subjects,
-            batch.headers,
-            batch.payloads,
-        )
-        buffer, at, pending = self.buffer, self.at, None
-        match, size, count = _DELIVERY.match, len(buffer), len(seqs)
-        while count < limit and (past_end or pending != 0):
-            found = match(buffer, at)
-            if found is None:
-                break
-            subject, seq, left, header_size, total, _, fields = found.groups()
-            start = found.start(6)
-            payload_start, end = start + int(header_size), start + int(total)
-            if end + 2 > size:
-                break
-            seqs.append(int(seq))
-            subjects.append(subject.decode())
-            shared = _shared_headers.get(fields)
-            if shared is None:
-                kind, _, version = fields.partition(_VERSION_LINE)
-                shared = _share(
-                    fields,
-                    {codec.TYPE_HEADER: kind.decode(), codec.VERSION_HEADER: version.decode()},
-                )
-            headers.append(shared)
-            payloads.append(buffer[payload_start:end])
-            pending, at, count = int(left), end + 2, count + 1
-        self.at = at
-        return pending
-
-    def frame(self) -> tuple[bytes, bytes] | None:
-        """The next whole frame the fast path left: its first line and its body (empty
-        for frames without one), or None until all of it has arrived. Nothing is taken
-        before the whole frame is there, so a cancelled wait for more loses nothing."""
-        buffer, at = self.buffer, self.at
-        end = buffer.find(b"\r\n", at)
-        if end < 0:
-            return None
-        line = buffer[at:end]
-        if not line.startswith((b"HMSG", b"MSG")):
-            self.at = end + 2
-            return line, b""
-        body_end = end + 2 + int(line.rsplit(b" ", 1)[1])
-        if body_end + 2 > len(buffer):
-            return None
-        self.at = body_end + 2
-        return line, buffer[end + 2 : body_end]
-
-
-def _jobstream_headers(block: bytes) -> dict[str, str]:
-    """The ``Jobstream-*`` fields of a header block, as a dict shared by equal blocks."""
-    fields = tuple(_JOBSTREAM_HEADER.findall(block))
-    shared = _shared_headers.get(fields)
-    if shared is None:
-        shared = _share(fields, {k.decode(): v.decode().strip() for k, v in fields})
-    return shared
-
-
-def _share(key: object, headers: dict[str, str]) -> dict[str, str]:
-    if len(_shared_headers) < _SHARED_HEADERS_MAX:
-        _shared_headers[key] = headers
-    return headers
-
-
-def _status(block: bytes) -> int | None:
-    """The status code of a message's header block (a pull status), if it has one."""
-    status = block[9:12]
-    return int(status) if status.isdigit() else None
 
 
 class _Request:
@@ -213,7 +137,7 @@ class _Pull:
     which one it ends (and a late one of a request already over is ignored).
     """
 
-    def __init__(self, frames: _Frames, next_subject: str, inbox: str) -> None:
+    def __init__(self, frames: _Socket, next_subject: str, inbox: str) -> None:
         self.frames = frames
         self.next_subject = next_subject
         self.inbox = inbox
@@ -229,10 +153,8 @@ class _Pull:
         answer_to = f"{self.inbox}.{self.pulls}"
         self.waiting.append(_Request(answer_to.encode(), size))
         self.status = None
-        body: dict[str, object] = {"batch": size, "expires": expires_ns, "no_wait": no_wait}
-        if heartbeat_ns:
-            body["idle_heartbeat"] = heartbeat_ns
-        self.frames.send(pub_frame(self.next_subject, answer_to, json.dumps(body).encode(), None))
+        body = pull_request(size, expires_ns=expires_ns, no_wait=no_wait, heartbeat_ns=heartbeat_ns)
+        self.frames.send(pub_frame(self.next_subject, answer_to, body, None))
 
     def _left(self) -> int:
         return sum(request.left for request in self.waiting)
@@ -264,46 +186,47 @@ class _Pull:
         ``past_end``) nothing more is pending after the last delivery; True if the
         server had news beyond deliveries: a request ended (a status ended it, or it
         brought all it asked for), or an idle heartbeat came."""
-        frames, news = self.frames, False
+        received, news = self.frames.received, False
         while True:
             before = len(batch.seqs)
-            pending = frames.deliveries(batch, min(limit, before + self._left()), past_end)
+            pending = received.deliveries(batch, min(limit, before + self._left()), past_end)
             news = self._delivered(len(batch.seqs) - before) or news
             if pending is not None:
                 self.pending = pending
             if len(batch.seqs) >= limit or not self.waiting or (pending == 0 and not past_end):
                 return news
-            found = frames.frame()
+            found = received.frame()
             if found is None:
                 return news
             line, body = found
             if line.startswith(b"HMSG"):
-                _, subject, _, *rest = line.split(b" ")
-                header_size = int(rest[-2])
-                status = _status(body[:header_size])
-                if status == 100:  # an idle heartbeat
-                    news = True
-                    continue
-                if status is not None:
-                    if status not in (404, 408):  # no messages, expired: the request is over
-                        raise ConnectionError(f"pull request ended: {body[:header_size]!r}")
-                    news = self._ended(subject, status) or news
-                    continue
-                position = reply_position(rest[0].decode() if len(rest) == 3 else "")
-                if position is None:
-                    raise ConnectionError(f"not a JetStream delivery: {line[:200]!r}")
-                seq, self.pending = position
-                batch.seqs.append(seq)
-                batch.subjects.append(subject.decode())
-                batch.headers.append(_jobstream_headers(body[:header_size]))
-                batch.payloads.append(body[header_size:])
-                news = self._delivered(1) or news
+                news = self._other_message(message(line, body), batch) or news
                 if self.pending == 0 and not past_end:
                     return news
             elif line.startswith(b"PING"):
-                frames.send(b"PONG\r\n")
+                self.frames.send(PONG)
             elif line.startswith(b"-ERR"):
                 raise ConnectionError(line.decode())
+
+    def _other_message(self, msg: Message, batch: RawBatch) -> bool:
+        """A message the fast path left: a pull status, or a delivery in another layout;
+        True if it was news (a heartbeat, a request ended or used up)."""
+        status = status_of(msg.header_block)
+        if status == IDLE_HEARTBEAT:
+            return True
+        if status is not None:
+            if status not in (NO_MESSAGES, REQUEST_EXPIRED):
+                raise ConnectionError(f"pull request ended: {msg.header_block!r}")
+            return self._ended(msg.subject.encode(), status)
+        position = reply_position(msg.reply)
+        if position is None:
+            raise ConnectionError(f"not a JetStream delivery: {msg.subject} {msg.reply}")
+        seq, self.pending = position
+        batch.seqs.append(seq)
+        batch.subjects.append(msg.subject)
+        batch.headers.append(jobstream_headers(msg.header_block))
+        batch.payloads.append(msg.payload)
+        return self._delivered(1)
 
 
 @contextlib.asynccontextmanager
@@ -328,16 +251,15 @@ async def _pull_consumer(
         sock = await anyio.to_thread.run_sync(socket.create_connection, address, CONNECT_TIMEOUT_S)
         with sock:
             sock.setblocking(False)
-            frames = _Frames(sock)
+            frames = _Socket(sock)
             await frames.fill()
-            if not frames.buffer.startswith(b"INFO"):
+            if not frames.received.buffer.startswith(b"INFO"):
                 raise ConnectionError("not a NATS server")
-            while frames.frame() is None:
+            while frames.received.frame() is None:
                 await frames.fill()
-            inbox = f"_INBOX.bulk.{secrets.token_hex(8)}"
-            connect = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
-            frames.send(f"CONNECT {json.dumps(connect)}\r\nSUB {inbox}.* 1\r\n".encode())
-            yield _Pull(frames, f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{info.name}", inbox)
+            inbox = bulk_inbox(secrets.token_hex(8))
+            frames.send(hello(inbox))
+            yield _Pull(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
     finally:
         # Bounded: with the server gone this would wait out the request timeout.
         with anyio.move_on_after(DELETE_TIMEOUT_S, shield=True), contextlib.suppress(Exception):
@@ -347,7 +269,7 @@ async def _pull_consumer(
 async def read_bulk(
     js: JetStreamContext,
     url: str,
-    subject_filter: str = "ev.>",
+    subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
     size: int = BATCH,
@@ -358,7 +280,7 @@ async def read_bulk(
         done, limit = False, min(size, FIRST_BATCH)
         while not done:
             pull.request(limit, expires_ns=EXPIRES_NS, no_wait=True)
-            batch = RawBatch([], [], [], [], caught_up=False)
+            batch = empty_batch()
             while not pull.take(batch, limit, past_end=False):
                 if len(batch.seqs) == limit or pull.pending == 0:
                     break
@@ -380,7 +302,7 @@ async def read_bulk(
 async def follow_bulk(
     js: JetStreamContext,
     url: str,
-    subject_filter: str = "ev.>",
+    subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
     size: int = BATCH,
@@ -440,7 +362,7 @@ async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBat
 
     top_up()
     while True:
-        batch = RawBatch([], [], [], [], caught_up=False)
+        batch = empty_batch()
         # The first events, or a heartbeat: the server's sign of life when all is quiet.
         with anyio.fail_after(poll_s + SILENCE_S):
             while not (news := pull.take(batch, size, past_end=True)) and not batch.seqs:
@@ -466,7 +388,7 @@ async def _follow(pull: _Pull, size: int, poll_s: float) -> AsyncIterator[RawBat
 def read_to_end(
     js: JetStreamContext,
     url: str,
-    subject_filter: str = "ev.>",
+    subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
     size: int = BATCH,

@@ -1,5 +1,4 @@
-"""Connect to NATS: the configured URL, a ``jobstream server`` found in the state
-directory, or (where allowed) a fresh embedded server."""
+"""An open NATS connection with its JetStream context and pipelined publisher."""
 
 from __future__ import annotations
 
@@ -12,11 +11,22 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoServersError
 from nats.js import JetStreamContext
 
-from jobstream.config import Settings
-from jobstream.embedded import discover_url, embedded_server, reachable
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.setup import ensure_streams
+
+
+async def reachable(url: str) -> bool:
+    """True when the server's address accepts a TCP connection."""
+    target = url.split("://", 1)[-1].split(",", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = target.rpartition(":")
+    try:
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp(host.strip("[]") or "127.0.0.1", int(port or 4222))
+    except (OSError, TimeoutError, ValueError):
+        return False
+    await stream.aclose()
+    return True
 
 
 class Connection:
@@ -67,22 +77,3 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
                 await conn.pipeline.close()
                 await nc.flush(timeout=2)
             await nc.close()
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    settings: Settings, *, embedded: bool, name: str = "jobstream"
-) -> AsyncIterator[Connection]:
-    """Connect the way the settings say; start an embedded server only if ``embedded``."""
-    url = settings.nats_url or discover_url(settings.state_dir)
-    if url is not None:
-        async with open_connection(url, name) as conn:
-            yield conn
-        return
-    if not embedded:
-        raise ServerError(
-            "no NATS server: start one with `jobstream server` in this directory, "
-            "or set JOBSTREAM_NATS_URL / --nats-url"
-        )
-    async with embedded_server(settings.state_dir) as url, open_connection(url, name) as conn:
-        yield conn

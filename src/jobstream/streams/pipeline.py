@@ -22,32 +22,17 @@ import contextlib
 import time
 from itertools import count
 
-import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import APIError
 
 from jobstream.errors import ServerError
+from jobstream.streams import nats_adapter
+from jobstream.streams.wire import pub_ack, pub_frame
 
 MAX_PENDING = 8000
 ACK_TIMEOUT_S = 30.0
 COALESCE_S = 0.002
-
-
-class _Error(msgspec.Struct):
-    code: int | None = None
-    err_code: int | None = None
-    description: str | None = None
-
-
-class _PubAck(msgspec.Struct):
-    """JetStream's answer to a publish: the stored sequence, or an error."""
-
-    seq: int | None = None
-    error: _Error | None = None
-
-
-_ack_decoder = msgspec.json.Decoder(_PubAck)
 
 
 class Pipeline:
@@ -113,16 +98,13 @@ class Pipeline:
             else:
                 frames.append(pub_frame(subject, reply, payload, headers))
         block = b"".join(frames)
-        refusal = _refusal(nc, len(block))
+        refusal = nats_adapter.refusal(nc, len(block))
         if refusal:
             for subject, _, reply, _ in outbox:
                 self._refuse(reply, f"publish to {subject} failed: {refusal}")
             return
         if block:
-            # nats-py's own publish does these two steps for every message.
-            await nc._send_command(block)
-            if nc._flush_queue is not None and nc._flush_queue.empty():
-                await nc._flush_pending()
+            await nats_adapter.write(nc, block)
 
     def _refuse(self, reply: str, reason: str) -> None:
         if reply:
@@ -168,18 +150,9 @@ class Pipeline:
         if future.done():
             return
         try:
-            reply = _ack_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            reply = _PubAck()
-        if reply.error is not None:
-            error = reply.error
-            future.set_exception(
-                APIError(code=error.code, err_code=error.err_code, description=error.description)
-            )
-        elif reply.seq is None:
-            future.set_exception(APIError(description=f"bad acknowledgement {msg.data!r}"))
-        else:
-            future.set_result(reply.seq)
+            future.set_result(pub_ack(msg.data))
+        except APIError as refused:
+            future.set_exception(refused)
 
     async def publish(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
@@ -213,32 +186,3 @@ class Pipeline:
         ACK_TIMEOUT_S of sending it (publishing again with the same message id is safe:
         deduplicated or recognised)."""
         return await future
-
-
-def pub_frame(subject: str, reply: str, payload: bytes, headers: dict[str, str] | None) -> bytes:
-    """One ``PUB``/``HPUB`` protocol frame (subjects and headers are jobstream's own).
-
-    Keys are taken as plain strings: nats-py's header names are a ``str`` enum, which
-    formats as ``Header.MSG_ID`` and would be sent as that.
-    """
-    target = f"{subject} {reply}" if reply else subject
-    if not headers:
-        return f"PUB {target} {len(payload)}\r\n".encode() + payload + b"\r\n"
-    lines = "".join(f"{str.__str__(key)}: {value}\r\n" for key, value in headers.items())
-    head = f"NATS/1.0\r\n{lines}\r\n".encode()
-    size = len(head) + len(payload)
-    return b"".join((f"HPUB {target} {len(head)} {size}\r\n".encode(), head, payload, b"\r\n"))
-
-
-def _refusal(nc: NATS, size: int) -> str:
-    """Why the connection would refuse ``size`` more bytes now, as nats-py's publish
-    would; empty if it takes them (buffered while it reconnects)."""
-    if nc.is_closed:
-        return "the connection is closed"
-    if nc.is_draining_pubs:
-        return "the connection is draining"
-    if not nc.is_connected and (
-        nc._max_pending_size <= 0 or nc._pending_data_size + size > nc._max_pending_size
-    ):
-        return "the connection is down and its outbound buffer is full"
-    return ""

@@ -20,23 +20,13 @@ from nats.js import JetStreamContext, api
 
 from jobstream import codec
 from jobstream.streams.store import Stored
-from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.subjects import ALL_EVENTS, EVENTS_STREAM
+from jobstream.streams.wire import RawBatch, empty_batch, reply_position
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 20_000
 BUFFER_LIMIT = 200_000  # client-side pending limit of the subscription
 FILL_WAIT_S = 0.05  # how long a batch may wait to fill while a backlog streams in
-V1_TOKENS, V2_TOKENS = 9, 12  # the two layouts of a JetStream reply subject (below)
-
-
-class RawBatch(msgspec.Struct):
-    """Undecoded events in stream order, column by column."""
-
-    seqs: list[int]
-    subjects: list[str]
-    headers: list[dict[str, str] | None]
-    payloads: list[bytes]
-    caught_up: bool
 
 
 class Batch(msgspec.Struct, frozen=True):
@@ -48,7 +38,7 @@ class Batch(msgspec.Struct, frozen=True):
 
 async def read_raw_batches(
     js: JetStreamContext,
-    subject_filter: str = "ev.>",
+    subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
     follow: bool = True,
@@ -90,14 +80,14 @@ async def read_raw_batches(
         # Nothing matches (delivered messages may still be on their way: then wait).
         delivered = info.delivered.consumer_seq if info.delivered else 0
         if info.num_pending == 0 and not delivered and not buffer:
-            yield RawBatch([], [], [], [], True)
+            yield empty_batch(caught_up=True)
             if not follow:
                 return
         while True:
             if not buffer:
                 await more(poll_s)
                 if not buffer:
-                    yield RawBatch([], [], [], [], True)
+                    yield empty_batch(caught_up=True)
                     if not follow:
                         return
                     continue
@@ -119,36 +109,6 @@ async def read_raw_batches(
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await sub.unsubscribe()
-
-
-def reply_position(reply: str) -> tuple[int, int] | None:
-    """(stream sequence, messages pending) from a JetStream reply subject; None if it is
-    not one.
-
-    nats-py's ``msg.metadata`` builds dataclasses and a datetime per message; at ~100,000
-    messages/s that alone was ~7% of the scheduler's time.
-    """
-    tokens = _ack_tokens(reply)
-    return None if tokens is None else (int(tokens[5]), int(tokens[8]))
-
-
-def reply_delivery(reply: str) -> tuple[int, int] | None:
-    """(stream sequence, times delivered) from a JetStream reply subject; None if it is
-    not one (a worker tells two deliveries of one dispatch apart by them)."""
-    tokens = _ack_tokens(reply)
-    return None if tokens is None else (int(tokens[5]), int(tokens[4]))
-
-
-def _ack_tokens(reply: str) -> list[str] | None:
-    """The reply subject's tokens in the layout ``$JS.ACK.<stream>.<consumer>.<delivered>.
-    <sseq>.<cseq>.<ts>.<pending>`` (9 tokens); the v2 layout, with domain and account hash
-    after ``ACK`` (12 tokens; 11 without the trailing one), has those two left out."""
-    tokens = reply.split(".")
-    if len(tokens) == V1_TOKENS:
-        return tokens
-    if len(tokens) >= V2_TOKENS - 1:
-        return tokens[:2] + tokens[4:]
-    return None
 
 
 def _position(msg: Msg) -> tuple[int, int]:
@@ -188,7 +148,7 @@ def decode_batch(raw: RawBatch) -> Batch:
 
 async def read_batches(
     js: JetStreamContext,
-    subject_filter: str = "ev.>",
+    subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
     follow: bool = True,
@@ -202,7 +162,7 @@ async def read_batches(
 
 
 async def read_until_caught_up(
-    js: JetStreamContext, subject_filter: str = "ev.>", from_seq: int = 1
+    js: JetStreamContext, subject_filter: str = ALL_EVENTS, from_seq: int = 1
 ) -> AsyncIterator[Stored]:
     """Every stored event matching the filter, oldest first, then stop."""
     async for batch in read_batches(js, subject_filter, from_seq=from_seq, follow=False):

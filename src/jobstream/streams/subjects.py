@@ -1,7 +1,8 @@
 """Names of streams, buckets and subjects: the one place that spells them.
 
 Names and dots in job names never reach a subject: jobs are addressed by workflow id
-and index (``ev.<wf>.job.<n>``); work by pool and hardware class.
+and index (``ev.<wf>.job.<n>``); work by pool and hardware class. The subjects of
+NATS's and JetStream's own APIs that jobstream calls without nats-py are here too.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from jobstream.events import (
 EVENTS_STREAM = "EVENTS"
 WORK_STREAM = "WORK"
 LOGS_BUCKET = "LOGS"
-EVENTS_SUBJECTS = ["ev.>"]
-WORK_SUBJECTS = ["work.>"]
+JOBS_BUCKET = "JOBS"  # key-value: the latest state of every job and workflow
+JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
+ALL_EVENTS = "ev.>"
+ALL_WORK = "work.>"
+EVENTS_SUBJECTS = [ALL_EVENTS]
+WORK_SUBJECTS = [ALL_WORK]
+# The projector's request/reply services (a queue group: one projector answers).
+SQL_SUBJECT = "jobstream.sql"
+SQL_PING_SUBJECT = "jobstream.sql.ping"
+REBUILD_SUBJECT = "jobstream.rebuild"
+ACK_PREFIX = "$JS.ACK"  # JetStream reply subjects of delivered messages start so
 
 
 def workflow_subject(wf: str) -> str:
@@ -51,6 +61,16 @@ def workflow_filter(wf: str) -> str:
     return f"ev.{wf}.>"
 
 
+def jobs_filter(wf: str) -> str:
+    """Filter matching the events of every job of one workflow."""
+    return f"ev.{wf}.job.*"
+
+
+def workers_filter() -> str:
+    """Filter matching every worker's lifecycle events."""
+    return worker_subject("*")
+
+
 def event_subject(event: Event) -> str:
     """The subject an event is stored under."""
     if isinstance(event, JobEvent):
@@ -80,3 +100,23 @@ def class_consumer(pool: str, hardware_class: str) -> str:
 def log_object(wf: str, job: int, attempt: int, stream: str) -> str:
     """LOGS object name of one attempt's stdout or stderr."""
     return f"{wf}/{job}/{attempt}/{stream}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a KV put of ``key`` is a publish on (a key may be a pattern)."""
+    return f"$KV.{bucket}.{key}"
+
+
+def stream_api_subject(call: str) -> str:
+    """JetStream's stream API, e.g. ``INFO.<stream>`` (for fields nats-py drops)."""
+    return f"$JS.API.STREAM.{call}"
+
+
+def pull_subject(stream: str, consumer: str) -> str:
+    """Where pull requests for a consumer's next messages go."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+
+
+def bulk_inbox(token: str) -> str:
+    """The inbox a bare-socket reader subscribes to for its pull requests' answers."""
+    return f"_INBOX.bulk.{token}"

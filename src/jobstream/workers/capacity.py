@@ -6,6 +6,7 @@ A reservation takes CPUs, memory and specific GPU ids; the GPU ids become the jo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from jobstream.model import Resources
@@ -72,3 +73,23 @@ class Capacity:
     @property
     def idle(self) -> bool:
         return self.cpus_used == 0 and self.memory_used == 0
+
+
+def machine_memory_mib() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+
+
+def local_capacity(
+    cpus: int | None = None,
+    memory_mib: int | None = None,
+    gpus: int = 0,
+    walltime_s: float = float("inf"),
+) -> Resources:
+    """A worker's capacity: this machine's CPUs and memory unless given."""
+    return Resources(
+        num_cpus=cpus or os.cpu_count() or 1,
+        memory_mib=memory_mib or machine_memory_mib(),
+        num_gpus=gpus,
+        num_nodes=1,
+        runtime_s=int(min(walltime_s, 10**9)),
+    )

@@ -51,12 +51,14 @@ PLAIN = re.compile(r"[A-Za-z0-9_./:,+@%= \t-]+")
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    """How a process ended: Python's convention, negative return code = killed by signal."""
+    """How a process ended: Python's convention, negative return code = killed by signal;
+    ``wrote_output``: its stdout or stderr is not empty."""
 
     return_code: int
     exec_time_s: float
     peak_memory_mib: float
     cpu_time_s: float
+    wrote_output: bool = False
 
 
 class Output(msgspec.Struct, frozen=True):

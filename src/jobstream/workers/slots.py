@@ -42,11 +42,28 @@ from jobstream.workers.process import (
 
 
 class LaunchState(enum.Enum):
+    """A launch's life; every change happens under the slots' lock.
+
+    WAITING -> GRANTED -> RUNNING -> EXITED -> ENDED | KEEPING_ROOM -> ENDED
+    WAITING -> WITHDRAWN;  GRANTED -> REVOKED -> ENDED (never started)
+    RUNNING -> OVERTIME -> EXITED (stopped for its runtime: its room is never kept)
+    any state before ENDED -> ABANDONED -> ENDED (the job's task is gone: nothing starts
+    or signals it any more, and its room is freed when it ends)
+    """
+
     WAITING = "waiting"  # queued for room
+    WITHDRAWN = "withdrawn"  # left the queue without room (its job was canceled)
     GRANTED = "granted"  # room reserved, not spawned yet
-    RUNNING = "running"  # spawned (or failed to spawn), not reaped yet
-    ENDED = "ended"  # reaped, or never started because it was canceled
-    WITHDRAWN = "withdrawn"  # left the queue without room
+    REVOKED = "revoked"  # granted, then canceled: it will not start
+    RUNNING = "running"  # spawned (or failed to spawn), not exited
+    OVERTIME = "overtime"  # past its runtime, being stopped
+    EXITED = "exited"  # exited, not reaped: its pid may be reused, no more signals
+    KEEPING_ROOM = "keeping_room"  # reaped; its room waits for the job's recovery script
+    ABANDONED = "abandoned"  # the job's task gave it up before it ended
+    ENDED = "ended"  # reaped (or never started), its room freed
+
+
+SIGNALLED = frozenset({LaunchState.RUNNING, LaunchState.OVERTIME})
 
 
 @dataclass(eq=False)
@@ -69,14 +86,13 @@ class Launch:
     process: Child | None = None
     began: float = 0.0
     outcome: Outcome | None = None  # None: it never started
-    canceled: bool = False  # granted, but must not start
-    timed_out: bool = False  # set before the process is signalled for its runtime
-    exited: bool = False  # its pid may be reused: no more signals to it
-    abandoned: bool = False  # the job's task is gone: its room is freed when it ends
-    room_held: bool = False  # ended, and the job's task releases the room
-    wrote_output: bool = False  # stdout or stderr is not empty (known once ended)
     started: anyio.Event = field(default_factory=anyio.Event)  # left the queue
     ended: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def room_held(self) -> bool:
+        """Ended, and the job's task releases the room (:meth:`Slots.done_with`)."""
+        return self.state is LaunchState.KEEPING_ROOM
 
 
 class Slots:
@@ -115,7 +131,9 @@ class Slots:
         """Start the launch in the room reserved for it, or queue it for room (on the loop)."""
         with self.lock:
             if reservation is not None:
-                launch.reservation, launch.state = reservation, LaunchState.GRANTED
+                launch.reservation = reservation
+                if launch.state is LaunchState.WAITING:
+                    launch.state = LaunchState.GRANTED
                 granted = [launch]
             else:
                 self.waiting.append(launch)
@@ -133,7 +151,7 @@ class Slots:
                 launch.started.set()
                 return True
             if launch.state is LaunchState.GRANTED:
-                launch.canceled = True
+                launch.state = LaunchState.REVOKED
             return False
 
     def release(self, reservation: Reservation) -> None:
@@ -149,9 +167,14 @@ class Slots:
         """The job's task is done with the launch (on the loop): room it kept is freed
         now, and room of a process still running is freed when the process ends."""
         with self.lock:
-            held = launch.room_held
-            launch.room_held = False
-            launch.abandoned = launch.state is not LaunchState.ENDED
+            held = launch.state is LaunchState.KEEPING_ROOM
+            if held:
+                launch.state = LaunchState.ENDED
+            elif launch.state is LaunchState.WAITING:
+                self.waiting.remove(launch)
+                launch.state = LaunchState.WITHDRAWN
+            elif launch.state not in (LaunchState.ENDED, LaunchState.WITHDRAWN):
+                launch.state = LaunchState.ABANDONED
         if held:
             assert launch.reservation is not None
             self.release(launch.reservation)
@@ -160,8 +183,8 @@ class Slots:
         """Start ``launch`` in the room an ended launch kept (a retry's recovery script);
         the room is freed, or granted on, when ``launch`` ends (on the loop)."""
         with self.lock:
-            assert ended.room_held and ended.reservation is not None
-            ended.room_held = False
+            assert ended.state is LaunchState.KEEPING_ROOM and ended.reservation is not None
+            ended.state = LaunchState.ENDED
             launch.reservation, launch.state = ended.reservation, LaunchState.GRANTED
         self._start_thread(launch)
 
@@ -171,9 +194,9 @@ class Slots:
         try:
             with anyio.move_on_after(limit_s):
                 await launch.ended.wait()
-            if launch.ended.is_set():
+            if launch.ended.is_set() or not self._overtime(launch):
+                await launch.ended.wait()  # it had exited: it is being reaped
                 return False
-            launch.timed_out = True
             await self.stop(launch, grace_s)
             return True
         except anyio.get_cancelled_exc_class():
@@ -181,10 +204,19 @@ class Slots:
                 await self.stop(launch, grace_s)
             raise
 
-    def signal(self, launch: Launch, sig: signal.Signals) -> None:
-        """Signal the launch's process group, unless it has already exited."""
+    def _overtime(self, launch: Launch) -> bool:
+        """Mark a running launch as past its runtime (before it is signalled for it);
+        False if it is not running any more."""
         with self.lock:
-            if launch.process is not None and not launch.exited:
+            if launch.state is not LaunchState.RUNNING:
+                return False
+            launch.state = LaunchState.OVERTIME
+            return True
+
+    def signal(self, launch: Launch, sig: signal.Signals) -> None:
+        """Signal the launch's process group, unless it has exited (or was abandoned)."""
+        with self.lock:
+            if launch.process is not None and launch.state in SIGNALLED:
                 signal_group(launch.process.pid, sig)
 
     async def stop(self, launch: Launch, grace_s: float) -> None:
@@ -215,16 +247,28 @@ class Slots:
         Returns the launches the room went to, or None when the job keeps it.
         """
         with self.lock:
-            starts = not launch.canceled
+            starts = launch.state is LaunchState.GRANTED
             if starts:
                 launch.state = LaunchState.RUNNING
-            else:
+            else:  # revoked or abandoned before it started
                 launch.state = LaunchState.ENDED
                 granted = self._free(launch)
         if not starts:
             self._call_soon(launch.started.set)
             self._call_soon(launch.ended.set)
             return granted
+        self._spawn(launch)
+        self._call_soon(launch.started.set)
+        keeps_room = launch.process is not None and self._reap(launch)
+        with self.lock:
+            keep = keeps_room and launch.state is LaunchState.EXITED
+            launch.state = LaunchState.KEEPING_ROOM if keep else LaunchState.ENDED
+            found = None if keep else self._free(launch)
+        self._call_soon(launch.ended.set)
+        return found
+
+    def _spawn(self, launch: Launch) -> None:
+        """Start the launch's process in its room (GPU ids in its environment)."""
         assert launch.reservation is not None
         env = launch.env
         if self.gpu_env:
@@ -237,28 +281,29 @@ class Slots:
         else:
             with self.lock:
                 launch.process = process
-        self._call_soon(launch.started.set)
-        keeps_room = False
-        if launch.process is not None:
-            wait_until_exited(launch.process.pid)
-            with self.lock:
-                launch.exited = True
-            code, peak_mib, cpu_s = reap(launch.process)  # it has exited: no wait
-            launch.outcome = Outcome(code, time.monotonic() - launch.began, peak_mib, cpu_s)
-            keeps_room = launch.keeps_room(code)
-            launch.wrote_output = written(launch.stdout, launch.stderr)
+
+    def _reap(self, launch: Launch) -> bool:
+        """Wait for the process to exit and reap it; whether its room is to be kept."""
+        assert launch.process is not None
+        wait_until_exited(launch.process.pid)
         with self.lock:
-            launch.state = LaunchState.ENDED
-            launch.room_held = keeps_room and not (launch.timed_out or launch.abandoned)
-            found = None if launch.room_held else self._free(launch)
-        self._call_soon(launch.ended.set)
-        return found
+            overtime = launch.state is LaunchState.OVERTIME
+            if launch.state in SIGNALLED:
+                launch.state = LaunchState.EXITED
+        code, peak_mib, cpu_s = reap(launch.process)  # it has exited: no wait
+        launch.outcome = Outcome(
+            code,
+            time.monotonic() - launch.began,
+            peak_mib,
+            cpu_s,
+            wrote_output=written(launch.stdout, launch.stderr),
+        )
+        return not overtime and launch.keeps_room(code)
 
     def _free(self, launch: Launch) -> list[Launch]:
         """Under the lock: release the launch's room and grant it on."""
         assert launch.reservation is not None
         self.capacity.release(launch.reservation)
-        launch.room_held = False
         return self._grant()
 
     def _grant(self) -> list[Launch]:

@@ -1,8 +1,8 @@
-"""Per-workflow status folded straight from the log: the audit view.
+"""A workflow's status folded straight from the log: the audit view.
 
 Status and progress bars read the JOBS bucket; this fold of the events themselves (with
-the same ``evolve`` the scheduler uses) is what they are checked against, and what waits
-for a workflow where no projector runs.
+the same ``evolve`` the scheduler uses) gives the same :class:`WorkflowStatus`, to check
+them against, and waits for a workflow where no projector runs.
 """
 
 from __future__ import annotations
@@ -21,21 +21,30 @@ from jobstream.events import (
     WorkflowSubmitted,
 )
 from jobstream.model import UNSUCCESSFUL, JobState
-from jobstream.summary import PROBLEM_LIMIT, JobProblem, Summary
+from jobstream.projections.records import JobProblem, WorkflowStatus
+from jobstream.streams.connection import Connection
+from jobstream.streams.reader import read_batches
+from jobstream.streams.subjects import workflow_filter
+from jobstream.views.status import PROBLEM_LIMIT
 
 
 @dataclass
-class WorkflowStatus:
+class WorkflowAudit:
+    """The fold: every job with ``evolve``, and how each job's last attempt ended."""
+
     wf: str
     name: str = ""
     user: str = ""
     submitted_at: float = 0.0
     job_count: int = 0
     finished: bool = False
+    seq: int = 0
     jobs: dict[int, Job] = field(default_factory=dict)
     last_end: dict[int, AttemptEnded | JobCanceled] = field(default_factory=dict)
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event, seq: int = 0) -> None:
+        """Fold one event (``seq``: its stream sequence, where known)."""
+        self.seq = max(self.seq, seq)
         if isinstance(event, WorkflowSubmitted):
             self.name, self.user, self.job_count = event.name, event.user, event.job_count
             self.submitted_at = event.at
@@ -50,7 +59,7 @@ class WorkflowStatus:
                 self.last_end.pop(event.job, None)
 
     def counts(self) -> dict[str, int]:
-        """Jobs per state, every state listed (zeros included) for stable --json output."""
+        """Jobs per state, every state listed (zeros included)."""
         counts = {state.value: 0 for state in JobState}
         for job in self.jobs.values():
             assert job.state is not None
@@ -69,29 +78,41 @@ class WorkflowStatus:
             ):
                 continue
             ended = self.last_end.get(n)
-            name = job.spec.name if job.spec else str(n)
+            attempt = ended if isinstance(ended, AttemptEnded) else None
             found.append(
                 JobProblem(
                     job=n,
-                    name=name,
+                    name=job.spec.name if job.spec else str(n),
                     state=job.state.value if job.state else "unknown",
-                    return_code=ended.return_code if isinstance(ended, AttemptEnded) else None,
+                    return_code=attempt.return_code if attempt else None,
                     reason=ended.reason if isinstance(ended, JobCanceled) else "",
-                    stderr=ended.stderr if isinstance(ended, AttemptEnded) else "",
-                    stderr_tail=ended.stderr_tail if isinstance(ended, AttemptEnded) else "",
+                    stderr_tail=attempt.stderr_tail if attempt else "",
+                    stderr=attempt.stderr if attempt else "",
                 )
             )
         return found
 
-    def summary(self) -> Summary:
-        """The same shape as the KV-based summary, from the log alone."""
-        return Summary(
-            workflow=self.wf,
+    def summary(self) -> WorkflowStatus:
+        """The same status the JOBS bucket holds, from the log alone, with problems."""
+        return WorkflowStatus(
+            wf=self.wf,
             name=self.name,
             user=self.user,
-            jobs=self.job_count,
+            job_count=self.job_count,
+            submitted_at=self.submitted_at,
             finished=self.finished,
-            succeeded=self.succeeded(),
-            counts=self.counts(),
+            counts={state: n for state, n in self.counts().items() if n},
+            seq=self.seq,
             problems=self.problems()[:PROBLEM_LIMIT],
         )
+
+
+async def wait_in_log(conn: Connection, wf: str) -> WorkflowAudit:
+    """Fold the workflow's events until WorkflowCompleted (no projector needed)."""
+    audit = WorkflowAudit(wf)
+    async for batch in read_batches(conn.js, workflow_filter(wf), poll_s=0.5):
+        for stored in batch.events:
+            audit.apply(stored.event, stored.seq)
+        if audit.finished:
+            break
+    return audit

@@ -25,6 +25,7 @@ from pathlib import Path
 import anyio
 
 from jobstream.errors import ServerError
+from jobstream.streams.connection import reachable
 
 READY_TIMEOUT_S = 20.0
 SERVER_FILE = "server.json"
@@ -75,6 +76,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 def write_server_file(state_dir: Path, url: str) -> None:
     """Record a long-running server's URL for commands started in the same directory."""
     (state_dir / SERVER_FILE).write_text(json.dumps({"url": url, "pid": os.getpid()}))
+
+
+def forget_server(state_dir: Path) -> None:
+    """The server recorded by :func:`write_server_file` has stopped."""
+    (state_dir / SERVER_FILE).unlink(missing_ok=True)
 
 
 def discover_url(state_dir: Path) -> str | None:
@@ -146,19 +152,6 @@ async def _wait_ready(process: asyncio.subprocess.Process, ports_file: Path, log
             await anyio.sleep(0.02)
     await _stop(process)
     raise ServerError(f"nats-server did not become ready in {READY_TIMEOUT_S:.0f} s (see {log})")
-
-
-async def reachable(url: str) -> bool:
-    """True when the server's address accepts a TCP connection."""
-    target = url.split("://", 1)[-1].split(",", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = target.rpartition(":")
-    try:
-        with anyio.fail_after(5):
-            stream = await anyio.connect_tcp(host.strip("[]") or "127.0.0.1", int(port or 4222))
-    except (OSError, TimeoutError, ValueError):
-        return False
-    await stream.aclose()
-    return True
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -1,33 +1,28 @@
 """Submit an expanded workflow: one WorkflowSubmitted, then one JobSubmitted per job.
 
-Every JobSubmitted is appended with expected subject sequence 0 (the job did not exist),
-pipelined in chunks so a million jobs stream at pipelined speed without holding a
-million futures.
+Each job is submitted through :func:`jobstream.decide.decide` like every other command,
+on a job that does not exist yet (expected subject sequence 0), pipelined in chunks so
+a million jobs stream at pipelined speed without holding a million futures.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import time
 from collections.abc import Callable
 
 import msgspec
 
-from jobstream.events import Event, JobSubmitted, WorkflowSubmitted
+from jobstream.decide import Job, Submit
+from jobstream.events import WorkflowSubmitted
 from jobstream.ids import new_workflow_id
 from jobstream.model import WorkflowDef
+from jobstream.ops.identity import current_user, user_actor
 from jobstream.streams.connection import Connection
-from jobstream.streams.store import Conflict, EventStore
+from jobstream.streams.repository import JobRepository, JobVersion
+from jobstream.streams.store import EventStore, Stored
 
 CHUNK = 5000
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def spec_digest(workflow: WorkflowDef) -> str:
@@ -45,7 +40,7 @@ async def submit_workflow(
     """Append the workflow's events; returns the new workflow id."""
     wf = new_workflow_id()
     user = workflow.user or current_user()
-    actor = f"user:{user}"
+    actor = user_actor(user)
     store = EventStore(conn.js, conn.pipeline)
     now = time.time()
     await store.append(
@@ -65,14 +60,14 @@ async def submit_workflow(
         ),
         0,
     )
-    total = len(workflow.jobs)
+    jobs, total = JobRepository(store), len(workflow.jobs)
     for start in range(0, total, CHUNK):
-        chunk: list[tuple[Event, int | None]] = [
-            (JobSubmitted(wf=wf, job=job.index, at=now, actor=actor, spec=job), 0)
+        chunk = [
+            (JobVersion(Job(wf=wf, index=job.index), 0), Submit(at=now, actor=actor, spec=job))
             for job in workflow.jobs[start : start + CHUNK]
         ]
-        for result in await store.append_many(chunk):
-            if isinstance(result, Conflict):
+        for result in await jobs.execute_many(chunk):
+            if not isinstance(result, Stored):
                 raise RuntimeError(f"workflow id collision on {wf}: {result}")
         if on_progress:
             on_progress(min(start + CHUNK, total), total)

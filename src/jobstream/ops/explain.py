@@ -10,6 +10,7 @@ import time
 
 import msgspec
 
+from jobstream.config import Settings
 from jobstream.decide import state_after
 from jobstream.events import (
     AttemptEnded,
@@ -21,9 +22,11 @@ from jobstream.events import (
     JobSubmitted,
 )
 from jobstream.model import JobDef, JobState, Resources
+from jobstream.ops.jobs import resolve_job
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import job_subject
+from jobstream.views.workers import live_capacities
 
 
 class Dependency(msgspec.Struct, frozen=True):
@@ -92,7 +95,15 @@ def _shortfall(need: Resources, workers: list[Resources]) -> str:
     return "no running worker has " + ", ".join(missing)
 
 
-async def explain_job(
+async def explain_job(conn: Connection, settings: Settings, wf: str, job: str | int) -> list[str]:
+    """Why a job (index or name) is or is not running: from its log, its dependencies'
+    states and the capacities of the workers that are up."""
+    index = await resolve_job(conn, wf, job)
+    workers = await live_capacities(conn, settings)
+    return await _explain(conn, wf, index, workers)
+
+
+async def _explain(
     conn: Connection, wf: str, job: int, workers: list[Resources] | None
 ) -> list[str]:
     """Gather the job's last event and its dependencies' states, then explain."""

@@ -1,0 +1,32 @@
+"""Rebuild the read models from the whole log: inside the running projector (which swaps
+the fresh file in while it pauses), or, with none running, into the file directly."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import anyio
+
+from jobstream.config import Settings
+from jobstream.projections.duck import kv_checkpoint_of
+from jobstream.projections.query import projector_available, remote_rebuild
+from jobstream.projections.service import replay_into
+from jobstream.streams.connection import Connection
+
+
+async def rebuild_models(conn: Connection, settings: Settings) -> dict[str, object]:
+    """Replay the log into a fresh file and swap it in; events, seconds and the path.
+
+    Offline, the fresh file keeps the old one's KV checkpoint, so the projector started
+    next writes the KV records of everything the old file had not reached.
+    """
+    if await projector_available(conn.nc):
+        return await remote_rebuild(conn.nc)
+    path = settings.db_path()
+    fresh = path.with_suffix(".rebuild")
+    began = time.monotonic()
+    kv_seq = await anyio.to_thread.run_sync(kv_checkpoint_of, path)
+    events = await replay_into(conn, fresh, kv_seq=kv_seq)
+    os.replace(fresh, path)
+    return {"events": events, "seconds": round(time.monotonic() - began, 3), "path": str(path)}

@@ -1,0 +1,161 @@
+"""The one way job events are written: load a job, decide, append with CAS, retry on
+conflict (a repository in the ``eventsourcing`` sense).
+
+A job is an aggregate whose history is its own subject. Every writer decides with
+:func:`jobstream.decide.decide` on a :class:`JobVersion` — the job as folded and the
+stream sequence of the event it was folded to — and appends what it decided naming that
+sequence as the subject's last (``Nats-Expected-Last-Subject-Sequence``). When anything
+else was written meanwhile the server refuses it (:class:`Conflict`): the writer that
+can decide again (cancel, restart) loads the job again; one that cannot (a worker whose
+attempt was taken over, a scheduler that will see the newer event in its fold) stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, cast
+
+import anyio
+
+from jobstream.decide import AnyCommand, Job, decide, evolve, from_last_event
+from jobstream.errors import IllegalTransition
+from jobstream.events import AnyEvent, Event, JobEvent
+from jobstream.streams.store import Conflict, EventStore, Stored
+from jobstream.streams.subjects import event_subject, job_subject
+
+log = logging.getLogger(__name__)
+RETRY_DELAY_S = 1.0
+
+
+class JobVersion(NamedTuple):
+    """A job as a writer decides on it: folded state and the sequence it is folded to
+    (0: nothing written yet, the job does not exist)."""
+
+    job: Job
+    seq: int
+
+
+class Sent(NamedTuple):
+    """An append on its way: the event, the version it was decided on, its future."""
+
+    event: JobEvent
+    version: JobVersion
+    nonce: str
+    future: asyncio.Future[int]
+
+
+class Handled(NamedTuple):
+    """What a retried command did: the version it was decided on, and the one after."""
+
+    before: JobVersion
+    after: JobVersion
+
+
+class JobRepository:
+    """Job aggregates over the EVENTS stream.
+
+    ``patience_s``: how long an append is retried through a server outage before its
+    error is raised (a retry carries the same message id, so it is recognised, never
+    doubled; see :meth:`EventStore.settle`).
+    """
+
+    def __init__(self, store: EventStore, *, patience_s: float = 0.0) -> None:
+        self.store = store
+        self.patience_s = patience_s
+
+    async def load(self, wf: str, index: int) -> JobVersion | None:
+        """The job as its last event tells it (:func:`from_last_event`); None if it
+        was never submitted."""
+        last = await self.store.last(job_subject(wf, index))
+        if last is None:
+            return None
+        assert isinstance(last.event, JobEvent)
+        return JobVersion(from_last_event(wf, index, last.event), last.seq)
+
+    async def send(self, version: JobVersion, event: JobEvent, nonce: str = "") -> Sent:
+        """Send one decided event now (pipelined); :meth:`settle` it for the new version.
+
+        ``nonce`` tells apart two writers that share an actor name and would otherwise
+        take each other's append for their own (two deliveries of one dispatch).
+        """
+        future = await self.store.send(event, version.seq, nonce)
+        return Sent(event, version, nonce, future)
+
+    async def settle(self, sent: Sent) -> JobVersion:
+        """The version after a sent event; Conflict when the subject had moved on. Other
+        errors are retried (sent again) for ``patience_s``."""
+        deadline = time.monotonic() + self.patience_s
+        event, version, nonce, future = sent
+        pending: asyncio.Future[int] | None = future
+        while True:
+            try:
+                if pending is None:
+                    pending = await self.store.send(event, version.seq, nonce)
+                seq = await self.store.settle(pending, event, version.seq, nonce)
+                return JobVersion(evolve(version.job, event), seq)
+            except Conflict:
+                raise
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("append of %s failed (%s); retrying", type(event).__name__, exc)
+                pending = None
+                await anyio.sleep(RETRY_DELAY_S)
+
+    async def execute(
+        self, version: JobVersion, command: AnyCommand, nonce: str = ""
+    ) -> JobVersion:
+        """Decide ``command`` on ``version`` and append the events, each on the one
+        before; IllegalTransition (nothing written) or Conflict (the subject moved on)."""
+        for event in decide(version.job, command):
+            version = await self.settle(await self.send(version, event, nonce))
+        return version
+
+    async def handle(
+        self, wf: str, index: int, command: Callable[[Job], AnyCommand]
+    ) -> Handled | None:
+        """Load the job, decide ``command(job)``, append; load and decide again while
+        others write to it. None if the job does not exist; IllegalTransition when the
+        command does not apply to the job as it is."""
+        while True:
+            version = await self.load(wf, index)
+            if version is None:
+                return None
+            try:
+                return Handled(version, await self.execute(version, command(version.job)))
+            except Conflict:
+                continue
+
+    async def execute_many(
+        self, items: Sequence[tuple[JobVersion, AnyCommand]]
+    ) -> list[Stored | Conflict | IllegalTransition]:
+        """Decide each command and append every event pipelined; per item, the stored
+        event, or why nothing was stored. Each decision must be one event (the next
+        one's expected sequence would not be known yet)."""
+        decided: list[AnyEvent | IllegalTransition] = []
+        for version, command in items:
+            try:
+                (event,) = decide(version.job, command)
+            except IllegalTransition as illegal:
+                decided.append(illegal)
+                continue
+            decided.append(cast(AnyEvent, event))
+        appends: list[tuple[Event, int | None]] = [
+            (event, version.seq)
+            for event, (version, _) in zip(decided, items, strict=True)
+            if not isinstance(event, IllegalTransition)
+        ]
+        stored = iter(await self.store.append_many(appends))
+        results: list[Stored | Conflict | IllegalTransition] = []
+        for each in decided:
+            if isinstance(each, IllegalTransition):
+                results.append(each)
+                continue
+            seq = next(stored)
+            results.append(
+                seq if isinstance(seq, Conflict) else Stored(seq, event_subject(each), each)
+            )
+        return results

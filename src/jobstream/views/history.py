@@ -1,0 +1,38 @@
+"""The recorded history of a workflow or one job, read from the log itself (the audit)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from jobstream.streams.connection import Connection
+from jobstream.streams.reader import read_batches
+from jobstream.streams.store import Stored
+from jobstream.streams.subjects import job_subject, workflow_filter
+
+COMMON = ("type", "wf", "job", "at", "actor")
+
+
+def event_row(stored: Stored) -> dict[str, object]:
+    """One event as shown (stable ``--json`` field names): sequence, time, type, subject,
+    actor, and the rest of its payload."""
+    payload = msgspec.to_builtins(stored.event)
+    return {
+        "seq": stored.seq,
+        "at": stored.event.at,
+        "type": type(stored.event).__name__,
+        "subject": stored.subject,
+        "actor": stored.event.actor,
+        "payload": {k: v for k, v in payload.items() if k not in COMMON},
+    }
+
+
+async def history(
+    conn: Connection, wf: str, job: int | None = None, *, follow: bool = False
+) -> AsyncIterator[list[Stored]]:
+    """The events of a workflow (or of one of its jobs) in batches, oldest first; with
+    ``follow``, new ones as they are recorded, until cancelled."""
+    subject = workflow_filter(wf) if job is None else job_subject(wf, job)
+    async for batch in read_batches(conn.js, subject, follow=follow):
+        yield batch.events

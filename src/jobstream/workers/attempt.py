@@ -1,0 +1,454 @@
+"""One attempt of one job on a worker, from its WORK message to the event that ends it.
+
+Claim the job with CAS on the dispatch's JobReady sequence (a stale or duplicate dispatch
+is refused by the server and dropped), wait for room, spawn the command, record
+JobStarted, let the lease be renewed while it runs (the worker's lease loop calls
+:meth:`Attempt.renew_lease`), store its output, record how it ended with CAS on its own
+JobStarted, then ack the message. Every append goes through the job repository, which
+retries it through a server outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+from nats.aio.msg import Msg
+
+from jobstream.decide import (
+    AnyCommand,
+    Claim,
+    Finish,
+    Job,
+    Reclaim,
+    Start,
+    Terminate,
+    decide,
+    evolve,
+)
+from jobstream.errors import IllegalTransition
+from jobstream.events import JobCanceled, JobEvent, WorkerLost
+from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
+from jobstream.streams.repository import JobVersion, Sent
+from jobstream.streams.store import Conflict, wrong_last_sequence
+from jobstream.streams.subjects import job_subject, log_object
+from jobstream.streams.wire import ACK, reply_delivery
+from jobstream.workers.capacity import Reservation
+from jobstream.workers.context import WorkerContext
+from jobstream.workers.prefetch import ClassPace
+from jobstream.workers.process import Outcome, Output, read_output, shell_command
+from jobstream.workers.slots import Launch
+
+log = logging.getLogger(__name__)
+NO_OUTPUT = Output(b"", b"", "")
+NAK_DELAY_S = 0.2
+HAND_BACK_S = 2.0  # how long a stopping worker tries to return an unclaimed dispatch
+TERMINATE_RECORD_S = 10.0
+
+
+class Attempt:
+    """One attempt: the job's version as this worker last wrote it, and its process."""
+
+    def __init__(
+        self, ctx: WorkerContext, item: WorkItem, msg: Msg, need: Resources, pace: ClassPace
+    ) -> None:
+        self.ctx = ctx
+        self.item = item
+        self.msg = msg
+        self.need = need
+        self.pace = pace
+        job = Job(wf=item.wf, index=item.job, state=JobState.READY, attempt=item.attempts_before)
+        self.version = JobVersion(job, item.ready_seq)
+        self.delivery = delivery_of(msg)
+        self.nonce = f"{self.delivery[0]}.{self.delivery[1]}"
+        self.subject = job_subject(item.wf, item.job)
+        self.held_since = time.monotonic()
+        self.running_since = float("inf")
+        self.canceled = False
+        self.launch: Launch | None = None
+
+    @property
+    def job(self) -> Job:
+        return self.version.job
+
+    def cancel(self) -> None:
+        """The job was canceled (notice or lease check): do not start it, or end it."""
+        self.canceled = True
+        if self.launch is not None:
+            self.ctx.slots.withdraw(self.launch)
+        self.end_process()
+
+    def end_process(self) -> None:
+        """Terminate the running process (canceled, or this attempt was fenced off)."""
+        launch, ctx = self.launch, self.ctx
+        if launch is not None and launch.started.is_set() and not launch.ended.is_set():
+            ctx.background.start_soon(ctx.slots.stop, launch, ctx.options.term_grace_s)
+
+    async def _decide(self, command: AnyCommand) -> bool:
+        """Decide and append on the version this attempt last wrote; False when fenced
+        off (the subject moved on: canceled, or taken over)."""
+        try:
+            self.version = await self.ctx.jobs.execute(self.version, command, self.nonce)
+        except Conflict:
+            return False
+        return True
+
+    async def execute(self) -> bool:
+        """Run the attempt; True when its ending was recorded by this worker."""
+        reservation = self.ctx.slots.try_reserve(self.need)
+        if reservation is None and not self.pace.extra():
+            # Another class took the room since the fetch: let another worker have it.
+            with contextlib.suppress(Exception):
+                await self.msg.nak(delay=NAK_DELAY_S)
+            return False
+        try:
+            if not await self._claim():
+                log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
+                self._ack()
+                return False
+            if self.canceled:  # during the claim: nothing runs
+                self._ack()
+                return False
+            held, reservation = reservation, None
+            return await self._run(held)  # the launch owns the room now
+        finally:
+            if reservation is not None:
+                self.ctx.slots.release(reservation)
+
+    async def _claim(self) -> bool:
+        ctx = self.ctx
+        claim = Claim(
+            at=time.time(), actor=ctx.worker_id, worker=ctx.worker_id, lease_s=ctx.options.lease_s
+        )
+        try:
+            return await self._decide(claim) or await self._take_over()
+        except anyio.get_cancelled_exc_class():
+            # The worker is stopping: hand the dispatch back now, not after its lease. If
+            # the claim did land, the next worker finds it and takes the job over.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(HAND_BACK_S),
+                contextlib.suppress(Exception),
+            ):
+                await self.msg.nak()
+            raise
+
+    async def _run(self, reservation: Reservation | None) -> bool:
+        """Queue the process for room (unless it has some), follow it, record the outcome.
+
+        A thread spawns it as soon as there is room, and frees the room when it ends
+        (:mod:`jobstream.workers.slots`); only room a retry's recovery script needs is
+        still held here.
+        """
+        ctx, spec = self.ctx, self.item.spec
+        scratch = ctx.outputs.take()
+        command = shell_command(spec.command, spec.invocation_script)
+        launch = self.launch = self._launch(
+            command, scratch.stdout, scratch.stderr, self._keeps_room
+        )
+        try:
+            ctx.slots.queue(launch, reservation)
+            if not await self._started(launch):
+                self._ack()  # canceled while it waited: nothing ran
+                return False
+            ran = await self._supervise(launch)
+            if ran is None:
+                return False  # fenced off: another worker holds the job now
+            outcome, timed_out = ran
+            self.pace.observe(outcome.exec_time_s)
+            rule = (
+                None
+                if timed_out
+                else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
+            )
+            kept: dict[str, Path] = {}
+            output = NO_OUTPUT
+            if outcome.wrote_output:
+                kept = await anyio.to_thread.run_sync(
+                    ctx.outputs.keep, scratch, self.item.wf, self.item.job, self.job.attempt
+                )
+                output = await anyio.to_thread.run_sync(
+                    read_output, kept.get("stdout"), kept.get("stderr")
+                )
+                await self._store_logs(output.stdout, output.stderr)
+            recovered = (
+                await self._recover(spec.retry_rules[rule], launch) if rule is not None else None
+            )
+        finally:
+            ctx.outputs.give_back(scratch)
+            ctx.slots.done_with(launch)
+        return await self._finish(outcome, timed_out, rule, recovered, kept, output.stderr_tail)
+
+    def _keeps_room(self, return_code: int) -> bool:
+        """Whether a process that ended so keeps its room: for its retry's recovery script."""
+        rules = self.item.spec.retry_rules
+        rule = retry_rule_for(rules, return_code, self.item.retries)
+        return rule is not None and bool(rules[rule].recovery_script)
+
+    async def _started(self, launch: Launch) -> bool:
+        """Wait until the launch leaves the queue; False if it never started (canceled).
+
+        A worker stopping meanwhile hands the job back at once.
+        """
+        queued = launch.reservation is None
+        self.pace.waiting += queued
+        try:
+            await launch.started.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                ctx = self.ctx
+                if not ctx.slots.withdraw(launch):  # it has room: it may be starting now
+                    await launch.started.wait()
+                    await ctx.slots.stop(launch, ctx.options.term_grace_s)
+                code = launch.outcome.return_code if launch.outcome else None
+                await self._record_terminated(code, launch.began or time.monotonic())
+            raise
+        finally:
+            self.pace.waiting -= queued
+        return launch.process is not None or launch.outcome is not None
+
+    async def _supervise(self, launch: Launch) -> tuple[Outcome, bool] | None:
+        """Record JobStarted and wait for the process, terminating it past its runtime;
+        None when this attempt was fenced off (its JobStarted refused).
+
+        JobStarted is settled once the process has ended, so the slot never waits for the
+        server; its answer is heard as soon as it comes (:meth:`_start_answered`), so a
+        refused one terminates the process as a cancel would.
+        """
+        ctx, process = self.ctx, launch.process
+        if process is None:  # it could not start: it failed, without a JobStarted
+            assert launch.outcome is not None
+            return launch.outcome, False
+        assert launch.reservation is not None
+        start = Start(
+            at=time.time(),
+            actor=ctx.worker_id,
+            worker=ctx.worker_id,
+            pid=process.pid,
+            host=ctx.host,
+            gpu_ids=launch.reservation.gpu_ids,
+        )
+        (started,) = decide(self.job, start)
+        if self.canceled:  # the notice came before the process was known
+            self.end_process()
+        sent = await ctx.jobs.send(self.version, started, self.nonce)
+        sent.future.add_done_callback(functools.partial(self._start_answered, started))
+        grace = ctx.options.term_grace_s
+        try:
+            runtime_left = self.item.spec.resources.runtime_s - (time.monotonic() - launch.began)
+            timed_out = await ctx.slots.run_within(launch, runtime_left, grace)
+            await self._settle_start(sent)
+        except anyio.get_cancelled_exc_class():
+            # The worker is stopping (SIGTERM, end of allocation): the process group was
+            # terminated; record it so the job is dispatched again at once.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                await ctx.slots.stop(launch, grace)  # done already, unless it was settling
+                await self._settle_start(sent)
+                if self.job.state is JobState.RUNNING:
+                    code = launch.outcome.return_code if launch.outcome else None
+                    await self._record_terminated(code, launch.began)
+            raise
+        if self.job.state is not JobState.RUNNING:
+            return None
+        # A process that even SIGKILL did not end (stuck in the kernel) has no outcome yet.
+        outcome = launch.outcome or Outcome(-9, time.monotonic() - launch.began, 0.0, 0.0)
+        return outcome, timed_out
+
+    def _start_answered(self, started: JobEvent, answer: asyncio.Future[int]) -> None:
+        """The server's first answer to JobStarted, on the loop (a callback, not a task per
+        job). Stored: the lease loop may check the job from now on. Refused for the wrong
+        last sequence: the job's subject moved on since the claim (canceled, or taken
+        over), and no earlier try of ours exists, so the process ends now."""
+        if answer.cancelled():
+            return
+        error = answer.exception()
+        if error is None:
+            self._started_as(answer.result(), started)
+        elif wrong_last_sequence(error):
+            self.end_process()
+
+    def _started_as(self, seq: int, started: JobEvent) -> None:
+        """Note the stored JobStarted (again, harmlessly, if the callback already did)."""
+        if self.job.state is JobState.CLAIMED:
+            self.version = JobVersion(evolve(self.job, started), seq)
+            self.running_since = time.monotonic()
+
+    async def _settle_start(self, sent: Sent) -> None:
+        """Settle JobStarted; when refused (or the server never answers), this attempt is
+        fenced off and its process ends."""
+        try:
+            self._started_as((await self.ctx.jobs.settle(sent)).seq, sent.event)
+        except Exception as exc:
+            log.warning("job %s.%d: JobStarted refused (%s)", self.job.wf, self.job.index, exc)
+            self.end_process()
+
+    async def renew_lease(self, *, check: bool) -> None:
+        """Tell JetStream the dispatch is in progress; with ``check``, look at the job's
+        subject too: a JobCanceled (notice missed) or another worker's takeover ends
+        this attempt."""
+        with contextlib.suppress(Exception):  # a missed renewal is retried next time
+            await self.msg.in_progress()
+            if not check:
+                return
+            last = await self.ctx.jobs.store.last(self.subject)
+            if last is not None and last.seq != self.version.seq:
+                if isinstance(last.event, JobCanceled):
+                    self.cancel()
+                self.end_process()  # fenced off: another worker took the job over
+
+    async def _finish(
+        self,
+        outcome: Outcome,
+        timed_out: bool,
+        rule: int | None,
+        recovered: int | None,
+        kept: dict[str, Path],
+        stderr_tail: str,
+    ) -> bool:
+        ctx = self.ctx
+        finish = Finish(
+            at=time.time(),
+            actor=ctx.worker_id,
+            worker=ctx.worker_id,
+            attempt=self.job.attempt,
+            return_code=outcome.return_code,
+            exec_time_s=outcome.exec_time_s,
+            timed_out=timed_out,
+            retry_rule=rule,
+            retry=self.item.retries.get(rule, 0) + 1 if rule is not None else 0,
+            recovery_return_code=recovered,
+            peak_memory_mib=outcome.peak_memory_mib,
+            cpu_time_s=outcome.cpu_time_s,
+            stdout=str(kept.get("stdout", "")),
+            stderr=str(kept.get("stderr", "")),
+            stderr_tail=stderr_tail,
+        )
+        recorded = await self._decide(finish)
+        if recorded or self.canceled:  # a JobCanceled ends the job: nobody needs the dispatch
+            self._ack()
+        return recorded
+
+    def _log_path(self, stream: str) -> Path:
+        return self.ctx.outputs.path(self.item.wf, self.item.job, self.job.attempt, stream)
+
+    async def _recover(self, rule: RetryRule, job_launch: Launch) -> int | None:
+        """Run the rule's recovery script, in the room the job kept, before the retry;
+        its return code is recorded."""
+        if not rule.recovery_script:
+            return None
+        ctx = self.ctx
+        await anyio.Path(self._log_path("recovery.stdout").parent).mkdir(
+            parents=True, exist_ok=True
+        )
+        launch = self._launch(
+            shell_command(rule.recovery_script, None),
+            self._log_path("recovery.stdout"),
+            self._log_path("recovery.stderr"),
+            lambda code: False,
+        )
+        ctx.slots.hand_over(job_launch, launch)
+        with anyio.CancelScope(shield=True):  # granted: it starts, or is skipped, at once
+            await launch.started.wait()
+        runtime_left = self.item.spec.resources.runtime_s - (time.monotonic() - launch.began)
+        await ctx.slots.run_within(launch, runtime_left, ctx.options.term_grace_s)
+        return launch.outcome.return_code if launch.outcome else -int(signal.SIGKILL)
+
+    async def _take_over(self) -> bool:
+        """A redelivered dispatch whose job another worker holds: that worker stopped
+        renewing the lease (JetStream redelivers only then), so its attempt is lost."""
+        if self.delivery[1] <= 1:
+            return False
+        ctx = self.ctx
+        held = await ctx.jobs.load(self.item.wf, self.item.job)
+        if held is None or held.job.state not in (JobState.CLAIMED, JobState.RUNNING):
+            return False
+        holder = held.job.worker
+        self.version = held
+        reclaim = Reclaim(
+            at=time.time(), actor=ctx.worker_id, worker=ctx.worker_id, lease_s=ctx.options.lease_s
+        )
+        try:
+            taken = await self._decide(reclaim)
+        except IllegalTransition:
+            return False
+        if not taken:
+            return False
+        log.warning(
+            "job %s.%d: lease of %s expired, taken over", held.job.wf, held.job.index, holder
+        )
+        assert holder is not None
+        lost = WorkerLost(
+            at=time.time(), actor=ctx.worker_id, worker=holder, reason="lease expired"
+        )
+        await ctx.jobs.store.append(lost, None)
+        return True
+
+    async def _record_terminated(self, return_code: int | None, began: float) -> None:
+        ctx = self.ctx
+        terminate = Terminate(
+            at=time.time(),
+            actor=ctx.worker_id,
+            worker=ctx.worker_id,
+            attempt=self.job.attempt,
+            reason=f"worker {ctx.worker_id} stopping ({ctx.stop_reason()})",
+            return_code=return_code if return_code is not None else -15,
+            exec_time_s=time.monotonic() - began,
+        )
+        if await self._decide(terminate):
+            self._ack()
+
+    def _ack(self) -> None:
+        """Done with the dispatch. If the ack is lost, the redelivery is refused at claim."""
+        if self.msg.reply:
+            self.ctx.pipeline.post(self.msg.reply, ACK)
+
+    def _launch(
+        self, argv: list[str], stdout: Path, stderr: Path, keeps_room: Callable[[int], bool]
+    ) -> Launch:
+        """A process of this attempt, in the job's folder and environment."""
+        return Launch(
+            need=self.need,
+            argv=argv,
+            cwd=self.ctx.folders.of(self.item.workdir),
+            env=self._env(),
+            stdout=stdout,
+            stderr=stderr,
+            keeps_room=keeps_room,
+        )
+
+    def _env(self) -> dict[str, str]:
+        """The job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""
+        spec = self.item.spec
+        env = {**self.ctx.base_env, **spec.env}
+        env.update(
+            JOBSTREAM_WORKFLOW_ID=self.item.wf,
+            JOBSTREAM_JOB_INDEX=str(self.item.job),
+            JOBSTREAM_JOB_NAME=spec.name,
+            JOBSTREAM_ATTEMPT=str(self.job.attempt),
+            JOBSTREAM_WORKER_ID=self.ctx.worker_id,
+        )
+        return env
+
+    async def _store_logs(self, stdout: bytes, stderr: bytes) -> None:
+        """Copy non-empty output into the LOGS object store (empty files cost nothing)."""
+        for name, data in (("stdout", stdout), ("stderr", stderr)):
+            if data:
+                key = log_object(self.item.wf, self.item.job, self.job.attempt, name)
+                await self.ctx.logs.put(key, data)
+
+
+def delivery_of(msg: Msg) -> tuple[int, int]:
+    """Which delivery of its dispatch a message is: (stream sequence, delivery count),
+    read off its ack subject without nats-py's metadata objects."""
+    found = reply_delivery(msg.reply or "")
+    if found is None:  # not a JetStream reply: let nats-py raise its error
+        delivery = msg.metadata
+        found = delivery.sequence.stream, delivery.num_delivered
+    return found
