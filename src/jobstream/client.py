@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from jobstream.config import Settings, load_settings, sources
 from jobstream.host.connect import connect
@@ -172,9 +173,16 @@ class Client:
 
     # --- running the services ----------------------------------------------------------
 
-    async def serve(self, *, scheduler: bool = True, projector: bool = True) -> None:
+    async def serve(
+        self,
+        *,
+        scheduler: bool = True,
+        projector: bool = True,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Run a scheduler and a projector on this connection until cancelled (what
-        ``jobstream server`` and ``jobstream projector`` run)."""
+        ``jobstream server`` and ``jobstream projector`` run); ready (``task_status``)
+        once both have caught up with the log."""
         tune_for_throughput()
         conn, settings = self.conn, self.settings
         async with anyio.create_task_group() as tg:
@@ -182,6 +190,7 @@ class Client:
                 await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
             if projector:
                 await tg.start(supervised, "projector", lambda: Projector(conn, settings.db_path()))
+            task_status.started()
 
     async def work(self, options: WorkerOptions | None = None) -> Worker:
         """Run a worker until it stops (idle timeout, walltime) or is cancelled, like

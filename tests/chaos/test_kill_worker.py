@@ -16,6 +16,7 @@ from jobstream.model import JobDef, Resources, WorkflowDef
 from jobstream.ops.submit import submit_workflow
 from jobstream.streams.connection import open_connection
 from jobstream.streams.reader import read_until_caught_up
+from jobstream.streams.subjects import workers_filter
 from jobstream.views.audit import wait_in_log
 
 from ..integration.helpers import histories, types
@@ -53,7 +54,7 @@ async def test_killed_worker_job_is_taken_over_within_lease(
             with anyio.fail_after(60):
                 status = await wait_in_log(conn, wf)
             history = (await histories(conn, wf))[0]
-            lifecycle = [s.event async for s in read_until_caught_up(conn.js, "ev.worker.>")]
+            lifecycle = [s.event async for s in read_until_caught_up(conn.js, workers_filter())]
             workers = [e for e in lifecycle if isinstance(e, WorkerStarted)]
             losses = [e for e in lifecycle if isinstance(e, WorkerLost)]
     finally:

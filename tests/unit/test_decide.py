@@ -23,13 +23,16 @@ from jobstream.decide import (
     decide,
     evolve,
     fold,
+    from_last_event,
 )
 from jobstream.errors import IllegalTransition
 from jobstream.events import (
+    ATTEMPT_FIELDS,
     JobBlocked,
     JobCanceled,
     JobClaimed,
     JobCompleted,
+    JobEvent,
     JobFailed,
     JobLost,
     JobReady,
@@ -188,3 +191,62 @@ def test_expired_lease_is_taken_over_and_the_old_attempt_fenced() -> None:
         decide(job, late)
     with pytest.raises(IllegalTransition, match="already holds"):
         decide(running, Reclaim(at=5, actor="w1", worker="w1", lease_s=30))
+
+
+def test_an_ending_carries_every_fact_its_command_reported() -> None:
+    """The attempt-ending events' fields come from the event types (own_fields), so a
+    field added to AttemptEnded reaches the event without a list to update."""
+    finish = Finish(
+        at=2.0,
+        actor=W,
+        worker=W,
+        attempt=1,
+        return_code=3,
+        exec_time_s=1.5,
+        peak_memory_mib=12.5,
+        cpu_time_s=0.75,
+        stdout="out",
+        stderr="err",
+        stderr_tail="boom",
+    )
+    (failed,) = decide(job_in(JobState.RUNNING), finish)
+    assert set(ATTEMPT_FIELDS) <= set(Finish.__struct_fields__)
+    assert {name: getattr(failed, name) for name in ATTEMPT_FIELDS} == {
+        name: getattr(finish, name) for name in ATTEMPT_FIELDS
+    }
+    terminate = Terminate(
+        at=2.0, actor=W, worker=W, attempt=1, reason="stop", return_code=-15, exec_time_s=2.0
+    )
+    (terminated,) = decide(job_in(JobState.RUNNING), terminate)
+    assert (terminated.return_code, terminated.exec_time_s, terminated.reason) == (-15, 2.0, "stop")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("last", "state", "attempt", "worker"),
+    [
+        (
+            JobReady(wf="wf", job=3, at=1.0, actor="s", pool="p", hardware_class="c"),
+            "ready",
+            0,
+            None,
+        ),
+        (
+            JobClaimed(wf="wf", job=3, at=1.0, actor=W, worker=W, attempt=2, lease_s=30.0),
+            "claimed",
+            2,
+            W,
+        ),
+        (
+            JobLost(wf="wf", job=3, at=1.0, actor="w2", worker=W, attempt=2, reason="lease"),
+            "ready",
+            2,
+            W,
+        ),
+        (JobCanceled(wf="wf", job=3, at=1.0, actor="u", reason="user"), "canceled", 0, None),
+    ],
+)
+def test_a_job_as_its_last_event_tells_it(
+    last: JobEvent, state: str, attempt: int, worker: str | None
+) -> None:
+    job = from_last_event("wf", 3, last)
+    assert (job.state, job.attempt, job.worker) == (JobState(state), attempt, worker)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as installed_version
 from typing import Annotated
 
 import typer
 
-from jobstream import __version__
 from jobstream.cli import (
     check,
     control,
@@ -32,7 +32,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"jobstream {__version__}")
+        out.print(f"jobstream {installed_version('jobstream')}")
         raise typer.Exit()
 
 

@@ -18,8 +18,6 @@ from jobstream.model import CancelNotice, JobState
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.streams.connection import Connection
-from jobstream.streams.repository import JobRepository
-from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import cancel_notice_subject
 
 HELD = frozenset({JobState.CLAIMED, JobState.RUNNING})  # a worker holds the job
@@ -40,9 +38,9 @@ async def cancel_jobs(
     actor: str | None = None,
 ) -> CancelResult:
     """Cancel the given jobs (all of the workflow's when None) that have not finished."""
-    store = EventStore(conn.js, conn.pipeline)
+    store = conn.store
     submitted = await submitted_workflow(store, wf)
-    repository, who = JobRepository(store), actor or user_actor()
+    repository, who = conn.jobs, actor or user_actor()
     result = CancelResult(wf, [], [])
     for n in jobs if jobs is not None else range(submitted.job_count):
         try:

@@ -24,7 +24,6 @@ from jobstream.events import (
 from jobstream.model import JobDef, JobState, Resources
 from jobstream.ops.jobs import resolve_job
 from jobstream.streams.connection import Connection
-from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import job_subject
 from jobstream.views.workers import live_capacities
 
@@ -107,7 +106,7 @@ async def _explain(
     conn: Connection, wf: str, job: int, workers: list[Resources] | None
 ) -> list[str]:
     """Gather the job's last event and its dependencies' states, then explain."""
-    store = EventStore(conn.js, conn.pipeline)
+    store = conn.store
     first = await store.first(job_subject(wf, job))
     last = await store.last(job_subject(wf, job))
     if first is None or last is None or not isinstance(first.event, JobSubmitted):

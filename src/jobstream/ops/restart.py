@@ -12,8 +12,6 @@ from jobstream.model import UNSUCCESSFUL, JobState
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.streams.connection import Connection
-from jobstream.streams.repository import JobRepository
-from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import workflow_subject
 
 RESTARTABLE = UNSUCCESSFUL | {JobState.BLOCKED}
@@ -21,9 +19,9 @@ RESTARTABLE = UNSUCCESSFUL | {JobState.BLOCKED}
 
 async def restart_failed(conn: Connection, wf: str, *, actor: str | None = None) -> list[int]:
     """Announce the restart on the workflow subject, then restart each job (CAS)."""
-    store = EventStore(conn.js, conn.pipeline)
+    store = conn.store
     submitted = await submitted_workflow(store, wf)
-    repository, who = JobRepository(store), actor or user_actor()
+    repository, who = conn.jobs, actor or user_actor()
     targets = []
     for n in range(submitted.job_count):
         version = await repository.load(wf, n)

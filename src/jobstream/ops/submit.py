@@ -19,8 +19,8 @@ from jobstream.ids import new_workflow_id
 from jobstream.model import WorkflowDef
 from jobstream.ops.identity import current_user, user_actor
 from jobstream.streams.connection import Connection
-from jobstream.streams.repository import JobRepository, JobVersion
-from jobstream.streams.store import EventStore, Stored
+from jobstream.streams.repository import JobVersion
+from jobstream.streams.store import Stored
 
 CHUNK = 5000
 
@@ -41,7 +41,7 @@ async def submit_workflow(
     wf = new_workflow_id()
     user = workflow.user or current_user()
     actor = user_actor(user)
-    store = EventStore(conn.js, conn.pipeline)
+    store = conn.store
     now = time.time()
     await store.append(
         WorkflowSubmitted(
@@ -60,7 +60,7 @@ async def submit_workflow(
         ),
         0,
     )
-    jobs, total = JobRepository(store), len(workflow.jobs)
+    jobs, total = conn.jobs, len(workflow.jobs)
     for start in range(0, total, CHUNK):
         chunk = [
             (JobVersion(Job(wf=wf, index=job.index), 0), Submit(at=now, actor=actor, spec=job))

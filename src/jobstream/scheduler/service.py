@@ -38,8 +38,8 @@ from jobstream.scheduler.state import (
 from jobstream.streams.bulk import follow_bulk, read_ahead, read_to_end
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch
-from jobstream.streams.repository import JobRepository, JobVersion
-from jobstream.streams.store import Conflict, EventStore, Stored
+from jobstream.streams.repository import JobVersion
+from jobstream.streams.store import Conflict, Stored
 from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ class Scheduler:
 
     def __init__(self, conn: Connection, lease_s: float) -> None:
         self.conn = conn
-        self.store = EventStore(conn.js, conn.pipeline)
-        self.jobs = JobRepository(self.store)
+        self.store = conn.store
+        self.jobs = conn.jobs
         self.state = SchedulerState()
         self.dispatcher = Dispatcher(conn.js, conn.pipeline, lease_s)
 

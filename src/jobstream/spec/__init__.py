@@ -12,6 +12,8 @@ releases (``blocked_by``, ``resource_requirements_name``, ...) are accepted; a r
 ``@file``/``parameters_file`` is also looked up in the current directory (as torc does)
 and above the spec's folder. See the module docstrings of ``legacy``, ``params``,
 ``templates``, ``expand``, ``refs`` and ``deps`` for the expansion rules.
+
+May import: the core only.
 """
 
 from __future__ import annotations

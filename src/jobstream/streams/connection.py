@@ -13,7 +13,9 @@ from nats.js import JetStreamContext
 
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
+from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import ensure_streams
+from jobstream.streams.store import EventStore
 
 
 async def reachable(url: str) -> bool:
@@ -30,12 +32,15 @@ async def reachable(url: str) -> bool:
 
 
 class Connection:
-    """An open NATS connection with its JetStream context and the URL it reached."""
+    """An open NATS connection: its JetStream context, the pipelined publisher, the
+    event store and job repository over them, and the URL it reached."""
 
     def __init__(self, nc: NATS, url: str) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=10.0)
         self.pipeline = Pipeline(nc)
+        self.store = EventStore(self.js, self.pipeline)
+        self.jobs = JobRepository(self.store)
         self.url = url
 
 

@@ -31,7 +31,6 @@ from jobstream.model import CancelNotice, Resources, WorkItem
 from jobstream.streams.connection import Connection
 from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
-from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import WORK_STREAM, cancel_notice_subject, consumer_created_subject
 from jobstream.workers.attempt import Attempt
 from jobstream.workers.capacity import Capacity
@@ -58,7 +57,6 @@ class Worker:
         self.conn = conn
         self.options = options
         self.id = options.worker_id
-        self.store = EventStore(conn.js, conn.pipeline)
         self.capacity = Capacity(options.capacity)
         self.started_at = time.monotonic()
         self.last_busy = time.monotonic()
@@ -136,7 +134,7 @@ class Worker:
             worker_id=self.id,
             host=self.host,
             options=self.options,
-            jobs=JobRepository(self.store, patience_s=APPEND_PATIENCE_S),
+            jobs=JobRepository(self.conn.store, patience_s=APPEND_PATIENCE_S),
             pipeline=self.conn.pipeline,
             slots=self.slots,
             outputs=self.outputs,
@@ -149,7 +147,7 @@ class Worker:
 
     async def _announce(self, event: WorkerStarted | WorkerStopped) -> None:
         with contextlib.suppress(Exception):
-            await self.store.append(event, None)
+            await self.conn.store.append(event, None)
 
     async def _on_cancel_notice(self, msg: Msg) -> None:
         try:

@@ -1,4 +1,9 @@
-"""Every read model of the DuckDB projection, in the order they are written."""
+"""Every read model of the DuckDB projection, in the order they are written.
+
+One module per table, each defining a :class:`~jobstream.projections.model.ReadModel`:
+its columns, its key and its fold (SQL over one staged batch of events). A new table is
+a new module here and a line in ``READ_MODELS``.
+"""
 
 from __future__ import annotations
 
