@@ -17,7 +17,8 @@ of a parameter and would otherwise surface later as a duplicate or unknown name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from jobstream.spec.locate import KeyPath, Locator
 from jobstream.spec.params import ParamSpace
@@ -147,7 +148,9 @@ def _check_names(
                 )
 
 
-def _format_error(exc: TemplateError, fields: list[tuple[KeyPath, Compiled]], loc: Locator) -> Any:
+def _format_error(
+    exc: TemplateError, fields: list[tuple[KeyPath, Compiled]], loc: Locator
+) -> NoReturn:
     for key, compiled in fields:
         if isinstance(compiled, Template) and compiled.uses(exc.name, exc.spec):
             loc.fail(key, str(exc))
@@ -171,45 +174,77 @@ def expand_job(
         names_to_check += [((*key, field, i), t) for i, t in enumerate(lists[position])]
     _check_names(space, names_to_check, "job", loc)
 
-    names = space.names
-    dyn_texts = [
-        (i, c)
-        for i, text in enumerate(texts)
-        if text is not None and isinstance(c := compile_template(text, names), Template)
-    ]
-    dyn_lists: list[tuple[int, tuple[Compiled, ...]]] = []
-    for i, items in enumerate(lists):
-        compiled = tuple(compile_template(item, names) for item in items)
-        if any(isinstance(c, Template) for c in compiled):
-            dyn_lists.append((i, compiled))
-    env_compiled = {name: compile_template(value, names) for name, value in job_env.items()}
-    dyn_env = any(isinstance(c, Template) for c in env_compiled.values())
-    constant_env = {**base_env, **job_env}
-
-    drafts: list[JobDraft] = []
+    templates = _JobTemplates.compile(texts, lists, base_env, job_env, space.names)
     try:
-        for combo in space.combos():
-            row_texts = texts
-            if dyn_texts:
-                row_texts = list(texts)
-                for i, compiled_text in dyn_texts:
-                    row_texts[i] = compiled_text.render(combo)
-            row_lists = lists
-            if dyn_lists:
-                row_lists = list(lists)
-                for i, items_c in dyn_lists:
-                    row_lists[i] = tuple(_render(c, combo) for c in items_c)
-            env = constant_env
-            if dyn_env:
-                env = {**base_env, **{k: _render(c, combo) for k, c in env_compiled.items()}}
-            drafts.append(JobDraft(index, row_texts, env, row_lists))
+        return [templates.draft(index, combo) for combo in space.combos()]
     except TemplateError as exc:
-        fields: list[tuple[KeyPath, Compiled]] = [((*key, TEXT_FIELDS[i]), c) for i, c in dyn_texts]
-        for i, items_c in dyn_lists:
-            fields += [((*key, LIST_FIELDS[i], j), c) for j, c in enumerate(items_c)]
-        fields += [((*key, "env", k), c) for k, c in env_compiled.items()]
-        _format_error(exc, fields, loc)
-    return drafts
+        _format_error(exc, templates.fields(key), loc)
+
+
+@dataclass(frozen=True)
+class _JobTemplates:
+    """A job entry's fields, compiled once: the ones that use parameters are rendered
+    per combination, the rest are shared by every draft."""
+
+    texts: list[str | None]
+    lists: list[tuple[str, ...]]
+    base_env: dict[str, str]
+    constant_env: dict[str, str]
+    dyn_texts: list[tuple[int, Template]]
+    dyn_lists: list[tuple[int, tuple[Compiled, ...]]]
+    env: dict[str, Compiled]  # the job's own env, compiled
+    dyn_env: bool
+
+    @classmethod
+    def compile(
+        cls,
+        texts: list[str | None],
+        lists: list[tuple[str, ...]],
+        base_env: dict[str, str],
+        job_env: dict[str, str],
+        names: tuple[str, ...],
+    ) -> _JobTemplates:
+        dyn_texts = [
+            (i, c)
+            for i, text in enumerate(texts)
+            if text is not None and isinstance(c := compile_template(text, names), Template)
+        ]
+        dyn_lists: list[tuple[int, tuple[Compiled, ...]]] = []
+        for i, items in enumerate(lists):
+            compiled = tuple(compile_template(item, names) for item in items)
+            if any(isinstance(c, Template) for c in compiled):
+                dyn_lists.append((i, compiled))
+        env = {name: compile_template(value, names) for name, value in job_env.items()}
+        dyn_env = any(isinstance(c, Template) for c in env.values())
+        return cls(
+            texts, lists, base_env, {**base_env, **job_env}, dyn_texts, dyn_lists, env, dyn_env
+        )
+
+    def draft(self, index: int, combo: Sequence[Value]) -> JobDraft:
+        """The job for one combination of parameter values."""
+        texts = self.texts
+        if self.dyn_texts:
+            texts = list(texts)
+            for i, compiled_text in self.dyn_texts:
+                texts[i] = compiled_text.render(combo)
+        lists = self.lists
+        if self.dyn_lists:
+            lists = list(lists)
+            for i, items in self.dyn_lists:
+                lists[i] = tuple(_render(c, combo) for c in items)
+        env = self.constant_env
+        if self.dyn_env:
+            env = {**self.base_env, **{k: _render(c, combo) for k, c in self.env.items()}}
+        return JobDraft(index, texts, env, lists)
+
+    def fields(self, key: KeyPath) -> list[tuple[KeyPath, Compiled]]:
+        """Where each parameterized field is, for an error that names it."""
+        found: list[tuple[KeyPath, Compiled]] = [
+            ((*key, TEXT_FIELDS[i]), c) for i, c in self.dyn_texts
+        ]
+        for i, items in self.dyn_lists:
+            found += [((*key, LIST_FIELDS[i], j), c) for j, c in enumerate(items)]
+        return found + [((*key, "env", k), c) for k, c in self.env.items()]
 
 
 def _render(compiled: Compiled, combo: Sequence[Value]) -> str:

@@ -156,23 +156,25 @@ def _job_settings(templates: list[RawJob], jobs: list[JobDraft]) -> dict[str, An
             values["supports_termination"] = raw.supports_termination
         if values or _per_job(raw):
             per_template[index] = values
-    if not per_template:
-        return {}
     out: dict[str, Any] = {}
     for job in jobs:
         shared = per_template.get(job.template)
-        if shared is None:
-            continue
-        row = dict(shared)
-        for field in ("scheduler", "label"):
-            if getattr(job, field) is not None:
-                row[field] = getattr(job, field)
-        for field in ("input_datasets", "output_datasets"):
-            if getattr(job, field):
-                row[field] = list(getattr(job, field))
+        row = {} if shared is None else {**shared, **_own_settings(job)}
         if row:
             out[job.name] = row
     return out
+
+
+def _own_settings(job: JobDraft) -> dict[str, Any]:
+    """The torc settings an expanded job may have of its own."""
+    row: dict[str, Any] = {}
+    for field in ("scheduler", "label"):
+        if getattr(job, field) is not None:
+            row[field] = getattr(job, field)
+    for field in ("input_datasets", "output_datasets"):
+        if getattr(job, field):
+            row[field] = list(getattr(job, field))
+    return row
 
 
 def _per_job(raw: RawJob) -> bool:

@@ -266,25 +266,9 @@ def item_space(
     item: Parameterized, key: KeyPath, shared: SharedParameters, loc: Locator, base_dir: Path
 ) -> ParamSpace | None:
     """The parameter space of one job/file/user data, or None when it is not parameterized."""
-    inline = item.parameters is not None or item.use_parameters is not None
     if item.parameters_file is not None or item.use_parameters_file:
-        if inline or item.parameter_mode is not None:
-            loc.fail(
-                (*key, "parameters_file"),
-                "a parameters_file table cannot be combined with parameters, "
-                "parameter_mode or use_parameters",
-            )
-        if item.parameters_file is not None:
-            if item.use_parameters_file:
-                loc.fail((*key, "use_parameters_file"), "set parameters_file or this, not both")
-            try:
-                return load_table(item.parameters_file, base_dir)
-            except ValueError as exc:
-                loc.fail((*key, "parameters_file"), str(exc))
-        if shared.table is None:
-            loc.fail((*key, "use_parameters_file"), "needs a workflow-level parameters_file")
-        return shared.table
-    if not inline:
+        return _table_space(item, key, shared, loc, base_dir)
+    if item.parameters is None and item.use_parameters is None:
         return None
     merged: dict[str, Sequence[Value]] = {}
     for position, name in enumerate(item.use_parameters or ()):
@@ -309,3 +293,25 @@ def item_space(
                 f"zip needs every parameter to have the same number of values: {detail}",
             )
     return ParamSpace(list(merged), list(merged.values()), mode)
+
+
+def _table_space(
+    item: Parameterized, key: KeyPath, shared: SharedParameters, loc: Locator, base_dir: Path
+) -> ParamSpace:
+    """The rows of the item's own parameters_file, or of the workflow's."""
+    if item.parameters is not None or item.use_parameters is not None or item.parameter_mode:
+        loc.fail(
+            (*key, "parameters_file"),
+            "a parameters_file table cannot be combined with parameters, "
+            "parameter_mode or use_parameters",
+        )
+    if item.parameters_file is not None:
+        if item.use_parameters_file:
+            loc.fail((*key, "use_parameters_file"), "set parameters_file or this, not both")
+        try:
+            return load_table(item.parameters_file, base_dir)
+        except ValueError as exc:
+            loc.fail((*key, "parameters_file"), str(exc))
+    if shared.table is None:
+        loc.fail((*key, "use_parameters_file"), "needs a workflow-level parameters_file")
+    return shared.table

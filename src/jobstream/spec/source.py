@@ -150,72 +150,91 @@ class _Frame:
 
 def _json_lines(text: str, path: str) -> LineMap:
     """Lines of keys and items in an already-valid JSON/JSON5 text (best effort)."""
-    newlines = [m.start() for m in re.finditer("\n", text)]
-    lines: LineMap = {}
-    stack: list[_Frame] = []
-    expect_key = False
+    return _JsonScan(text, path).lines()
 
-    def line_at(pos: int) -> int:
-        return bisect.bisect_right(newlines, pos) + 1
 
-    def value_path() -> KeyPath | None:
-        if not stack:
+class _JsonScan:
+    """One pass over the tokens of a JSON/JSON5 text, noting where keys and items are."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
+        self.found: LineMap = {}
+        self.stack: list[_Frame] = []
+        self.expect_key = False
+
+    def lines(self) -> LineMap:
+        pos = 0
+        while pos < len(self.text):
+            match = _TOKEN.match(self.text, pos)
+            if match is None:
+                break
+            pos, kind, token = match.end(), match.lastgroup, match.group()
+            if kind == "skip":
+                continue
+            if not self.found:
+                self.found[()] = self.line_at(match.start())
+            if self.expect_key and kind in ("string", "atom"):
+                self.key(_key_text(token) if kind == "string" else token, match.start())
+            elif kind == "punct":
+                if not self.punct(token, match.start()):
+                    break
+            else:
+                self.item(match.start())
+        return self.found
+
+    def line_at(self, pos: int) -> int:
+        return bisect.bisect_right(self.newlines, pos) + 1
+
+    def value_path(self) -> KeyPath | None:
+        if not self.stack:
             return ()
-        top = stack[-1]
+        top = self.stack[-1]
         if top.is_object:
             return (*top.path, top.key) if top.key is not None else None
-        key = (*top.path, top.index)
-        return key
+        return (*top.path, top.index)
 
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            break
-        pos = match.end()
-        kind = match.lastgroup
-        token = match.group()
-        if kind == "skip":
-            continue
-        if not lines:
-            lines[()] = line_at(match.start())
-        if expect_key and kind in ("string", "atom"):
-            top = stack[-1]
-            name = _key_text(token) if kind == "string" else token
-            key = (*top.path, name)
-            lines[key] = line_at(match.start())
-            if name in top.keys:
-                raise Locator(path, lines).error(key, "duplicate key")
-            top.keys.add(name)
-            top.key = name
-            expect_key = False
-            continue
-        if kind == "punct":
-            if token in "{[":
-                where = value_path()
-                if where is None:
-                    break
-                if stack and not stack[-1].is_object:
-                    lines[where] = line_at(match.start())
-                stack.append(_Frame(where, token == "{"))
-                expect_key = token == "{"
-            elif token in "}]":
-                if not stack:
-                    break
-                stack.pop()
-                expect_key = False
-            elif token == ",":
-                if not stack:
-                    break
-                top = stack[-1]
-                top.index += 1
-                top.key = None
-                expect_key = top.is_object
-            continue
-        where = value_path()
-        if where is not None and stack and not stack[-1].is_object:
-            lines[where] = line_at(match.start())
-    return lines
+    def key(self, name: str, start: int) -> None:
+        top = self.stack[-1]
+        key = (*top.path, name)
+        self.found[key] = self.line_at(start)
+        if name in top.keys:
+            raise Locator(self.path, self.found).error(key, "duplicate key")
+        top.keys.add(name)
+        top.key = name
+        self.expect_key = False
+
+    def punct(self, token: str, start: int) -> bool:
+        """Open or close a container, or move to its next item; False where the text
+        stops making sense (the scan ends there)."""
+        if token in "{[":
+            where = self.value_path()
+            if where is None:
+                return False
+            self.item(start)
+            self.stack.append(_Frame(where, token == "{"))
+            self.expect_key = token == "{"
+            return True
+        if token in "}]":
+            if not self.stack:
+                return False
+            self.stack.pop()
+            self.expect_key = False
+        elif token == ",":
+            if not self.stack:
+                return False
+            top = self.stack[-1]
+            top.index += 1
+            top.key = None
+            self.expect_key = top.is_object
+        return True
+
+    def item(self, start: int) -> None:
+        """A value starts here: an array's item gets its line."""
+        where = self.value_path()
+        if where is not None and self.stack and not self.stack[-1].is_object:
+            self.found[where] = self.line_at(start)
 
 
 def _key_text(token: str) -> str:
