@@ -8,14 +8,9 @@ import anyio
 import pytest
 
 from jobstream.ops.submit import submit_workflow
-from jobstream.streams.bulk import (
-    BulkUnavailable,
-    follow_bulk,
-    plain_address,
-    read_bulk,
-    read_to_end,
-)
+from jobstream.streams.bulk import follow_bulk, read_bulk, read_to_end
 from jobstream.streams.connection import Connection
+from jobstream.streams.pull import BulkUnavailable, plain_address
 from jobstream.streams.reader import read_raw_batches
 from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.streams.wire import RawBatch

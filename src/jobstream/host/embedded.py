@@ -50,10 +50,9 @@ def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The embedded server's environment: Go's scheduler on half the cores (at least one),
     unless ``GOMAXPROCS`` is set.
 
-    The server shares its machine with jobstream's own processes and the jobs. On two
-    cores, one Go processor cut nats-server's CPU per job by ~17% (four pairs of 10,000
-    ``noop`` jobs, side by side); the rest went to its runtime waking idle processors to
-    look for work.
+    The server shares its machine with jobstream's own processes and the jobs; with a
+    processor per core, its runtime spends CPU waking idle processors to look for work
+    that the other processes need.
     """
     env = dict(environ)
     env.setdefault("GOMAXPROCS", str(max(1, _usable_cores() // 2)))

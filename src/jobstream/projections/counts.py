@@ -1,9 +1,10 @@
 """Jobs per state per workflow, kept up to date by each batch's own changes.
 
 A workflow's KV record carries its job counts per state. Counting the workflow's jobs at
-every commit cost time in proportion to its size (60 ms a commit at 1,000,000 jobs, twice
-a second while live); instead, the states of the batch's jobs are noted before the fold
-and the difference is added after it, in the same transaction.
+every commit would cost time in proportion to its size, twice a second while live;
+instead, the states of the batch's jobs are noted before the fold and the difference is
+added after it, in the same transaction: a commit costs the same at ten jobs as at a
+million.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ class DuckStore:
         # One thread: batches are small and frequent, and the two cores here are shared
         # with the server, the scheduler and the jobs; more threads only add hand-offs.
         # A checkpoint rewrites the changed tables' compressed segments and indexes; at
-        # DuckDB's default (a checkpoint per 16 MB of log) that was a third of the
-        # projection's time. 256 MB bounds the log a restart replays to a few seconds.
+        # DuckDB's default (a checkpoint per 16 MB of log) that dominated projecting.
+        # 256 MB bounds the log a restart replays to a few seconds.
         config: dict[str, str | bool | int | float | list[str]] = {
             "threads": 1,
             "checkpoint_threshold": CHECKPOINT_THRESHOLD,
@@ -259,11 +259,11 @@ def _utf8(payload: bytes) -> str:
 def _stage(cursor: duckdb.DuckDBPyConnection) -> None:
     """Parse the registered ``staged`` rows into the ``batch`` temp table.
 
-    No ORDER BY: the batch arrives in stream order, and the folds order by seq (sorting
-    was a third of this statement's time). Events that are not JSON or not well formed
-    are left out and logged, as the scheduler's decoder skips them. Checking every
-    payload for malformed JSON costs a sixth of the staging, so only a batch that holds
-    some (the parse fails) is staged again with the check. The ill-formed are deleted
+    No ORDER BY: the batch arrives in stream order, and the folds order by seq. Events
+    that are not JSON or not well formed are left out and logged, as the scheduler's
+    decoder skips them. Checking every payload for malformed JSON is not free, so only a
+    batch that holds some (the parse fails) is staged again with the check. The
+    ill-formed are deleted
     afterwards: filtering in the same statement parsed each payload once per condition.
     """
     parse = f"json_transform(payload, '{EVENT_STRUCT_JSON}')"

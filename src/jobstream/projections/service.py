@@ -36,17 +36,14 @@ log = logging.getLogger(__name__)
 CONSUMER = "projector"
 # Catch-up and replay batches of one DuckDB row group (its default size): a transaction
 # that appends a whole row group to a table writes it to the file compressed, without
-# the write-ahead log. The `events` rows of a 100,000-event batch went through the log
-# (uncompressed, five times the bytes) and were written twice: commits cost twice as
-# much, and the fold was a quarter slower. Per-batch costs (commit, KV flush) are also
-# paid 6x less often than at 20,000.
+# the write-ahead log; a smaller batch goes through the log uncompressed and is written
+# twice. Per-batch costs (commit, KV flush) are paid less often, too.
 BULK_BATCH = 122_880
 KV_TIMEOUT_S = 60.0
 LIVE_INTERVAL_S = 0.5
-# While live, applying takes at most this share of the projector's time: on a machine
-# busy with jobs a commit costs 2-4x what it costs alone (~65 ms, mostly DuckDB compiling
-# the folds, whatever the batch size); committing twice a second regardless took 4.3 of
-# the ~36 CPU-s of a 10,000-job `noop` run here, 2.1-2.4 with this share.
+# While live, applying takes at most this share of the projector's time: a commit costs
+# about the same whatever the batch size (DuckDB compiles the folds each time), and
+# more on a machine busy with jobs, which is when the CPU is needed elsewhere.
 LIVE_SHARE = 0.25
 
 

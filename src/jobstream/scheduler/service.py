@@ -96,11 +96,10 @@ class Scheduler:
         decisions, events and dispatches of all of them at once would need gigabytes.
         What a chunk's appends make necessary (a job made ready is to be dispatched) goes
         before the rest: the first jobs of a large submission reach the workers after
-        one short round trip, not after the JobReady of every job (10,000 of them took
-        ~0.4 s). Between chunks, the batches that have come from ``arrivals`` meanwhile
-        are folded, and what they make necessary goes next, starting again with a small
-        chunk: blocking the 9,990 waiting jobs of a 10,000-job DAG took 0.3 s, and the
-        completion of its first job waited for all of it (an intent carried out late is
+        one short round trip, not after the JobReady of every job. Between chunks, the
+        batches that have come from ``arrivals`` meanwhile are folded, and what they make
+        necessary goes next, starting again with a small chunk, so a completion is not
+        kept waiting behind the blocking of a large DAG (an intent carried out late is
         decided on the job as it is then, like any other).
         """
         pending = deque(intents)
@@ -173,7 +172,7 @@ def next_chunk_size(size: int, took_s: float) -> int:
 
     Chunks double from FIRST_CHUNK while they take under CHUNK_S, and halve past it,
     within CHUNK: each chunk costs a round trip, and events that arrive meanwhile wait
-    for the chunk to end (5,000 appends took up to 0.25 s next to running jobs).
+    for the chunk to end.
     """
     if took_s < CHUNK_S:
         return min(CHUNK, 2 * size)

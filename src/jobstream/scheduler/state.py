@@ -281,9 +281,9 @@ class SchedulerState:
 def pack_spec(spec: JobDef) -> bytes:
     """msgpack of the fields that differ from their defaults, in a buffer of its exact size.
 
-    The decoder fills the defaults back in. A sweep's job keeps ~125 bytes instead of
-    ~450 (310 encoded, in a block sized for the encoder's growth): the difference between
-    a million held jobs fitting in 1 GiB or not.
+    The decoder fills the defaults back in. A sweep's job keeps only what is its own,
+    without the slack of the encoder's growing buffer: the difference between a million
+    held jobs fitting in 1 GiB or not.
     """
     fields = {
         key: value

@@ -3,8 +3,8 @@
 Parsers give values but not positions, and every later error must name a line, so this
 module gives a :data:`LineMap` too: YAML's from PyYAML's composed node tree (which
 carries marks), made while parsing; JSON's and JSON5's from a small token scanner that
-follows the document's nesting, run only when an error needs a line (it took two thirds
-of loading a spec of 10,000 listed jobs, 11 µs per job). Duplicate mapping keys, which
+follows the document's nesting, run only when an error needs a line (scanning every
+spec would cost more than parsing it). Duplicate mapping keys, which
 all three parsers silently collapse, are reported here because only this layer can
 still see them.
 """

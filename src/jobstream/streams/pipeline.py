@@ -7,12 +7,13 @@ This publisher sends each message with its own reply subject under one wildcard
 subscription and resolves every future with the sequence or with the APIError.
 
 Publishes are coalesced: they gather for up to ``COALESCE_S`` and go out together, so the
-many small appends of concurrent jobs cost one socket write (on this VM a loopback write
-costs ~0.1 ms of CPU however little it carries) instead of one each. The delay is off the
-jobs' critical path: claims are made ahead, and results are appended after the slot is
-free. The gathered messages are framed here (``PUB``/``HPUB``) and handed to the
-connection's write buffer as one block: nats-py's ``publish`` spent ~15 µs per message
-validating and framing, a fifth of the scheduler's CPU when it dispatches.
+many small appends of concurrent jobs cost one socket write (a write's CPU cost hardly
+depends on what it carries) instead of one each. The delay is off the jobs' critical
+path: claims are made ahead, and results are appended after the slot is free. The
+gathered messages are framed by :func:`jobstream.streams.wire.pub_frame` and handed to
+the connection's write buffer as one block (:mod:`jobstream.streams.nats_adapter`):
+nats-py's ``publish`` validates and frames each message in Python, which was a large
+share of the scheduler's CPU when it dispatches.
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ class Pipeline:
 
     def _expire(self) -> None:
         """Fail the publishes unanswered for ACK_TIMEOUT_S: a lost acknowledgement (server
-        restarted mid-publish) must not hang its caller. One timer for all of them: a
-        timeout per publish cost ~5 µs, three times per job on a worker."""
+        restarted mid-publish) must not hang its caller. One timer for all of them, not
+        one per publish (three per job on a worker)."""
         now = time.monotonic()
         expired = []
         for token, (_, deadline) in self.futures.items():  # in the order they were sent

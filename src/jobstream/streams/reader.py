@@ -1,8 +1,8 @@
 """Read EVENTS in stream order, in batches, from any sequence: replay, tail and audit.
 
 An ordered push consumer (ephemeral, flow-controlled, gap-checked by the client) delivers
-a subject filter in order; nats-py receives these ~4x faster than pull fetches
-(~94k vs ~24k messages/s here). Messages are buffered as they arrive and handed out as
+a subject filter in order; nats-py receives these several times faster than pull
+fetches. Messages are buffered as they arrive and handed out as
 batches as large as the backlog; ``caught_up`` says nothing more was stored when the
 last message of the batch was sent.
 """

@@ -15,6 +15,7 @@ import re
 from typing import NamedTuple
 
 import msgspec
+from nats.aio.msg import Msg
 from nats.js.errors import APIError
 
 from jobstream import codec
@@ -118,6 +119,16 @@ def reply_delivery(reply: str) -> tuple[int, int] | None:
     not one (a worker tells two deliveries of one dispatch apart by them)."""
     tokens = _ack_tokens(reply)
     return None if tokens is None else (int(tokens[5]), int(tokens[4]))
+
+
+def delivery_of(msg: Msg) -> tuple[int, int]:
+    """Which delivery of its dispatch a message is: (stream sequence, delivery count),
+    read off its ack subject without nats-py's metadata objects."""
+    found = reply_delivery(msg.reply or "")
+    if found is None:  # not a JetStream reply: let nats-py raise its error
+        delivery = msg.metadata
+        found = delivery.sequence.stream, delivery.num_delivered
+    return found
 
 
 def _ack_tokens(reply: str) -> list[str] | None:

@@ -25,7 +25,6 @@ from nats.aio.msg import Msg
 from jobstream.decide import (
     AnyCommand,
     Claim,
-    Finish,
     Job,
     Reclaim,
     Start,
@@ -38,16 +37,16 @@ from jobstream.events import JobCanceled, JobEvent, WorkerLost
 from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
 from jobstream.streams.repository import JobVersion, Sent
 from jobstream.streams.store import Conflict, wrong_last_sequence
-from jobstream.streams.subjects import job_subject, log_object
-from jobstream.streams.wire import ACK, reply_delivery
+from jobstream.streams.subjects import job_subject
+from jobstream.streams.wire import ACK, delivery_of
 from jobstream.workers.capacity import Reservation
 from jobstream.workers.context import WorkerContext
+from jobstream.workers.ending import Ending, keep_output
 from jobstream.workers.prefetch import ClassPace
-from jobstream.workers.process import Outcome, Output, read_output, shell_command
+from jobstream.workers.process import Outcome, shell_command
 from jobstream.workers.slots import Launch
 
 log = logging.getLogger(__name__)
-NO_OUTPUT = Output(b"", b"", "")
 NAK_DELAY_S = 0.2
 HAND_BACK_S = 2.0  # how long a stopping worker tries to return an unclaimed dispatch
 TERMINATE_RECORD_S = 10.0
@@ -168,23 +167,15 @@ class Attempt:
                 if timed_out
                 else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
             )
-            kept: dict[str, Path] = {}
-            output = NO_OUTPUT
-            if outcome.wrote_output:
-                kept = await anyio.to_thread.run_sync(
-                    ctx.outputs.keep, scratch, self.item.wf, self.item.job, self.job.attempt
-                )
-                output = await anyio.to_thread.run_sync(
-                    read_output, kept.get("stdout"), kept.get("stderr")
-                )
-                await self._store_logs(output.stdout, output.stderr)
+            kept, output = await keep_output(ctx, scratch, self.item, self.job.attempt, outcome)
             recovered = (
                 await self._recover(spec.retry_rules[rule], launch) if rule is not None else None
             )
         finally:
             ctx.outputs.give_back(scratch)
             ctx.slots.done_with(launch)
-        return await self._finish(outcome, timed_out, rule, recovered, kept, output.stderr_tail)
+        ending = Ending(outcome, timed_out, rule, recovered, kept, output.stderr_tail)
+        return await self._finish(ending)
 
     def _keeps_room(self, return_code: int) -> bool:
         """Whether a process that ended so keeps its room: for its retry's recovery script."""
@@ -303,34 +294,8 @@ class Attempt:
                     self.cancel()
                 self.end_process()  # fenced off: another worker took the job over
 
-    async def _finish(
-        self,
-        outcome: Outcome,
-        timed_out: bool,
-        rule: int | None,
-        recovered: int | None,
-        kept: dict[str, Path],
-        stderr_tail: str,
-    ) -> bool:
-        ctx = self.ctx
-        finish = Finish(
-            at=time.time(),
-            actor=ctx.worker_id,
-            worker=ctx.worker_id,
-            attempt=self.job.attempt,
-            return_code=outcome.return_code,
-            exec_time_s=outcome.exec_time_s,
-            timed_out=timed_out,
-            retry_rule=rule,
-            retry=self.item.retries.get(rule, 0) + 1 if rule is not None else 0,
-            recovery_return_code=recovered,
-            peak_memory_mib=outcome.peak_memory_mib,
-            cpu_time_s=outcome.cpu_time_s,
-            stdout=str(kept.get("stdout", "")),
-            stderr=str(kept.get("stderr", "")),
-            stderr_tail=stderr_tail,
-        )
-        recorded = await self._decide(finish)
+    async def _finish(self, ending: Ending) -> bool:
+        recorded = await self._decide(ending.finish(self.ctx, self.job.attempt, self.item.retries))
         if recorded or self.canceled:  # a JobCanceled ends the job: nobody needs the dispatch
             self._ack()
         return recorded
@@ -417,38 +382,8 @@ class Attempt:
             need=self.need,
             argv=argv,
             cwd=self.ctx.folders.of(self.item.workdir),
-            env=self._env(),
+            env=self.ctx.job_env(self.item, self.job.attempt),
             stdout=stdout,
             stderr=stderr,
             keeps_room=keeps_room,
         )
-
-    def _env(self) -> dict[str, str]:
-        """The job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""
-        spec = self.item.spec
-        env = {**self.ctx.base_env, **spec.env}
-        env.update(
-            JOBSTREAM_WORKFLOW_ID=self.item.wf,
-            JOBSTREAM_JOB_INDEX=str(self.item.job),
-            JOBSTREAM_JOB_NAME=spec.name,
-            JOBSTREAM_ATTEMPT=str(self.job.attempt),
-            JOBSTREAM_WORKER_ID=self.ctx.worker_id,
-        )
-        return env
-
-    async def _store_logs(self, stdout: bytes, stderr: bytes) -> None:
-        """Copy non-empty output into the LOGS object store (empty files cost nothing)."""
-        for name, data in (("stdout", stdout), ("stderr", stderr)):
-            if data:
-                key = log_object(self.item.wf, self.item.job, self.job.attempt, name)
-                await self.ctx.logs.put(key, data)
-
-
-def delivery_of(msg: Msg) -> tuple[int, int]:
-    """Which delivery of its dispatch a message is: (stream sequence, delivery count),
-    read off its ack subject without nats-py's metadata objects."""
-    found = reply_delivery(msg.reply or "")
-    if found is None:  # not a JetStream reply: let nats-py raise its error
-        delivery = msg.metadata
-        found = delivery.sequence.stream, delivery.num_delivered
-    return found

@@ -13,7 +13,7 @@ from nats.js.object_store import ObjectStore
 
 from jobstream.config import Settings
 from jobstream.ids import new_worker_id
-from jobstream.model import Resources
+from jobstream.model import Resources, WorkItem
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.repository import JobRepository
 from jobstream.workers.outputs import OutputFiles
@@ -95,3 +95,16 @@ class WorkerContext:
     folders: JobFolders
     base_env: dict[str, str]  # copying os.environ per job costs more than the copy once
     stop_reason: Callable[[], str]
+
+    def job_env(self, item: WorkItem, attempt: int) -> dict[str, str]:
+        """A job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""
+        spec = item.spec
+        env = {**self.base_env, **spec.env}
+        env.update(
+            JOBSTREAM_WORKFLOW_ID=item.wf,
+            JOBSTREAM_JOB_INDEX=str(item.job),
+            JOBSTREAM_JOB_NAME=spec.name,
+            JOBSTREAM_ATTEMPT=str(attempt),
+            JOBSTREAM_WORKER_ID=self.worker_id,
+        )
+        return env

@@ -1,7 +1,7 @@
 """Where a job's stdout and stderr go: reusable scratch files, kept only when non-empty.
 
 Most short jobs print nothing, and creating two files per job was the largest single cost
-of running one: ext4 inode allocation alone took ~1 ms of kernel time per job here. A
+of running one (inode allocation is kernel time per job, whatever the job does). A
 worker therefore writes each job's output into scratch files it reuses (truncated at the
 next spawn); a non-empty file is moved to ``<log_dir>/<wf>/<job>.<attempt>.<stream>``.
 """
@@ -31,7 +31,7 @@ class OutputFiles:
     def __init__(self, log_dir: Path, worker_id: str) -> None:
         self.log_dir = log_dir
         self.scratch = log_dir / ".scratch" / worker_id
-        self.free: list[Scratch] = []  # made once each: two paths per job cost ~40 µs
+        self.free: list[Scratch] = []  # made once each: building paths per job is not free
         self.made = 0
         self.folders: set[str] = set()
 

@@ -43,7 +43,7 @@ class ClassPace:
         Without extra, only what fits right now (a held job must not wait for room that
         another class holds); with extra, up to slots + extra held in all, refilled once
         half the extra is used: a fetch is a round trip to the server and a pull request
-        for it to serve, which per job was a tenth of the worker's loop.
+        for it to serve, too much to pay per job.
         """
         extra = self.extra()
         if extra == 0:

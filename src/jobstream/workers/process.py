@@ -8,8 +8,7 @@ Each job leads its own session (process group), so a cancellation terminates the
 together with everything it started.
 
 A command made only of plain words is executed directly, as ``bash -c`` would after
-parsing it: starting bash costs about as much as starting the job itself (``true`` runs
-~2,800/s directly and ~1,500/s through bash on two cores here).
+parsing it: starting bash costs about as much as starting the job itself.
 """
 
 from __future__ import annotations
@@ -80,7 +79,7 @@ def shell_command(command: str, invocation_script: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=1024)
 def _argv(command: str, invocation_script: str | None) -> tuple[str, ...]:
-    """Remembered: campaigns repeat commands, and splitting one cost ~40 µs per job."""
+    """Remembered: campaigns repeat commands, and splitting one is not free."""
     line = f"{invocation_script} {command}" if invocation_script else command
     words = line.split()
     if words and PLAIN.fullmatch(line) and "=" not in words[0] and words[0] not in SHELL_WORDS:
@@ -130,7 +129,7 @@ def spawn(argv: list[str], cwd: str, env: Mapping[str, str], stdout: Path, stder
     """Start a job (blocking: call it in a thread).
 
     In the worker's own directory, with glibc's ``posix_spawn`` (:class:`_Spawner`): one
-    C call without the GIL, where ``Popen`` runs ~200 µs of Python and gives the GIL up
+    C call without the GIL, where ``Popen`` runs a lot of Python and gives the GIL up
     at each system call on the way (next to a busy event loop each is a wait). It cannot
     change directory, so jobs elsewhere, and every job where glibc is not the C library,
     start through ``subprocess``. Either way: a new session, stdin from /dev/null, the
@@ -158,9 +157,9 @@ def spawn(argv: list[str], cwd: str, env: Mapping[str, str], stdout: Path, stder
 class _Spawner:
     """glibc's ``posix_spawn`` through ctypes, which lets the GIL go during the call.
 
-    Python's ``os.posix_spawn`` holds the GIL while the child is made: measured here,
-    the worker's event loop stood still ~0.25 ms per job (~0.15 ms this way, most of it
-    building argv and the environment). The attributes (a new session, SIGPIPE and
+    Python's ``os.posix_spawn`` holds the GIL while the child is made, and the worker's
+    event loop stands still meanwhile; here only building argv and the environment
+    does. The attributes (a new session, SIGPIPE and
     SIGXFSZ at their defaults) are made once, the file actions once per scratch pair.
     """
 

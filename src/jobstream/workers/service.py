@@ -191,9 +191,9 @@ class Worker:
         """Bind to new class consumers as the scheduler creates them: at once when the
         server announces one (its consumer-created advisory), else at the next look.
 
-        Listing the consumers every quarter second alone kept the first jobs of a new
-        class waiting ~0.2 s (of a 10 s run of 10,000 jobs); the looks remain, less
-        often, for an advisory missed while the connection was down.
+        Listing the consumers often enough to start a new class's jobs promptly would
+        cost a request every fraction of a second; the looks remain, once a second, for
+        an advisory missed while the connection was down.
         """
         created = anyio.Event()
 

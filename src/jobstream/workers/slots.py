@@ -3,7 +3,7 @@
 With short jobs, the time between one process ending and the next one starting set the
 rate: the event loop had to notice the exit, free the room, wake the next job's task and
 hand its spawn to a thread, each a turn of a loop that is busy with every other job's
-events (~3 ms per job here, with the cores half idle). Here a thread spawns a process,
+events. Here a thread spawns a process,
 waits for it (``waitid``, without the GIL), reaps it, frees its room and at once spawns
 the next claimed job that fits, all without the event loop. The loop only hears about it
 (started, ended) to append the job's events.

@@ -44,7 +44,7 @@ MODEL = ReadModel(
     reads=frozenset(STATE_BY_EVENT),
     key=("wf", "job"),
     # Values are aggregated raw and turned into columns after grouping: a job has five
-    # or more events in a batch, and converting every event's fields cost a fifth more.
+    # or more events in a batch, and only the last value of each is kept.
     fold=f"""
         SELECT wf, job, spec.name, {state_case("last_type")}, attempt, worker, host,
                spec.command, spec.pool, {HARDWARE_CLASS},

@@ -1,0 +1,245 @@
+"""One ephemeral pull consumer of EVENTS, read over a bare socket.
+
+Pull requests go out framed by :mod:`jobstream.streams.wire`, and the deliveries that come
+back are sliced straight into :class:`~jobstream.streams.wire.RawBatch` columns. The
+server answers waiting requests in the order they came, so deliveries are counted against
+the oldest one; each request has its own reply subject, so a status tells which one it
+ends. Servers that need TLS or credentials cannot be read this way (BulkUnavailable).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import anyio
+from nats.js import JetStreamContext, api
+
+from jobstream.streams.subjects import EVENTS_STREAM, bulk_inbox, pull_subject
+from jobstream.streams.wire import (
+    IDLE_HEARTBEAT,
+    NO_MESSAGES,
+    PONG,
+    REQUEST_EXPIRED,
+    FrameBuffer,
+    Message,
+    RawBatch,
+    hello,
+    jobstream_headers,
+    message,
+    pub_frame,
+    pull_request,
+    reply_position,
+    status_of,
+)
+
+READ_CHUNK = 1 << 20
+DELETE_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+class BulkUnavailable(Exception):
+    """This server cannot be read with a bare connection (TLS, credentials)."""
+
+
+def plain_address(url: str) -> tuple[str, int]:
+    """Host and port of a ``nats://host:port`` URL without credentials, or BulkUnavailable."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("nats", "") or parts.username or parts.password:
+        raise BulkUnavailable(f"{url}: needs TLS or credentials")
+    return parts.hostname or "127.0.0.1", parts.port or 4222
+
+
+class Socket:
+    """One non-blocking socket to the server and what it has received (:class:`FrameBuffer`).
+
+    The socket is read directly rather than through a stream: :meth:`receive` takes what
+    has arrived without waiting, so a follower that was busy hands out everything that
+    came meanwhile as one batch.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.received = FrameBuffer()
+        self.outgoing = b""
+
+    def send(self, data: bytes) -> None:
+        """Write now what the socket takes; the rest goes before the next wait."""
+        self.outgoing += data
+        with contextlib.suppress(BlockingIOError):
+            self.outgoing = self.outgoing[self.sock.send(self.outgoing) :]
+
+    def receive(self) -> bool:
+        """Append what has arrived, without waiting; False if nothing had."""
+        try:
+            chunk = self.sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise ConnectionError("the NATS server closed the connection")
+        self.received.feed(chunk)
+        return True
+
+    async def readable(self) -> None:
+        """Wait until something can be read (sending what is still queued first)."""
+        while self.outgoing:
+            await anyio.wait_writable(self.sock)
+            self.send(b"")
+        await anyio.wait_readable(self.sock)
+
+    async def fill(self) -> None:
+        """Append at least one more chunk."""
+        while not self.receive():
+            await self.readable()
+
+
+class _Request:
+    """A pull request not yet over: its reply subject and the deliveries it may bring."""
+
+    __slots__ = ("left", "subject")
+
+    def __init__(self, subject: bytes, left: int) -> None:
+        self.subject = subject
+        self.left = left
+
+
+class PullReader:
+    """One ephemeral pull consumer (no acks) read over a bare socket: pull requests out,
+    deliveries sliced into RawBatches.
+
+    The server answers waiting requests in the order they came, so deliveries are counted
+    against the oldest one; each request has its own reply subject, so a status tells
+    which one it ends (and a late one of a request already over is ignored).
+    """
+
+    def __init__(self, frames: Socket, next_subject: str, inbox: str) -> None:
+        self.frames = frames
+        self.next_subject = next_subject
+        self.inbox = inbox
+        self.pulls = 0
+        self.waiting: collections.deque[_Request] = collections.deque()
+        self.pending: int | None = None  # stored after the last delivery, once known
+        self.status: int | None = None  # of the status that ended a request since the last was made
+
+    def request(self, size: int, *, expires_ns: int, no_wait: bool, heartbeat_ns: int = 0) -> None:
+        """Ask for up to ``size`` more deliveries; with ``heartbeat_ns``, the server says
+        it is there after each such stretch of quiet."""
+        self.pulls += 1
+        answer_to = f"{self.inbox}.{self.pulls}"
+        self.waiting.append(_Request(answer_to.encode(), size))
+        self.status = None
+        body = pull_request(size, expires_ns=expires_ns, no_wait=no_wait, heartbeat_ns=heartbeat_ns)
+        self.frames.send(pub_frame(self.next_subject, answer_to, body, None))
+
+    def _left(self) -> int:
+        return sum(request.left for request in self.waiting)
+
+    def _delivered(self, count: int) -> bool:
+        """Count deliveries against the waiting requests; True if one was used up."""
+        used_up = False
+        while count and self.waiting:
+            oldest = self.waiting[0]
+            taken = min(count, oldest.left)
+            oldest.left -= taken
+            count -= taken
+            if oldest.left == 0:
+                self.waiting.popleft()
+                used_up = True
+        return used_up
+
+    def _ended(self, subject: bytes, status: int) -> bool:
+        for request in self.waiting:
+            if request.subject == subject:
+                self.waiting.remove(request)
+                self.status = status
+                return True
+        return False  # the late end of a request already used up
+
+    def take(self, batch: RawBatch, limit: int, *, past_end: bool) -> bool:
+        """Move the whole frames in the buffer into ``batch`` (deliveries) or act on them
+        (statuses, pings), until it holds ``limit``, no request is waiting, or (unless
+        ``past_end``) nothing more is pending after the last delivery; True if the
+        server had news beyond deliveries: a request ended (a status ended it, or it
+        brought all it asked for), or an idle heartbeat came."""
+        received, news = self.frames.received, False
+        while True:
+            before = len(batch.seqs)
+            pending = received.deliveries(batch, min(limit, before + self._left()), past_end)
+            news = self._delivered(len(batch.seqs) - before) or news
+            if pending is not None:
+                self.pending = pending
+            if len(batch.seqs) >= limit or not self.waiting or (pending == 0 and not past_end):
+                return news
+            found = received.frame()
+            if found is None:
+                return news
+            line, body = found
+            if line.startswith(b"HMSG"):
+                news = self._other_message(message(line, body), batch) or news
+                if self.pending == 0 and not past_end:
+                    return news
+            elif line.startswith(b"PING"):
+                self.frames.send(PONG)
+            elif line.startswith(b"-ERR"):
+                raise ConnectionError(line.decode())
+
+    def _other_message(self, msg: Message, batch: RawBatch) -> bool:
+        """A message the fast path left: a pull status, or a delivery in another layout;
+        True if it was news (a heartbeat, a request ended or used up)."""
+        status = status_of(msg.header_block)
+        if status == IDLE_HEARTBEAT:
+            return True
+        if status is not None:
+            if status not in (NO_MESSAGES, REQUEST_EXPIRED):
+                raise ConnectionError(f"pull request ended: {msg.header_block!r}")
+            return self._ended(msg.subject.encode(), status)
+        position = reply_position(msg.reply)
+        if position is None:
+            raise ConnectionError(f"not a JetStream delivery: {msg.subject} {msg.reply}")
+        seq, self.pending = position
+        batch.seqs.append(seq)
+        batch.subjects.append(msg.subject)
+        batch.headers.append(jobstream_headers(msg.header_block))
+        batch.payloads.append(msg.payload)
+        return self._delivered(1)
+
+
+@contextlib.asynccontextmanager
+async def pull_consumer(
+    js: JetStreamContext, url: str, subject_filter: str, from_seq: int
+) -> AsyncIterator[PullReader]:
+    """An ephemeral consumer from ``from_seq`` and a bare connection reading it; both
+    are gone on exit (the consumer also by itself, a minute after a crash)."""
+    address = plain_address(url)
+    info = await js.add_consumer(
+        EVENTS_STREAM,
+        api.ConsumerConfig(
+            filter_subject=subject_filter,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, from_seq),
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        ),
+    )
+    try:
+        sock = await anyio.to_thread.run_sync(socket.create_connection, address, CONNECT_TIMEOUT_S)
+        with sock:
+            sock.setblocking(False)
+            frames = Socket(sock)
+            await frames.fill()
+            if not frames.received.buffer.startswith(b"INFO"):
+                raise ConnectionError("not a NATS server")
+            while frames.received.frame() is None:
+                await frames.fill()
+            inbox = bulk_inbox(secrets.token_hex(8))
+            frames.send(hello(inbox))
+            yield PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
+    finally:
+        # Bounded: with the server gone this would wait out the request timeout.
+        with anyio.move_on_after(DELETE_TIMEOUT_S, shield=True), contextlib.suppress(Exception):
+            await js.delete_consumer(EVENTS_STREAM, info.name)

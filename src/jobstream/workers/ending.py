@@ -1,0 +1,67 @@
+"""What an attempt leaves when its process ends: its output, kept and stored, and the
+Finish command that records how it ended."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from jobstream.decide import Finish
+from jobstream.model import WorkItem
+from jobstream.streams.subjects import log_object
+from jobstream.workers.context import WorkerContext
+from jobstream.workers.outputs import Scratch
+from jobstream.workers.process import Outcome, Output, read_output
+
+NO_OUTPUT = Output(b"", b"", "")
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an attempt's process ended and what it left."""
+
+    outcome: Outcome
+    timed_out: bool
+    rule: int | None  # the failure-handler rule that gives the job another attempt
+    recovered: int | None  # the return code of that rule's recovery script
+    kept: dict[str, Path]  # the output files that were not empty
+    stderr_tail: str
+
+    def finish(self, ctx: WorkerContext, attempt: int, retries: dict[int, int]) -> Finish:
+        """The command that records it (``retries``: earlier retries per rule)."""
+        outcome, rule = self.outcome, self.rule
+        return Finish(
+            at=time.time(),
+            actor=ctx.worker_id,
+            worker=ctx.worker_id,
+            attempt=attempt,
+            return_code=outcome.return_code,
+            exec_time_s=outcome.exec_time_s,
+            timed_out=self.timed_out,
+            retry_rule=rule,
+            retry=retries.get(rule, 0) + 1 if rule is not None else 0,
+            recovery_return_code=self.recovered,
+            peak_memory_mib=outcome.peak_memory_mib,
+            cpu_time_s=outcome.cpu_time_s,
+            stdout=str(self.kept.get("stdout", "")),
+            stderr=str(self.kept.get("stderr", "")),
+            stderr_tail=self.stderr_tail,
+        )
+
+
+async def keep_output(
+    ctx: WorkerContext, scratch: Scratch, item: WorkItem, attempt: int, outcome: Outcome
+) -> tuple[dict[str, Path], Output]:
+    """Move what the job wrote to its attempt's files and copy it into the LOGS object
+    store; nothing when it wrote nothing (most short jobs)."""
+    if not outcome.wrote_output:
+        return {}, NO_OUTPUT
+    kept = await anyio.to_thread.run_sync(ctx.outputs.keep, scratch, item.wf, item.job, attempt)
+    output = await anyio.to_thread.run_sync(read_output, kept.get("stdout"), kept.get("stderr"))
+    for name, data in (("stdout", output.stdout), ("stderr", output.stderr)):
+        if data:
+            await ctx.logs.put(log_object(item.wf, item.job, attempt, name), data)
+    return kept, output
