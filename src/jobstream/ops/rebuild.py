@@ -3,15 +3,12 @@ the fresh file in while it pauses), or, with none running, into the file directl
 
 from __future__ import annotations
 
-import os
-import time
-
 import anyio
 
 from jobstream.config import Settings
 from jobstream.projections.duck import kv_checkpoint_of
 from jobstream.projections.query import projector_available, remote_rebuild
-from jobstream.projections.service import replay_into
+from jobstream.projections.service import rebuild_file
 from jobstream.streams.connection import Connection
 
 
@@ -24,9 +21,5 @@ async def rebuild_models(conn: Connection, settings: Settings) -> dict[str, obje
     if await projector_available(conn.nc):
         return await remote_rebuild(conn.nc)
     path = settings.db_path()
-    fresh = path.with_suffix(".rebuild")
-    began = time.monotonic()
     kv_seq = await anyio.to_thread.run_sync(kv_checkpoint_of, path)
-    events = await replay_into(conn, fresh, kv_seq=kv_seq)
-    os.replace(fresh, path)
-    return {"events": events, "seconds": round(time.monotonic() - began, 3), "path": str(path)}
+    return await rebuild_file(conn, path, kv_seq)

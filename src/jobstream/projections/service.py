@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -184,18 +185,40 @@ class Projector:
 
     async def rebuild(self) -> dict[str, object]:
         """Replay the whole log into a fresh file, then swap it in while consuming pauses."""
-        began = time.monotonic()
-        fresh_path = self.db_path.with_suffix(".rebuild")
         async with self.lock:
-            assert self.store is not None
+            store = self.store
+            assert store is not None
             await self.caught_up(self._committed)  # KV written for the old file
-            events = await replay_into(self.conn, fresh_path, kv_seq=self.checkpoint)
-            await anyio.to_thread.run_sync(self.store.close)
-            os.replace(fresh_path, self.db_path)
+
+            async def close() -> None:
+                await anyio.to_thread.run_sync(store.close)
+
+            result = await rebuild_file(self.conn, self.db_path, self.checkpoint, before_swap=close)
             self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
             await self._repair_kv()  # the fresh file may reach further than the old one
-        seconds = time.monotonic() - began
-        return {"events": events, "seconds": round(seconds, 3), "path": str(self.db_path)}
+        return result
+
+
+async def rebuild_file(
+    conn: Connection,
+    path: Path,
+    kv_seq: int,
+    *,
+    before_swap: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, object]:
+    """Replay the whole log into a fresh file next to ``path`` and swap it in (after
+    ``before_swap``, which lets go of the old one); events, seconds and the path.
+
+    ``kv_seq``: how far the KV records of the old file are known to be written; the
+    projector that opens the file next writes those of everything after it.
+    """
+    began = time.monotonic()
+    fresh = path.with_suffix(".rebuild")
+    events = await replay_into(conn, fresh, kv_seq=kv_seq)
+    if before_swap is not None:
+        await before_swap()
+    os.replace(fresh, path)
+    return {"events": events, "seconds": round(time.monotonic() - began, 3), "path": str(path)}
 
 
 async def replay_into(
