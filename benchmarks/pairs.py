@@ -27,8 +27,9 @@ CHOICES = ("noop", "dag", "submit", "replay", "spawn")
 RUN_TIMEOUT_S = 3600.0
 
 
-def rate(checkout: Path, name: str, options: list[str]) -> float | None:
-    """The first measure's rate of one run of ``name`` in ``checkout``; None if it failed."""
+def rate(checkout: Path, name: str, options: list[str]) -> tuple[float, str] | None:
+    """The first measure's rate and note (e.g. CPU per process) of one run of ``name`` in
+    ``checkout``; None if it failed."""
     python = checkout / ".venv" / "bin" / "python"
     os.sync()
     with tempfile.TemporaryDirectory(prefix="jobstream-pair-") as tmp:
@@ -42,7 +43,9 @@ def rate(checkout: Path, name: str, options: list[str]) -> float | None:
         if not out.exists():
             return None
         measures = json.loads(out.read_text())
-        return float(measures[0]["rate"]) if measures and measures[0].get("rate") else None
+        if not measures or not measures[0].get("rate"):
+            return None
+        return float(measures[0]["rate"]), str(measures[0].get("note", ""))
 
 
 def main() -> int:
@@ -69,16 +72,19 @@ def main() -> int:
                 order.reverse()
             found = {label: rate(path.resolve(), name, options) for label, path in order}
             before, after = found["before"], found["after"]
-            ratio = after / before if before and after else None
+            ratio = after[0] / before[0] if before and after else None
             if ratio is not None:
                 ratios[name].append(ratio)
             shown = f"x{ratio:.3f}" if ratio is not None else "failed"
-            first = order[0][0]
             print(
-                f"round {round_} {name}: before {before or 0:,.0f}  after {after or 0:,.0f}  "
-                f"{shown}  ({first} ran first)",
+                f"round {round_} {name}: before {before[0] if before else 0:,.0f}  "
+                f"after {after[0] if after else 0:,.0f}  {shown}  ({order[0][0]} ran first)",
                 flush=True,
             )
+            for label in ("before", "after"):
+                note = found[label]
+                if note and note[1]:
+                    print(f"    {label}: {note[1]}", flush=True)
     for name, found in ratios.items():
         if found:
             median = statistics.median(found)
