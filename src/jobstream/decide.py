@@ -15,6 +15,7 @@ scheduler, the workers, replay and the tests fold with these same functions.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypedDict
 
 import msgspec
@@ -197,8 +198,13 @@ def _require_owner(job: Job, worker: str, attempt: int) -> None:
 
 def _fields(command: Command, names: tuple[str, ...]) -> dict[str, Any]:
     """The command's values of these event fields (those it has)."""
-    own = command.__struct_fields__
-    return {name: getattr(command, name) for name in names if name in own}
+    return {name: getattr(command, name) for name in _shared(type(command), names)}
+
+
+@functools.cache
+def _shared(kind: type[Command], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The event fields a command type has (found once per type: decide is per job)."""
+    return tuple(name for name in names if name in kind.__struct_fields__)
 
 
 def _ending(command: Finish | Terminate, base: _Ids) -> AttemptEnded:

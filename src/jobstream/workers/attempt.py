@@ -41,7 +41,7 @@ from jobstream.streams.subjects import job_subject
 from jobstream.streams.wire import ACK, delivery_of
 from jobstream.workers.capacity import Reservation
 from jobstream.workers.context import WorkerContext
-from jobstream.workers.ending import Ending, keep_output
+from jobstream.workers.ending import NO_OUTPUT, Ending, keep_output
 from jobstream.workers.prefetch import ClassPace
 from jobstream.workers.process import Outcome, shell_command
 from jobstream.workers.slots import Launch
@@ -167,7 +167,10 @@ class Attempt:
                 if timed_out
                 else retry_rule_for(spec.retry_rules, outcome.return_code, self.item.retries)
             )
-            kept, output = await keep_output(ctx, scratch, self.item, self.job.attempt, outcome)
+            kept: dict[str, Path] = {}
+            output = NO_OUTPUT  # most short jobs print nothing
+            if outcome.wrote_output:
+                kept, output = await keep_output(ctx, scratch, self.item, self.job.attempt)
             recovered = (
                 await self._recover(spec.retry_rules[rule], launch) if rule is not None else None
             )

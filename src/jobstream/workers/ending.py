@@ -53,12 +53,10 @@ class Ending:
 
 
 async def keep_output(
-    ctx: WorkerContext, scratch: Scratch, item: WorkItem, attempt: int, outcome: Outcome
+    ctx: WorkerContext, scratch: Scratch, item: WorkItem, attempt: int
 ) -> tuple[dict[str, Path], Output]:
     """Move what the job wrote to its attempt's files and copy it into the LOGS object
-    store; nothing when it wrote nothing (most short jobs)."""
-    if not outcome.wrote_output:
-        return {}, NO_OUTPUT
+    store (call it only when it wrote something)."""
     kept = await anyio.to_thread.run_sync(ctx.outputs.keep, scratch, item.wf, item.job, attempt)
     output = await anyio.to_thread.run_sync(read_output, kept.get("stdout"), kept.get("stderr"))
     for name, data in (("stdout", output.stdout), ("stderr", output.stderr)):

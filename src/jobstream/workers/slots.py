@@ -194,7 +194,9 @@ class Slots:
         try:
             with anyio.move_on_after(limit_s):
                 await launch.ended.wait()
-            if launch.ended.is_set() or not self._overtime(launch):
+            if launch.ended.is_set():
+                return False
+            if not self._overtime(launch):
                 await launch.ended.wait()  # it had exited: it is being reaped
                 return False
             await self.stop(launch, grace_s)
