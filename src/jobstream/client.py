@@ -25,6 +25,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from jobstream.config import Settings, load_settings, sources
+from jobstream.errors import JobstreamError
 from jobstream.host.connect import connect
 from jobstream.host.local import Hooks, RunOutcome, local_worker, run_on
 from jobstream.host.loop import tune_for_throughput
@@ -45,7 +46,7 @@ from jobstream.streams.connection import Connection
 from jobstream.streams.store import Stored
 from jobstream.views.history import history
 from jobstream.views.sql import answer
-from jobstream.views.status import changes, follow, statuses, with_problems
+from jobstream.views.status import changes, follow, latest_workflow, statuses, with_problems
 from jobstream.workers.capacity import local_capacity
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -143,9 +144,13 @@ class Client:
         """Wait until the workflow has finished; its status."""
         return await with_problems(self.conn, self.settings, await follow(self.conn, wf))
 
-    async def watch(self, wf: str) -> AsyncIterator[JobRecord | WorkflowStatus]:
-        """Job state changes (and workflow statuses) as they happen, until it finishes."""
-        async for change in changes(self.conn, wf):
+    async def watch(self, wf: str | None = None) -> AsyncIterator[JobRecord | WorkflowStatus]:
+        """Job state changes (and workflow statuses) as they happen, until it finishes;
+        by default of the latest unfinished workflow, as ``jobstream watch``."""
+        found = wf or await latest_workflow(self.conn)
+        if found is None:
+            raise JobstreamError("no workflows yet")
+        async for change in changes(self.conn, found):
             yield change
 
     async def events(self, wf: str, job: int | str | None = None) -> list[Stored]:

@@ -11,6 +11,7 @@ import pytest
 from jobstream import Client
 from jobstream.config import Settings
 from jobstream.model import Resources
+from jobstream.projections.records import WorkflowStatus
 from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.workers.context import WorkerOptions
 
@@ -36,6 +37,8 @@ async def test_the_client_runs_looks_and_acts_like_the_cli(
         outcome = await client.run(SPEC, options(tmp_path))
         wf = outcome.wf
         assert not outcome.summary.succeeded
+        watched = [change async for change in client.watch()]  # the latest workflow
+        assert isinstance(watched[-1], WorkflowStatus) and watched[-1].wf == wf
         (status,) = await client.status(wf)
         assert status.counts == {"completed": 1, "failed": 1, "canceled": 1}
         assert [p.name for p in status.problems] == ["bad", "after"]
