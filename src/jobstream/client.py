@@ -43,7 +43,7 @@ from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.spec import load_spec
 from jobstream.streams.connection import Connection
-from jobstream.streams.store import Stored
+from jobstream.streams.store import IllFormed, Stored
 from jobstream.views.history import history
 from jobstream.views.sql import answer
 from jobstream.views.status import changes, follow, latest_workflow, statuses, with_problems
@@ -153,8 +153,9 @@ class Client:
         async for change in changes(self.conn, found):
             yield change
 
-    async def events(self, wf: str, job: int | str | None = None) -> list[Stored]:
-        """The recorded history of a workflow or one job (index or name), oldest first."""
+    async def events(self, wf: str, job: int | str | None = None) -> list[Stored | IllFormed]:
+        """The recorded history of a workflow or one job (index or name), oldest first,
+        messages that are not events included (as IllFormed)."""
         index = None if job is None else await resolve_job(self.conn, wf, job)
         return [stored async for events in history(self.conn, wf, index) for stored in events]
 

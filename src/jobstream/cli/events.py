@@ -44,10 +44,15 @@ def _table(rows: list[dict[str, object]]) -> Table:
         table.add_column(column, overflow="fold")
     for row in rows:
         at = row["at"]
-        assert isinstance(at, float)
-        when = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+        when = (
+            datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+            if isinstance(at, float)
+            else "-"
+        )
         details = json.dumps(row["payload"], default=str, separators=(",", ":"))
-        table.add_row(str(row["seq"]), when, str(row["type"]), str(row["actor"]), details[:300])
+        table.add_row(
+            str(row["seq"]), when, str(row["type"]), str(row["actor"] or ""), details[:300]
+        )
     return table
 
 

@@ -24,6 +24,7 @@ from jobstream.events import (
 from jobstream.model import JobDef, JobState, Resources
 from jobstream.ops.jobs import resolve_job
 from jobstream.streams.connection import Connection
+from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import job_subject
 from jobstream.views.workers import live_capacities
 
@@ -106,25 +107,25 @@ async def _explain(
     conn: Connection, wf: str, job: int, workers: list[Resources] | None
 ) -> list[str]:
     """Gather the job's last event and its dependencies' states, then explain."""
-    store = conn.store
-    first = await store.first(job_subject(wf, job))
-    last = await store.last(job_subject(wf, job))
-    if first is None or last is None or not isinstance(first.event, JobSubmitted):
+    found = await _submitted(conn.store, wf, job)
+    if found is None:
         return [f"workflow {wf} has no job {job}"]
-    assert isinstance(last.event, JobEvent)
+    submitted, last = found
     deps = []
-    for dep in first.event.spec.depends_on:
-        dep_first = await store.first(job_subject(wf, dep))
-        dep_last = await store.last(job_subject(wf, dep))
-        name = (
-            dep_first.event.spec.name
-            if dep_first and isinstance(dep_first.event, JobSubmitted)
-            else str(dep)
-        )
-        state = (
-            state_after(dep_last.event).value
-            if dep_last and isinstance(dep_last.event, JobEvent)
-            else "not submitted"
-        )
-        deps.append(Dependency(dep, name, state))
-    return reasons(first.event.spec, last.event, deps, workers, time.time())
+    for dep in submitted.spec.depends_on:
+        dep_found = await _submitted(conn.store, wf, dep)
+        if dep_found is None:
+            deps.append(Dependency(dep, str(dep), "not submitted"))
+        else:
+            deps.append(Dependency(dep, dep_found[0].spec.name, state_after(dep_found[1]).value))
+    return reasons(submitted.spec, last, deps, workers, time.time())
+
+
+async def _submitted(store: EventStore, wf: str, job: int) -> tuple[JobSubmitted, JobEvent] | None:
+    """A job's JobSubmitted and its last event (ill-formed messages passed over)."""
+    subject = job_subject(wf, job)
+    first, latest = await store.first(subject), await store.latest(subject)
+    if first is None or not isinstance(first.event, JobSubmitted) or latest.event is None:
+        return None
+    last = latest.event.event
+    return (first.event, last) if isinstance(last, JobEvent) else None

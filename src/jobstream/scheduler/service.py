@@ -39,7 +39,8 @@ from jobstream.streams.bulk import follow_bulk, read_ahead, read_to_end
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.repository import JobVersion
-from jobstream.streams.store import Conflict, Stored
+from jobstream.streams.store import Conflict, IllFormed, Stored
+from jobstream.streams.subjects import EVENTS_STREAM, job_of
 from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,29 @@ class Scheduler:
                 await self.carry_out(self._fold(raw), arrivals)
 
     def _fold(self, raw: RawBatch) -> list[Intent]:
+        batch = decode_batch(raw)
         intents: list[Intent] = []
-        for stored in decode_batch(raw).events:
-            intents += self.state.apply(stored.seq, stored.event)
+        for found in batch.in_order():
+            if isinstance(found, Stored):
+                intents += self.state.apply(found.seq, found.event)
+            else:
+                intents += self._ill_formed(found)
         return intents
+
+    def _ill_formed(self, found: IllFormed) -> list[Intent]:
+        """Report a stored message that is not an event (once per scheduler run)."""
+        log.warning(
+            "ill-formed message %s#%d on %s: %s",
+            EVENTS_STREAM,
+            found.seq,
+            found.subject,
+            found.reason,
+        )
+        job = job_of(found.subject)
+        if job is None:
+            self.state.last_seq = max(self.state.last_seq, found.seq)
+            return []
+        return self.state.note_ill_formed(found.seq, *job)
 
     async def carry_out(
         self,

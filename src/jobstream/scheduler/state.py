@@ -211,6 +211,28 @@ class SchedulerState:
         self.dirty.add(event.wf)
         return intents
 
+    def note_ill_formed(self, seq: int, wf: str, n: int) -> list[Intent]:
+        """A stored message on job ``n``'s subject that is not an event: it changes no
+        state, but the next decision must name its sequence. What the job waits for is
+        derived again (a decision refused because of it was dropped)."""
+        self.last_seq = max(self.last_seq, seq)
+        track = self.workflows.get(wf)
+        if track is None or n not in track.jobs or seq <= track.seqs.get(n, 0):
+            return []
+        track.seqs[n] = seq
+        self.dirty.add(wf)
+        return self._next_step(track, n)
+
+    def _next_step(self, track: WorkflowTrack, n: int) -> list[Intent]:
+        """What a job still needs from the scheduler, from its state alone (a ready job's
+        dispatch is already queued: its claim appends after any ill-formed message)."""
+        state = track.jobs[n].state
+        if state in (JobState.SUBMITTED, JobState.BLOCKED):
+            return self._readiness(track, n)
+        if state is JobState.RETRYING:
+            return [MakeReadyIntent(track.wf, n)]
+        return []
+
     def _on_submitted(self, track: WorkflowTrack, event: JobSubmitted) -> list[Intent]:
         n = event.job
         for dep in event.spec.depends_on:
@@ -268,12 +290,10 @@ class SchedulerState:
         intents: list[Intent] = []
         for track in self.workflows.values():
             for n, job in track.jobs.items():
-                if job.state in (JobState.SUBMITTED, JobState.BLOCKED):
-                    intents += self._readiness(track, n)
-                elif job.state is JobState.READY:
+                if job.state is JobState.READY:
                     intents.append(DispatchIntent(track.wf, n, track.seqs[n]))
-                elif job.state is JobState.RETRYING:
-                    intents.append(MakeReadyIntent(track.wf, n))
+                else:
+                    intents += self._next_step(track, n)
             self.dirty.add(track.wf)
         return intents
 

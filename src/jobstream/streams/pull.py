@@ -178,7 +178,7 @@ class PullReader:
             if found is None:
                 return news
             line, body = found
-            if line.startswith(b"HMSG"):
+            if line.startswith((b"HMSG", b"MSG ")):  # MSG: a message stored without headers
                 news = self._other_message(message(line, body), batch) or news
                 if self.pending == 0 and not past_end:
                     return news
@@ -203,7 +203,7 @@ class PullReader:
         seq, self.pending = position
         batch.seqs.append(seq)
         batch.subjects.append(msg.subject)
-        batch.headers.append(jobstream_headers(msg.header_block))
+        batch.headers.append(jobstream_headers(msg.header_block) if msg.header_block else None)
         batch.payloads.append(msg.payload)
         return self._delivered(1)
 

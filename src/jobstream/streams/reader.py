@@ -10,7 +10,6 @@ last message of the batch was sent.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import anyio
@@ -19,21 +18,28 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from jobstream import codec
-from jobstream.streams.store import Stored
+from jobstream.streams.store import IllFormed, Stored
 from jobstream.streams.subjects import ALL_EVENTS, EVENTS_STREAM
 from jobstream.streams.wire import RawBatch, empty_batch, reply_position
 
-log = logging.getLogger(__name__)
 MAX_BATCH = 20_000
 BUFFER_LIMIT = 200_000  # client-side pending limit of the subscription
 FILL_WAIT_S = 0.05  # how long a batch may wait to fill while a backlog streams in
 
 
 class Batch(msgspec.Struct, frozen=True):
-    """Decoded events in stream order; ``caught_up`` is True when nothing more was pending."""
+    """Decoded events in stream order, and the stored messages that are not events;
+    ``caught_up`` is True when nothing more was pending."""
 
     events: list[Stored]
     caught_up: bool
+    ill_formed: list[IllFormed] = []
+
+    def in_order(self) -> list[Stored | IllFormed]:
+        """Events and ill-formed messages together, in stream order."""
+        if not self.ill_formed:
+            return list(self.events)
+        return sorted([*self.events, *self.ill_formed], key=lambda found: found.seq)
 
 
 async def read_raw_batches(
@@ -132,18 +138,20 @@ def _columns(msgs: list[Msg], caught_up: bool) -> RawBatch:
 
 
 def decode_batch(raw: RawBatch) -> Batch:
-    """Decode every event of a raw batch; malformed ones are logged and skipped."""
-    events = []
+    """Decode every message of a raw batch; those that are not events come apart, for the
+    reader to report (every reader sees the same ones)."""
+    events: list[Stored] = []
+    ill_formed: list[IllFormed] = []
     for seq, subject, headers, data in zip(
         raw.seqs, raw.subjects, raw.headers, raw.payloads, strict=True
     ):
         try:
             event = codec.decode(data, headers, f"{EVENTS_STREAM}#{seq}")
         except codec.MalformedEvent as exc:
-            log.error("skipped: %s", exc)
+            ill_formed.append(IllFormed(seq, subject, str(exc), data))
             continue
         events.append(Stored(seq, subject, event, data))
-    return Batch(events, raw.caught_up)
+    return Batch(events, raw.caught_up, ill_formed)
 
 
 async def read_batches(

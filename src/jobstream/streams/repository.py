@@ -67,13 +67,28 @@ class JobRepository:
         self.patience_s = patience_s
 
     async def load(self, wf: str, index: int) -> JobVersion | None:
-        """The job as its last event tells it (:func:`from_last_event`); None if it
-        was never submitted."""
-        last = await self.store.last(job_subject(wf, index))
-        if last is None:
+        """The job as its last event tells it (:func:`from_last_event`), at its subject's
+        real last sequence (past ill-formed messages); None if it was never submitted."""
+        latest = await self.store.latest(job_subject(wf, index))
+        if latest.event is None or not isinstance(latest.event.event, JobEvent):
             return None
-        assert isinstance(last.event, JobEvent)
-        return JobVersion(from_last_event(wf, index, last.event), last.seq)
+        return JobVersion(from_last_event(wf, index, latest.event.event), latest.seq)
+
+    async def _rebased(self, version: JobVersion) -> JobVersion | None:
+        """After a refusal: the version at the subject's real last sequence when nothing
+        but ill-formed messages came after the event it was decided on (they change no
+        state); None when the job did move on."""
+        job = version.job
+        latest = await self.store.latest(job_subject(job.wf, job.index))
+        if latest.event is None or latest.event.seq != version.seq or latest.seq == version.seq:
+            return None
+        log.warning(
+            "job %s.%d: ill-formed message(s) on its subject up to #%d; appending after them",
+            job.wf,
+            job.index,
+            latest.seq,
+        )
+        return JobVersion(job, latest.seq)
 
     async def send(self, version: JobVersion, event: JobEvent, nonce: str = "") -> Sent:
         """Send one decided event now (pipelined); :meth:`settle` it for the new version.
@@ -85,8 +100,9 @@ class JobRepository:
         return Sent(event, version, nonce, future)
 
     async def settle(self, sent: Sent) -> JobVersion:
-        """The version after a sent event; Conflict when the subject had moved on. Other
-        errors are retried (sent again) for ``patience_s``."""
+        """The version after a sent event; Conflict when the job had moved on (a refusal
+        caused only by ill-formed messages is sent again after them). Other errors are
+        retried (sent again) for ``patience_s``."""
         deadline = time.monotonic() + self.patience_s
         event, version, nonce, future = sent
         pending: asyncio.Future[int] | None = future
@@ -97,7 +113,10 @@ class JobRepository:
                 seq = await self.store.settle(pending, event, version.seq, nonce)
                 return JobVersion(evolve(version.job, event), seq)
             except Conflict:
-                raise
+                rebased = await self._rebased(version)
+                if rebased is None:
+                    raise
+                version, pending = rebased, None
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise

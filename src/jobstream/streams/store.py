@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import msgspec
 from nats.js import JetStreamContext, api
@@ -42,6 +43,25 @@ class Stored(msgspec.Struct, frozen=True):
     subject: str
     event: AnyEvent
     data: bytes = b""
+
+
+class IllFormed(msgspec.Struct, frozen=True):
+    """A stored message that is not a jobstream event (garbage, an unknown type, a field
+    missing): it changes no state, but it does move its subject's last sequence, so
+    every writer appends after it and every reader reports it the same way."""
+
+    seq: int
+    subject: str
+    reason: str
+    data: bytes = b""
+
+
+class Latest(NamedTuple):
+    """A subject's last well-formed event (None: none yet) and its last sequence, which
+    is that event's unless ill-formed messages were stored after it."""
+
+    event: Stored | None
+    seq: int
 
 
 class EventStore:
@@ -127,20 +147,50 @@ class EventStore:
             return None
 
     async def first(self, subject: str) -> Stored | None:
-        """The earliest event on a subject (e.g. a workflow's WorkflowSubmitted), or None."""
+        """The earliest event on a subject (e.g. a workflow's WorkflowSubmitted), past
+        any ill-formed messages before it."""
+        seq = 1
+        while (message := await self._next(subject, seq)) is not None:
+            if isinstance(message, Stored):
+                return message
+            seq = message.seq + 1
+        return None
+
+    async def _next(self, subject: str, seq: int) -> Stored | IllFormed | None:
+        """The first message on a subject at or after ``seq``, or None."""
         try:
-            raw = await self.js.get_msg(EVENTS_STREAM, seq=1, subject=subject, next=True)
+            raw = await self.js.get_msg(EVENTS_STREAM, seq=seq, subject=subject, next=True)
         except NotFoundError:
             return None
-        return _stored(subject, raw)
+        return stored_or_ill_formed(subject, raw)
 
-    async def last(self, subject: str) -> Stored | None:
-        """The latest event on a subject (e.g. one job's current state), or None."""
+    async def last(self, subject: str) -> Stored | IllFormed | None:
+        """The latest message on a subject (e.g. one job's current state), or None."""
         raw = await self._last_raw(subject)
-        return None if raw is None else _stored(subject, raw)
+        return None if raw is None else stored_or_ill_formed(subject, raw)
+
+    async def latest(self, subject: str) -> Latest:
+        """The subject's last well-formed event and its last sequence. One read, unless
+        the last message is ill-formed: then the subject is read from its start (a job's
+        subject holds a handful of messages)."""
+        last = await self.last(subject)
+        if last is None:
+            return Latest(None, 0)
+        if isinstance(last, Stored):
+            return Latest(last, last.seq)
+        found, seq = None, 1
+        while seq <= last.seq and (message := await self._next(subject, seq)) is not None:
+            if isinstance(message, Stored):
+                found = message
+            seq = message.seq + 1
+        return Latest(found, last.seq)
 
 
-def _stored(subject: str, raw: api.RawStreamMsg) -> Stored:
-    assert raw.seq is not None and raw.data is not None
-    event = codec.decode(raw.data, raw.headers, f"{EVENTS_STREAM}#{raw.seq}")
-    return Stored(raw.seq, subject, event, raw.data)
+def stored_or_ill_formed(subject: str, raw: api.RawStreamMsg) -> Stored | IllFormed:
+    assert raw.seq is not None
+    data = raw.data or b""
+    try:
+        event = codec.decode(data, raw.headers, f"{EVENTS_STREAM}#{raw.seq}")
+    except codec.MalformedEvent as exc:
+        return IllFormed(raw.seq, subject, str(exc), data)
+    return Stored(raw.seq, subject, event, data)

@@ -56,6 +56,14 @@ def cancel_notice_subject(worker: str) -> str:
     return f"ctl.worker.{worker}.cancel"
 
 
+def job_of(subject: str) -> tuple[str, int] | None:
+    """(workflow id, job index) of a job's subject; None for any other subject."""
+    parts = subject.split(".")
+    if len(parts) == 4 and parts[0] == "ev" and parts[2] == "job" and parts[3].isdigit():
+        return parts[1], int(parts[3])
+    return None
+
+
 def workflow_filter(wf: str) -> str:
     """Filter matching every event of one workflow."""
     return f"ev.{wf}.>"

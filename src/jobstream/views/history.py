@@ -8,15 +8,32 @@ import msgspec
 
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import read_batches
-from jobstream.streams.store import Stored
+from jobstream.streams.store import IllFormed, Stored
 from jobstream.streams.subjects import job_subject, workflow_filter
 
 COMMON = ("type", "wf", "job", "at", "actor")
 
 
-def event_row(stored: Stored) -> dict[str, object]:
+ILL_FORMED = "(ill-formed)"
+SHOWN_BYTES = 500
+
+
+def event_row(stored: Stored | IllFormed) -> dict[str, object]:
     """One event as shown (stable ``--json`` field names): sequence, time, type, subject,
-    actor, and the rest of its payload."""
+    actor, and the rest of its payload. A message that is not an event is shown as
+    type ``(ill-formed)``, with why and its first bytes."""
+    if isinstance(stored, IllFormed):
+        return {
+            "seq": stored.seq,
+            "at": None,
+            "type": ILL_FORMED,
+            "subject": stored.subject,
+            "actor": None,
+            "payload": {
+                "reason": stored.reason,
+                "data": stored.data[:SHOWN_BYTES].decode(errors="replace"),
+            },
+        }
     payload = msgspec.to_builtins(stored.event)
     return {
         "seq": stored.seq,
@@ -30,9 +47,10 @@ def event_row(stored: Stored) -> dict[str, object]:
 
 async def history(
     conn: Connection, wf: str, job: int | None = None, *, follow: bool = False
-) -> AsyncIterator[list[Stored]]:
-    """The events of a workflow (or of one of its jobs) in batches, oldest first; with
-    ``follow``, new ones as they are recorded, until cancelled."""
+) -> AsyncIterator[list[Stored | IllFormed]]:
+    """The messages of a workflow (or of one of its jobs) in batches, oldest first, ill-
+    formed ones included; with ``follow``, new ones as they are recorded, until
+    cancelled."""
     subject = workflow_filter(wf) if job is None else job_subject(wf, job)
     async for batch in read_batches(conn.js, subject, follow=follow):
-        yield batch.events
+        yield batch.in_order()

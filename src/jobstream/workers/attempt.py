@@ -258,15 +258,24 @@ class Attempt:
     def _start_answered(self, started: JobEvent, answer: asyncio.Future[int]) -> None:
         """The server's first answer to JobStarted, on the loop (a callback, not a task per
         job). Stored: the lease loop may check the job from now on. Refused for the wrong
-        last sequence: the job's subject moved on since the claim (canceled, or taken
-        over), and no earlier try of ours exists, so the process ends now."""
+        last sequence: the job's subject moved on since the claim, so it is looked at at
+        once (:meth:`_start_refused`)."""
         if answer.cancelled():
             return
         error = answer.exception()
         if error is None:
             self._started_as(answer.result(), started)
         elif wrong_last_sequence(error):
-            self.end_process()
+            self.ctx.background.start_soon(self._start_refused)
+
+    async def _start_refused(self) -> None:
+        """The process ends now if the job moved on since the claim (canceled, or taken
+        over); after ill-formed messages only it runs on, and its start is appended
+        again after them when it settles."""
+        with contextlib.suppress(Exception):  # unreadable now: the settle decides
+            last = (await self.ctx.jobs.store.latest(self.subject)).event
+            if last is None or last.seq != self.version.seq:
+                self.end_process()
 
     def _started_as(self, seq: int, started: JobEvent) -> None:
         """Note the stored JobStarted (again, harmlessly, if the callback already did)."""
@@ -291,8 +300,8 @@ class Attempt:
             await self.msg.in_progress()
             if not check:
                 return
-            last = await self.ctx.jobs.store.last(self.subject)
-            if last is not None and last.seq != self.version.seq:
+            last = (await self.ctx.jobs.store.latest(self.subject)).event
+            if last is not None and last.seq != self.version.seq:  # ill-formed ones aside
                 if isinstance(last.event, JobCanceled):
                     self.cancel()
                 self.end_process()  # fenced off: another worker took the job over
