@@ -35,6 +35,7 @@ from jobstream.streams.subjects import WORK_STREAM, cancel_notice_subject, consu
 from jobstream.workers.attempt import Attempt
 from jobstream.workers.capacity import Capacity
 from jobstream.workers.context import JobFolders, WorkerContext, WorkerOptions
+from jobstream.workers.guardian import Guardian
 from jobstream.workers.outputs import OutputFiles
 from jobstream.workers.prefetch import ClassPace
 from jobstream.workers.process import seal_inherited_fds
@@ -78,6 +79,14 @@ class Worker:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
         seal_inherited_fds()
+        guardian = await anyio.to_thread.run_sync(Guardian)
+        try:
+            await self._serve(guardian, task_status)
+        finally:
+            with anyio.CancelScope(shield=True):  # every job has ended: it ends none
+                await anyio.to_thread.run_sync(guardian.close)
+
+    async def _serve(self, guardian: Guardian, task_status: TaskStatus[None]) -> None:
         logs = await ensure_logs(self.conn.js)
         notices = await self.conn.nc.subscribe(
             cancel_notice_subject(self.id), cb=self._on_cancel_notice
@@ -106,6 +115,7 @@ class Worker:
                         asyncio.get_running_loop().call_soon_threadsafe,
                         start_launches,
                         self.nudge,
+                        guardian,
                     )
                     ctx = self._context(logs, jobs)
                     async with anyio.create_task_group() as fetchers:

@@ -28,6 +28,7 @@ import anyio
 
 from jobstream.model import Resources
 from jobstream.workers.capacity import Capacity, Reservation
+from jobstream.workers.guardian import Guardian
 from jobstream.workers.outputs import written
 from jobstream.workers.process import (
     KILL_REAP_S,
@@ -107,18 +108,22 @@ class Slots:
         self._call_soon: Callable[..., object] = _unattached
         self._start_thread: Callable[[Launch], None] = _unattached
         self._on_room: Callable[[], None] = _nothing
+        self.guardian: Guardian | None = None  # told of every process (see guardian.py)
 
     def attach(
         self,
         call_soon_threadsafe: Callable[..., object],
         start_thread: Callable[[Launch], None],
         on_room: Callable[[], None],
+        guardian: Guardian | None = None,
     ) -> None:
         """``start_thread(launch)`` runs :meth:`run` in a thread (called on the loop);
-        ``on_room()`` is called on the loop whenever room was freed."""
+        ``on_room()`` is called on the loop whenever room was freed; ``guardian`` ends
+        the processes if the worker dies."""
         self._call_soon = call_soon_threadsafe
         self._start_thread = start_thread
         self._on_room = on_room
+        self.guardian = guardian
 
     def try_reserve(self, need: Resources) -> Reservation | None:
         """Room now, unless claimed jobs already wait for it (they go first)."""
@@ -281,6 +286,8 @@ class Slots:
         except Exception:  # OSError (the reason is in its stderr file), or a NUL in argv
             launch.outcome = spawn_failure(launch.began)
         else:
+            if self.guardian is not None:
+                self.guardian.watch(process.pid)
             with self.lock:
                 launch.process = process
 
@@ -293,6 +300,8 @@ class Slots:
             if launch.state in SIGNALLED:
                 launch.state = LaunchState.EXITED
         code, peak_mib, cpu_s = reap(launch.process)  # it has exited: no wait
+        if self.guardian is not None:
+            self.guardian.forget(launch.process.pid)
         launch.outcome = Outcome(
             code,
             time.monotonic() - launch.began,
