@@ -195,7 +195,11 @@ class Client:
             if scheduler:
                 await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
             if projector:
-                await tg.start(supervised, "projector", lambda: Projector(conn, settings.db_path()))
+                await tg.start(
+                    supervised,
+                    "projector",
+                    lambda: Projector.of(conn, settings),
+                )
             task_status.started()
 
     async def work(self, options: WorkerOptions | None = None) -> Worker:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(
         0.0, ge=0, description="worker exits after this long without work (0: never)"
     )
+    sql_timeout_s: float = Field(
+        60.0, gt=0, description="a `jobstream sql` query runs at most this long"
+    )
+    sql_max_rows: int = Field(1_000_000, gt=0, description="and returns at most this many rows")
 
     def db_path(self) -> Path:
         """The read models' DuckDB file (written by the projector)."""

@@ -12,8 +12,9 @@ import pytest
 
 from jobstream.model import Resources
 from jobstream.ops.submit import submit_workflow
+from jobstream.projections.guard import QueryError
 from jobstream.projections.kv import workflow_records
-from jobstream.projections.query import QueryError, remote_query
+from jobstream.projections.query import remote_query
 from jobstream.projections.service import replay_into
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import EVENTS_STREAM

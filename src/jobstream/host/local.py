@@ -92,7 +92,7 @@ async def run_on(
     projector: Projector | None = None
     async with anyio.create_task_group() as tg:
         if services:
-            projector = Projector(conn, settings.db_path())
+            projector = Projector.of(conn, settings)
             await tg.start(Scheduler(conn, settings.lease_s).run)
             await tg.start(projector.run)
         wf = await submit_workflow(conn, workflow, workdir=os.getcwd())

@@ -48,7 +48,11 @@ async def serve(settings: Settings, port: int, say: Say) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_on_signal, tg.cancel_scope)
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
-            await tg.start(supervised, "projector", lambda: Projector(conn, settings.db_path()))
+            await tg.start(
+                supervised,
+                "projector",
+                lambda: Projector.of(conn, settings),
+            )
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
 
@@ -60,7 +64,11 @@ async def project(settings: Settings, say: Say) -> None:
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(stop_on_signal, tg.cancel_scope)
-        await tg.start(supervised, "projector", lambda: Projector(conn, settings.db_path()))
+        await tg.start(
+            supervised,
+            "projector",
+            lambda: Projector.of(conn, settings),
+        )
         say(f"projector writing {settings.db_path()}; answering `jobstream sql`")
 
 

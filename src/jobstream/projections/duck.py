@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from jobstream.codec import schema_version
 from jobstream.projections import counts
+from jobstream.projections.guard import DEFAULT_LIMITS, SANDBOX, QueryLimits, lock, read_only
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.tables import READ_MODELS
@@ -38,19 +39,24 @@ SET_KV_CHECKPOINT = "INSERT OR REPLACE INTO kv_checkpoint VALUES (1, ?)"
 class DuckStore:
     """One DuckDB database holding every read model."""
 
-    def __init__(self, path: Path | str, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, read_only: bool = False, limits: QueryLimits = DEFAULT_LIMITS
+    ) -> None:
         self.path = str(path)
+        self.limits = limits
         # One thread: batches are small and frequent, and the two cores here are shared
         # with the server, the scheduler and the jobs; more threads only add hand-offs.
         # A checkpoint rewrites the changed tables' compressed segments and indexes; at
         # DuckDB's default (a checkpoint per 16 MB of log) that dominated projecting.
         # 256 MB bounds the log a restart replays to a few seconds.
         config: dict[str, str | bool | int | float | list[str]] = {
+            **SANDBOX,
             "threads": 1,
             "checkpoint_threshold": CHECKPOINT_THRESHOLD,
         }
         self.db = duckdb.connect(self.path, read_only=read_only, config=config)
         if read_only:
+            lock(self.db)
             return
         for model in READ_MODELS:
             self.db.execute(model.ddl())
@@ -64,6 +70,7 @@ class DuckStore:
         self._ensure_counts()
         for ddl in view_ddl():
             self.db.execute(ddl)
+        lock(self.db)
 
     def _ensure_counts(self) -> None:
         """Make the job counts table, filled from ``jobs`` in the same transaction."""
@@ -146,10 +153,11 @@ class DuckStore:
             cursor.close()
 
     def query(self, sql: str) -> pa.Table:
-        """Run a query on its own cursor (the writer may run meanwhile)."""
+        """Run a user's read-only query on its own cursor (the writer may run meanwhile);
+        refused or failed: QueryError (see :mod:`jobstream.projections.guard`)."""
         cursor = self.db.cursor()
         try:
-            return cursor.sql(sql).to_arrow_table()
+            return read_only(cursor, sql, self.limits)
         finally:
             cursor.close()
 

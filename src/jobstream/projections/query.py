@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
-from jobstream.errors import JobstreamError
+from jobstream.projections.guard import QueryError
 from jobstream.streams.subjects import REBUILD_SUBJECT, SQL_PING_SUBJECT, SQL_SUBJECT
 
 CHUNK_HEADER = "Jobstream-Chunk"
@@ -25,10 +25,6 @@ ERROR_HEADER = "Jobstream-Error"
 QUEUE = "jobstream-projector"
 QUERY_TIMEOUT_S = 60.0
 REBUILD_TIMEOUT_S = 3600.0
-
-
-class QueryError(JobstreamError):
-    """The query failed (bad SQL, unknown table): the database's message."""
 
 
 def to_ipc(table: pa.Table) -> bytes:

@@ -25,8 +25,10 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobstream import codec
+from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.projections.duck import DuckStore, Records, Staged
+from jobstream.projections.guard import DEFAULT_LIMITS, QueryLimits, limits_of
 from jobstream.projections.kv import enable_atomic_puts, ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
 from jobstream.streams.bulk import follow_bulk, read_to_end
@@ -52,9 +54,9 @@ class ProjectorBusy(JobstreamError):
     """Another process holds the DuckDB file (DuckDB allows one writer)."""
 
 
-def open_store(path: Path) -> DuckStore:
+def open_store(path: Path, limits: QueryLimits = DEFAULT_LIMITS) -> DuckStore:
     try:
-        return DuckStore(path)
+        return DuckStore(path, limits=limits)
     except duckdb.IOException as exc:
         raise ProjectorBusy(
             f"{path} is in use by another projector ({' '.join(str(exc).split())[:200]})"
@@ -73,9 +75,12 @@ class Projector:
     KV never stays behind DuckDB.
     """
 
-    def __init__(self, conn: Connection, db_path: Path) -> None:
+    def __init__(
+        self, conn: Connection, db_path: Path, limits: QueryLimits = DEFAULT_LIMITS
+    ) -> None:
         self.conn = conn
         self.db_path = db_path
+        self.limits = limits  # of the SQL it answers
         self.lock = anyio.Lock()  # the DuckDB file: one writer, and the rebuild swap
         self.store: DuckStore | None = None
         self.checkpoint = 0  # everything up to here is in DuckDB and in KV
@@ -84,9 +89,15 @@ class Projector:
         self.kv_pending: MemoryObjectSendStream[tuple[Records, int]] | None = None
         self._committed = 0  # DuckDB holds everything up to here
 
+    @classmethod
+    def of(cls, conn: Connection, settings: Settings) -> Projector:
+        """The projector of the settings' state directory, answering SQL within their
+        limits."""
+        return cls(conn, settings.db_path(), limits_of(settings))
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await anyio.Path(self.db_path.parent).mkdir(parents=True, exist_ok=True)
-        self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
+        self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
         try:
             await ensure_bucket(self.conn.js)
             self.atomic_puts = await enable_atomic_puts(self.conn.nc)
@@ -194,7 +205,7 @@ class Projector:
                 await anyio.to_thread.run_sync(store.close)
 
             result = await rebuild_file(self.conn, self.db_path, self.checkpoint, before_swap=close)
-            self.store = await anyio.to_thread.run_sync(open_store, self.db_path)
+            self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
             await self._repair_kv()  # the fresh file may reach further than the old one
         return result
 
