@@ -41,7 +41,7 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
-from jobstream.spec import load_spec
+from jobstream.spec import DEFAULT_MAX_JOBS, load_spec
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import IllFormed, Stored
 from jobstream.views.history import history
@@ -54,8 +54,8 @@ from jobstream.workers.service import Worker
 Spec = WorkflowDef | str | Path
 
 
-def _workflow(spec: Spec) -> WorkflowDef:
-    return spec if isinstance(spec, WorkflowDef) else load_spec(spec)
+def _workflow(spec: Spec, max_jobs: int = DEFAULT_MAX_JOBS) -> WorkflowDef:
+    return spec if isinstance(spec, WorkflowDef) else load_spec(spec, max_jobs=max_jobs)
 
 
 class Client:
@@ -98,13 +98,14 @@ class Client:
     # --- workflows -----------------------------------------------------------------
 
     @staticmethod
-    def check(spec: Spec) -> dict[str, object]:
+    def check(spec: Spec, *, max_jobs: int = DEFAULT_MAX_JOBS) -> dict[str, object]:
         """Validate and expand a spec (no server needed): what ``jobstream check`` prints."""
-        return spec_summary(_workflow(spec))
+        return spec_summary(_workflow(spec, max_jobs))
 
     async def submit(self, spec: Spec, *, workdir: str | None = None) -> str:
         """Submit a spec file or an expanded workflow; returns the workflow id."""
-        return await submit_workflow(self.conn, _workflow(spec), workdir=workdir or os.getcwd())
+        workflow = _workflow(spec, self.settings.max_jobs)
+        return await submit_workflow(self.conn, workflow, workdir=workdir or os.getcwd())
 
     async def run(
         self,
@@ -116,7 +117,7 @@ class Client:
     ) -> RunOutcome:
         """Submit a workflow and run it to its end with a worker in this process (by
         default this machine's size), like ``jobstream run``."""
-        workflow = _workflow(spec)
+        workflow = _workflow(spec, self.settings.max_jobs)
         tune_for_throughput()  # this process hosts a worker now
         options = worker or local_worker(self.settings, workflow, local_capacity())
         hooks = Hooks(on_update=on_update)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(
         0.0, ge=0, description="worker exits after this long without work (0: never)"
     )
+    max_jobs: int = Field(
+        10_000_000, gt=0, description="a spec may expand to at most this many jobs"
+    )
     sql_timeout_s: float = Field(
         60.0, gt=0, description="a `jobstream sql` query runs at most this long"
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobstream.cli.common import Json, guarded, out, print_json
+from jobstream.cli.common import Json, guarded, out, print_json, settings_from
 from jobstream.ops.check import spec_summary
 from jobstream.spec import load_spec
 
@@ -19,7 +19,7 @@ def check(
     json_output: Json = False,
 ) -> None:
     """Validate a workflow spec and print what it expands to."""
-    summary = spec_summary(load_spec(spec))
+    summary = spec_summary(load_spec(spec, max_jobs=settings_from().max_jobs))
     if json_output:
         print_json(summary)
         return

@@ -68,11 +68,26 @@ def guarded(func: Callable[P, T]) -> Callable[P, T]:
             if DEBUG["on"]:
                 raise
             fail(_escape(str(exc)), exc.exit_code)
+        except BaseExceptionGroup as group:  # raised inside a task group
+            found = _first_user_error(group)
+            if found is None or DEBUG["on"]:
+                raise
+            fail(_escape(str(found)), found.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _first_user_error(group: BaseExceptionGroup[BaseException]) -> JobstreamError | None:
+    """The first JobstreamError in a (nested) exception group, if any."""
+    for exc in group.exceptions:
+        if isinstance(exc, JobstreamError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup) and (found := _first_user_error(exc)):
+            return found
+    return None
 
 
 def _escape(text: str) -> str:

@@ -52,7 +52,7 @@ def run(
     Exit code 0 when every job completed, 1 when any job failed, timed out or was canceled.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    workflow = load_spec(spec)
+    workflow = load_spec(spec, max_jobs=settings.max_jobs)
     capacity = local_capacity(cpus, parse_memory(memory, "--memory"), gpus)
     require_fit(workflow, capacity)
     options = local_worker(settings, workflow, capacity)

@@ -52,7 +52,7 @@ def submit(
     With --wait, shows progress and exits 1 when any job did not complete.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    workflow = load_spec(spec)
+    workflow = load_spec(spec, max_jobs=settings.max_jobs)
     with ProgressView(workflow.name) as view:
         wf, summary = on_server(
             settings,

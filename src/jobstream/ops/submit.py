@@ -13,16 +13,24 @@ from collections.abc import Callable
 
 import msgspec
 
+from jobstream import codec
 from jobstream.decide import Job, Submit
-from jobstream.events import WorkflowSubmitted
+from jobstream.errors import JobstreamError
+from jobstream.events import JobSubmitted, WorkflowSubmitted
 from jobstream.ids import new_workflow_id
-from jobstream.model import WorkflowDef
+from jobstream.model import JobDef, WorkflowDef
 from jobstream.ops.identity import current_user, user_actor
 from jobstream.streams.connection import Connection
 from jobstream.streams.repository import JobVersion
 from jobstream.streams.store import Stored
 
 CHUNK = 5000
+HEADROOM = 1024  # bytes: headers, and what a WORK message adds around a job's spec
+ESCAPED = 6  # JSON bytes one character may take at most (\u00XX)
+
+
+class TooLarge(JobstreamError):
+    """An event of the workflow would be larger than the server takes."""
 
 
 def spec_digest(workflow: WorkflowDef) -> str:
@@ -43,23 +51,22 @@ async def submit_workflow(
     actor = user_actor(user)
     store = conn.store
     now = time.time()
-    await store.append(
-        WorkflowSubmitted(
-            wf=wf,
-            at=now,
-            actor=actor,
-            name=workflow.name,
-            user=user,
-            description=workflow.description,
-            spec_digest=spec_digest(workflow),
-            job_count=len(workflow.jobs),
-            workdir=workdir,
-            files={f.name: f.path for f in workflow.files},
-            user_data={u.name: u.data for u in workflow.user_data},
-            extras=workflow.extras,
-        ),
-        0,
+    submitted = WorkflowSubmitted(
+        wf=wf,
+        at=now,
+        actor=actor,
+        name=workflow.name,
+        user=user,
+        description=workflow.description,
+        spec_digest=spec_digest(workflow),
+        job_count=len(workflow.jobs),
+        workdir=workdir,
+        files={f.name: f.path for f in workflow.files},
+        user_data={u.name: u.data for u in workflow.user_data},
+        extras=workflow.extras,
     )
+    check_sizes(submitted, workflow, conn.nc.max_payload)
+    await store.append(submitted, 0)
     jobs, total = conn.jobs, len(workflow.jobs)
     for start in range(0, total, CHUNK):
         chunk = [
@@ -72,3 +79,40 @@ async def submit_workflow(
         if on_progress:
             on_progress(min(start + CHUNK, total), total)
     return wf
+
+
+def check_sizes(submitted: WorkflowSubmitted, workflow: WorkflowDef, limit: int) -> None:
+    """TooLarge, before anything is appended, when an event of the workflow would not fit
+    in one message of the server (``limit``: its max payload). A job is encoded only
+    when a bound on its size does not already show that it fits."""
+    room = limit - HEADROOM
+    size = len(codec.encode(submitted))
+    if size > room:
+        raise TooLarge(
+            f"the workflow's own event (files, user data, extras) is {size:,} bytes; "
+            f"the server takes at most {room:,}: keep large values in files"
+        )
+    room -= ESCAPED * len(submitted.workdir)  # a WORK message carries it with the spec
+    for job in workflow.jobs:
+        if _bound(job) <= room:
+            continue
+        event = JobSubmitted(
+            wf=submitted.wf, job=job.index, at=0.0, actor=submitted.actor, spec=job
+        )
+        size = len(codec.encode(event))
+        if size > room:
+            raise TooLarge(
+                f"job {job.name!r} (index {job.index}) would be an event of {size:,} bytes; "
+                f"the server takes at most {room:,}: keep large inputs in files"
+            )
+
+
+def _bound(job: JobDef) -> int:
+    """More bytes than the job's encoded spec can take (every character escaped)."""
+    optional = (job.invocation_script, job.resource_requirements, job.failure_handler)
+    texts = (job.name, job.command, job.pool, *(text or "" for text in optional))
+    names = (*job.input_files, *job.output_files, *job.input_user_data, *job.output_user_data)
+    scripts = (rule.recovery_script or "" for rule in job.retry_rules)
+    pairs = sum(len(key) + len(value) for key, value in job.env.items())
+    chars = sum(map(len, texts)) + sum(map(len, names)) + sum(map(len, scripts)) + pairs
+    return ESCAPED * chars + 24 * len(job.depends_on) + 128 * len(job.retry_rules) + 1024

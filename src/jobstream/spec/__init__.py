@@ -25,24 +25,28 @@ from jobstream.model import WorkflowDef
 from jobstream.spec.build import build_workflow
 from jobstream.spec.source import FORMATS
 
-__all__ = ["FORMATS", "SUFFIXES", "load_spec", "parse_spec"]
+__all__ = ["DEFAULT_MAX_JOBS", "FORMATS", "SUFFIXES", "load_spec", "parse_spec"]
 
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".json5": "json5"}
 """File suffix → spec format."""
 
 
-def parse_spec(text: str, path: str, fmt: str) -> WorkflowDef:
+DEFAULT_MAX_JOBS = 10_000_000  # the max_jobs setting's default
+
+
+def parse_spec(text: str, path: str, fmt: str, *, max_jobs: int = DEFAULT_MAX_JOBS) -> WorkflowDef:
     """Expand spec ``text`` written in ``fmt`` ("yaml", "json" or "json5").
 
     ``path`` names the source in errors; relative ``@file`` parameter values and
-    ``parameters_file`` tables are read from its folder.
+    ``parameters_file`` tables are read from its folder. More than ``max_jobs`` jobs
+    (counted before anything is expanded) is an error.
     """
     if fmt not in FORMATS:
         raise SpecError(path, None, "", f"unknown spec format {fmt!r}; valid: {', '.join(FORMATS)}")
-    return build_workflow(text, path, fmt)
+    return build_workflow(text, path, fmt, max_jobs)
 
 
-def load_spec(path: str | Path) -> WorkflowDef:
+def load_spec(path: str | Path, *, max_jobs: int = DEFAULT_MAX_JOBS) -> WorkflowDef:
     """Read and expand the spec file at ``path``; the suffix picks the format."""
     name = str(path)
     fmt = SUFFIXES.get(Path(path).suffix.lower())
@@ -55,4 +59,4 @@ def load_spec(path: str | Path) -> WorkflowDef:
         raise SpecError(name, None, "", f"cannot read the spec: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise SpecError(name, None, "", f"the spec is not UTF-8 text: {exc.reason}") from None
-    return parse_spec(text, name, fmt)
+    return parse_spec(text, name, fmt, max_jobs=max_jobs)

@@ -31,12 +31,12 @@ from jobstream.spec.expand import (
 from jobstream.spec.extras import check_sections, collect_extras
 from jobstream.spec.legacy import rename_legacy_keys
 from jobstream.spec.locate import KeyPath, Locator, format_key
-from jobstream.spec.params import SharedParameters, item_space, shared_parameters
+from jobstream.spec.params import ParamSpace, SharedParameters, item_space, shared_parameters
 from jobstream.spec.raw import EnvValue, RawWorkflow
 from jobstream.spec.refs import resolve_io, unknown_name_message
 from jobstream.spec.source import read_source
 from jobstream.spec.templates import Value, substitute
-from jobstream.spec.units import memory_mib, runtime_seconds
+from jobstream.spec.units import memory_mib, readable_mib, readable_seconds, runtime_seconds
 from jobstream.spec.variables import apply_variables
 
 
@@ -53,13 +53,15 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def build_workflow(text: str, path: str, fmt: str) -> WorkflowDef:
-    """Parse, check and expand one spec text (``path`` is used for messages and ``@files``)."""
+def build_workflow(text: str, path: str, fmt: str, max_jobs: int) -> WorkflowDef:
+    """Parse, check and expand one spec text (``path`` is used for messages and ``@files``);
+    a spec that would expand to more than ``max_jobs`` jobs (or files, or user data) is
+    refused before anything is expanded."""
     with _gc_paused():
-        return _build(text, path, fmt)
+        return _build(text, path, fmt, max_jobs)
 
 
-def _build(text: str, path: str, fmt: str) -> WorkflowDef:
+def _build(text: str, path: str, fmt: str, max_jobs: int) -> WorkflowDef:
     base_dir = Path(path).parent
     data, lines = read_source(text, path, fmt)
     loc = Locator(path, lines, text)
@@ -71,15 +73,23 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
     resources = _resources(raw, loc)
 
     files: list[FileDraft] = []
-    for index, entry in enumerate(raw.files or ()):
-        space = item_space(entry, ("files", index), shared, loc, base_dir)
+    spaces = [
+        item_space(entry, ("files", index), shared, loc, base_dir)
+        for index, entry in enumerate(raw.files or ())
+    ]
+    _check_count(spaces, "files", max_jobs, loc)
+    for index, (entry, space) in enumerate(zip(raw.files or (), spaces, strict=True)):
         files.extend(expand_file(index, entry, space, loc))
     file_paths = {d.name: d.path for d in files}
     _check_unique(files, len(file_paths), "files", "file", loc)
 
     user_data: list[UserDataDraft] = []
-    for index, ud in enumerate(raw.user_data or ()):
-        space = item_space(ud, ("user_data", index), shared, loc, base_dir)
+    spaces = [
+        item_space(ud, ("user_data", index), shared, loc, base_dir)
+        for index, ud in enumerate(raw.user_data or ())
+    ]
+    _check_count(spaces, "user_data", max_jobs, loc)
+    for index, (ud, space) in enumerate(zip(raw.user_data or (), spaces, strict=True)):
         user_data.extend(expand_user_data(index, ud, space, loc))
     data_values = {d.name: d.data for d in user_data}
     _check_unique(user_data, len(data_values), "user_data", "user_data", loc)
@@ -87,9 +97,12 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
 
     base_env = _workflow_env(raw.env, shared, loc)
     jobs: list[JobDraft] = []
+    spaces = []
     for index, job in enumerate(raw.jobs):
         _check_job_entry(raw, index, loc)
-        space = item_space(job, ("jobs", index), shared, loc, base_dir)
+        spaces.append(item_space(job, ("jobs", index), shared, loc, base_dir))
+    _check_count(spaces, "jobs", max_jobs, loc)
+    for index, (job, space) in enumerate(zip(raw.jobs, spaces, strict=True)):
         jobs.extend(expand_job(index, job, space, base_env, loc))
     index_of = {job.name: i for i, job in enumerate(jobs)}
     _check_unique(jobs, len(index_of), "jobs", "job", loc)
@@ -115,25 +128,58 @@ def _build(text: str, path: str, fmt: str) -> WorkflowDef:
     )
 
 
+# What one job may ask for: beyond these, a number is a typo (a unit missed, a digit
+# too many), not a machine.
+COUNT_BOUNDS = {"num_cpus": (1, 100_000), "num_gpus": (0, 1_024), "num_nodes": (1, 100_000)}
+MAX_MEMORY_MIB = 64 * 1024 * 1024  # 64 TiB
+MAX_RUNTIME_S = 366 * 86_400  # a year
+
+
+def _check_count(spaces: list[ParamSpace | None], section: str, limit: int, loc: Locator) -> None:
+    """Refuse, before expanding any, a section that would expand past ``limit`` entries."""
+    total = 0
+    for index, space in enumerate(spaces):
+        size = 1 if space is None else space.size()
+        total += size
+        if total > limit:
+            alone = f"this entry alone to {size:,}" if size > 1 else "this entry among them"
+            loc.fail(
+                (section, index),
+                f"{section} would expand to more than {limit:,} ({alone}); split the "
+                "campaign, or raise the max_jobs setting if the machines can hold it",
+            )
+
+
 def _resources(raw: RawWorkflow, loc: Locator) -> dict[str, Resources]:
     table: dict[str, Resources] = {}
     for index, entry in enumerate(raw.resource_requirements or ()):
         key: KeyPath = ("resource_requirements", index)
         if entry.name in table:
             loc.fail((*key, "name"), f"duplicate resource_requirements name '{entry.name}'")
-        for field, low in (("num_cpus", 1), ("num_gpus", 0), ("num_nodes", 1)):
-            if getattr(entry, field) < low:
-                loc.fail((*key, field), f"{field} must be at least {low}")
+        for field, (low, high) in COUNT_BOUNDS.items():
+            value = getattr(entry, field)
+            if not low <= value <= high:
+                loc.fail((*key, field), f"{field} is {value:,}; it must be {low} to {high:,}")
         try:
             memory = memory_mib(entry.memory)
         except ValueError as exc:
             loc.fail((*key, "memory"), str(exc))
+        if not 0 < memory <= MAX_MEMORY_MIB:
+            loc.fail(
+                (*key, "memory"),
+                f"memory {entry.memory!r} is {readable_mib(memory)}; it must be more than 0 "
+                f"and at most {readable_mib(MAX_MEMORY_MIB)} (one node's)",
+            )
         try:
             runtime = runtime_seconds(entry.runtime)
         except ValueError as exc:
             loc.fail((*key, "runtime"), str(exc))
-        if runtime <= 0:
-            loc.fail((*key, "runtime"), f"runtime must be longer than zero, got {entry.runtime!r}")
+        if not 0 < runtime <= MAX_RUNTIME_S:
+            loc.fail(
+                (*key, "runtime"),
+                f"runtime {entry.runtime!r} is {readable_seconds(runtime)}; it must be longer "
+                f"than zero and at most {readable_seconds(MAX_RUNTIME_S)}",
+            )
         table[entry.name] = Resources(
             num_cpus=entry.num_cpus,
             memory_mib=memory,

@@ -76,9 +76,19 @@ class ParamSpace:
         rows: Sequence[tuple[Value, ...]] = (),
     ) -> None:
         self.names = tuple(names)
-        self.values = tuple(v if isinstance(v, range) else [as_value(x) for x in v] for v in values)
+        self.values = tuple(
+            v if isinstance(v, range | FloatRange) else [as_value(x) for x in v] for v in values
+        )
         self.mode = mode
         self.rows = [tuple(as_value(x) for x in row) for row in rows]
+
+    def size(self) -> int:
+        """How many combinations there are, counted without making any."""
+        if self.mode == "table":
+            return len(self.rows)
+        if self.mode == "zip":
+            return min((len(v) for v in self.values), default=0)
+        return math.prod(len(v) for v in self.values)
 
     def combos(self) -> Iterable[tuple[Value, ...]]:
         """Every combination, values aligned with :attr:`names`."""
@@ -87,6 +97,31 @@ class ParamSpace:
         if self.mode == "zip":
             return zip(*self.values, strict=True)
         return itertools.product(*self.values)
+
+
+class FloatRange(Sequence[Value]):
+    """``start + i*step`` for ``i < length``, rounded to ``places`` decimals (None: not
+    rounded), made one value at a time: a range of 10^12 values costs nothing until
+    someone expands it (and the job count is checked before that)."""
+
+    __slots__ = ("length", "places", "start", "step")
+
+    def __init__(self, start: float, step: float, length: int, places: int | None) -> None:
+        self.start, self.step, self.length, self.places = start, step, length, places
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _at(self, i: int) -> Value:
+        value = self.start + i * self.step
+        return as_value(value if self.places is None else round(value, self.places))
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(self.length))]
+        if not -self.length <= index < self.length:
+            raise IndexError(index)
+        return self._at(index % self.length)
 
 
 class SharedParameters:
@@ -169,9 +204,8 @@ def _parse_range(text: str) -> Sequence[Value]:
         count = max(0, math.floor((end_f - start_f) / step_f + 1e-9) + 1)
         decimals = [_DECIMALS.search(p) for p in parts]
         places = max((len(m.group(1)) for m in decimals if m), default=0)
-        if any("e" in p.lower() for p in parts):
-            return [start_f + i * step_f for i in range(count)]
-        return [round(start_f + i * step_f, places) for i in range(count)]
+        exponent = any("e" in p.lower() for p in parts)
+        return FloatRange(start_f, step_f, count, None if exponent else places)
     raise ValueError(f"invalid range {text!r}: {usage}")
 
 

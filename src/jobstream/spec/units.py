@@ -61,3 +61,25 @@ def runtime_seconds(value: str | int) -> int:
         if part is not None:
             total += Fraction(part.replace(",", ".")) * seconds
     return math.ceil(total)
+
+
+def readable_mib(mib: int) -> str:
+    """``2048`` → ``2 GiB``: the largest unit that leaves at least one."""
+    value, units = float(mib), ("MiB", "GiB", "TiB", "PiB", "EiB")
+    for unit in units:
+        if value < 1024 or unit == units[-1]:
+            return f"{_number(value)} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def readable_seconds(seconds: int) -> str:
+    """``5400`` → ``1.5 hours``; years past a year."""
+    for unit, size in (("years", 31_557_600), ("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{_number(seconds / size)} {unit}"
+    return f"{seconds} seconds"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
