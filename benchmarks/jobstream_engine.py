@@ -24,7 +24,7 @@ import psutil
 from benchmarks.peers import PeerResult, measure
 from benchmarks.workload import Workload, dag, noop
 from jobstream.events import WorkflowCompleted
-from jobstream.host.embedded import discover_url
+from jobstream.host import statedir
 from jobstream.host.loop import run_async
 from jobstream.ops.submit import submit_workflow
 from jobstream.spec import load_spec
@@ -65,9 +65,9 @@ def _wait_for_server(state: Path, process: subprocess.Popen[bytes]) -> str:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jobstream server exited with {process.returncode}")
-        url = discover_url(state)
-        if url is not None:
-            return url
+        found = statedir.discover(state)
+        if found is not None:
+            return found.url
         time.sleep(0.05)
     raise TimeoutError(f"jobstream server did not start within {START_TIMEOUT_S:.0f} s")
 

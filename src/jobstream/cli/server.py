@@ -12,7 +12,13 @@ from jobstream.host.services import serve
 
 @guarded
 def server(
-    port: Annotated[int, typer.Option(help="port of the embedded server (-1: any free one)")] = -1,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="port of the embedded server [default: the one this state directory keeps, "
+            "else a free one]"
+        ),
+    ] = None,
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
 ) -> None:

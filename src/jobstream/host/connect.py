@@ -1,31 +1,82 @@
-"""Connect the way the settings say: the configured URL, the ``jobstream server`` found in
-the state directory, or (where the command allows it) a fresh embedded server."""
+"""Connect the way the settings say: the configured URL, the server recorded in the state
+directory (a ``jobstream server`` or ``run`` there), or, where the command allows it, an
+embedded server of its own on that state directory."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+import anyio
 
 from jobstream.config import Settings
 from jobstream.errors import ServerError
-from jobstream.host.embedded import discover_url, embedded_server
+from jobstream.host import statedir
+from jobstream.host.embedded import EmbeddedServer, embedded
 from jobstream.streams.connection import Connection, open_connection
+
+RECORD_WAIT_S = 5.0  # how long to wait for the record of an owner that is starting
+POLL_S = 0.05
+
+
+class Hosted(NamedTuple):
+    """A connection, and the embedded server it runs on if this process started one."""
+
+    conn: Connection
+    server: EmbeddedServer | None
+
+
+@contextlib.asynccontextmanager
+async def hosted(
+    settings: Settings, *, embedded_ok: bool, name: str = "jobstream"
+) -> AsyncIterator[Hosted]:
+    """Connect the way the settings say; start an embedded server only if
+    ``embedded_ok`` and no server is recorded in the state directory (``name``, less
+    its ``jobstream-`` prefix, is what the record calls this process)."""
+    url = settings.nats_url or _recorded(settings)
+    if url is None and not embedded_ok:
+        raise ServerError(
+            "no NATS server: start one with `jobstream server` in this directory, "
+            "or set JOBSTREAM_NATS_URL / --nats-url"
+        )
+    if url is None:
+        async with contextlib.AsyncExitStack() as stack:
+            kind = name.removeprefix("jobstream-")
+            try:
+                started = await stack.enter_async_context(embedded(settings.state_dir, kind=kind))
+            except ServerError:
+                url = await _record_of_starting_owner(settings)  # it won the race to start
+                if url is None:
+                    raise
+            else:
+                conn = await stack.enter_async_context(open_connection(started.url, name))
+                yield Hosted(conn, started)
+                return
+    async with open_connection(url, name) as conn:
+        yield Hosted(conn, None)
 
 
 @contextlib.asynccontextmanager
 async def connect(
     settings: Settings, *, embedded: bool, name: str = "jobstream"
 ) -> AsyncIterator[Connection]:
-    """Connect the way the settings say; start an embedded server only if ``embedded``."""
-    url = settings.nats_url or discover_url(settings.state_dir)
-    if url is not None:
-        async with open_connection(url, name) as conn:
-            yield conn
-        return
-    if not embedded:
-        raise ServerError(
-            "no NATS server: start one with `jobstream server` in this directory, "
-            "or set JOBSTREAM_NATS_URL / --nats-url"
-        )
-    async with embedded_server(settings.state_dir) as url, open_connection(url, name) as conn:
-        yield conn
+    """Like :func:`hosted`, the connection only."""
+    async with hosted(settings, embedded_ok=embedded, name=name) as found:
+        yield found.conn
+
+
+def _recorded(settings: Settings) -> str | None:
+    found = statedir.discover(settings.state_dir)
+    return found.url if found else None
+
+
+async def _record_of_starting_owner(settings: Settings) -> str | None:
+    """The URL the state directory's owner records within RECORD_WAIT_S (a file to poll:
+    the owner is another process)."""
+    for _ in range(int(RECORD_WAIT_S / POLL_S)):
+        url = _recorded(settings)
+        if url is not None:
+            return url
+        await anyio.sleep(POLL_S)
+    return None

