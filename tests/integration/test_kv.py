@@ -9,7 +9,6 @@ from nats.js.errors import APIError
 from jobstream.projections.kv import (
     ATOMIC_BATCH,
     COUNTED_STRETCH,
-    enable_atomic_puts,
     ensure_bucket,
     job_records,
     put_records,
@@ -18,6 +17,8 @@ from jobstream.projections.kv import (
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.streams.connection import Connection
 from jobstream.streams.pipeline import Pipeline
+from jobstream.streams.setup import allow_atomic
+from jobstream.streams.subjects import JOBS_BUCKET_STREAM
 
 
 def records(wf: str, jobs: int, state: str) -> list[JobRecord | WorkflowStatus]:
@@ -37,7 +38,7 @@ async def test_every_record_is_stored_and_the_last_write_wins(
     conn: Connection, atomic: bool
 ) -> None:
     await ensure_bucket(conn.js)
-    assert await enable_atomic_puts(conn.nc)  # the nats-server we ship knows atomic batches
+    assert await allow_atomic(conn.nc, JOBS_BUCKET_STREAM)  # the nats-server we ship knows them
     jobs = 2 * ATOMIC_BATCH + 7  # several batches and a short last one
     await put_records(conn.pipeline, records("wfa", jobs, "ready"), atomic=atomic)
     await put_records(conn.pipeline, records("wfa", jobs, "completed"), atomic=atomic)
@@ -49,8 +50,8 @@ async def test_every_record_is_stored_and_the_last_write_wins(
 
 async def test_atomic_puts_are_switched_on_once(conn: Connection) -> None:
     await ensure_bucket(conn.js)
-    assert await enable_atomic_puts(conn.nc)
-    assert await enable_atomic_puts(conn.nc)  # already on: no update
+    assert await allow_atomic(conn.nc, JOBS_BUCKET_STREAM)
+    assert await allow_atomic(conn.nc, JOBS_BUCKET_STREAM)  # already on: no update
     info = await conn.js.stream_info("KV_JOBS")
     assert info.config.max_msgs_per_subject == 1  # the bucket's own settings are kept
 
@@ -71,7 +72,7 @@ class LosingPipeline(Pipeline):
 @pytest.mark.parametrize("atomic", [True, False])
 async def test_a_put_lost_in_a_stretch_is_written_again(conn: Connection, atomic: bool) -> None:
     await ensure_bucket(conn.js)
-    await enable_atomic_puts(conn.nc)
+    await allow_atomic(conn.nc, JOBS_BUCKET_STREAM)
     pipeline = LosingPipeline(conn, lose=COUNTED_STRETCH + 500)  # in the second stretch
     try:
         jobs = COUNTED_STRETCH + 1000

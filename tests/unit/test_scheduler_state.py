@@ -11,6 +11,7 @@ from jobstream.events import (
     JobCompleted,
     JobEvent,
     JobFailed,
+    JobLost,
     JobReady,
     JobRestarted,
     JobStarted,
@@ -269,3 +270,25 @@ def test_chunks_double_while_quick_and_halve_when_slow() -> None:
     assert next_chunk_size(CHUNK, 0.001) == CHUNK
     assert next_chunk_size(4 * FIRST_CHUNK, CHUNK_S) == 2 * FIRST_CHUNK
     assert next_chunk_size(FIRST_CHUNK, 10.0) == FIRST_CHUNK
+
+
+def test_a_half_done_takeover_is_found_once_its_claim_is_overdue() -> None:
+    log = Log()
+    submitted(log, diamond()[:1])
+    log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="default", hardware_class="c"))
+    log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
+    log.add(JobLost(wf=WF, job=0, at=100.0, actor="v", worker="w", attempt=1, reason="lease"))
+    lost_at = log.seq
+    assert log.state.stranded(now=105.0, after_s=10.0) == []  # its JobClaimed may still come
+    assert log.state.stranded(now=110.0, after_s=10.0) == [DispatchIntent(WF, 0, lost_at)]
+    assert log.state.stranded(now=200.0, after_s=10.0) == []  # once
+
+
+def test_a_completed_takeover_is_not_stranded() -> None:
+    log = Log()
+    submitted(log, diamond()[:1])
+    log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="default", hardware_class="c"))
+    log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
+    log.add(JobLost(wf=WF, job=0, at=100.0, actor="v", worker="w", attempt=1, reason="lease"))
+    log.add(JobClaimed(wf=WF, job=0, at=100.0, actor="v", worker="v", attempt=2, lease_s=5))
+    assert log.state.stranded(now=500.0, after_s=10.0) == []

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import msgspec
 import nats.errors
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from jobstream.errors import ServerError
@@ -31,14 +28,10 @@ from jobstream.streams.subjects import (
     JOBS_BUCKET,
     JOBS_BUCKET_STREAM,
     kv_subject,
-    stream_api_subject,
 )
-from jobstream.streams.wire import reply_position
+from jobstream.streams.wire import batch_headers, reply_position
 
 log = logging.getLogger(__name__)
-ALLOW_ATOMIC = "allow_atomic"
-BATCH_ID, BATCH_SEQUENCE = "Nats-Batch-Id", "Nats-Batch-Sequence"
-COMMIT = {"Nats-Batch-Commit": "1"}
 ATOMIC_BATCH = 1000  # the server's limit per batch
 ATOMIC_IN_FLIGHT = 32  # the server allows 50 open batches per stream
 COUNTED_STRETCH = 10_000  # puts checked by one pair of acknowledgements (bounds the outbox)
@@ -65,31 +58,6 @@ async def ensure_bucket(js: JetStreamContext) -> KeyValue:
         return await js.create_key_value(
             config=api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
         )
-
-
-async def enable_atomic_puts(nc: NATS) -> bool:
-    """Allow atomic batch publishes on the bucket's stream (nats-server 2.12+); False
-    where the server does not know them or refuses the change."""
-    try:
-        config = (await _stream_api(nc, f"INFO.{JOBS_BUCKET_STREAM}", {}))["config"]
-        if not config.get(ALLOW_ATOMIC):
-            config[ALLOW_ATOMIC] = True
-            config = (await _stream_api(nc, f"UPDATE.{JOBS_BUCKET_STREAM}", config)).get(
-                "config", {}
-            )
-    except APIError as exc:
-        log.warning("KV: no atomic batches; puts not all stored go again one by one: %s", exc)
-        return False
-    return bool(config.get(ALLOW_ATOMIC))
-
-
-async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str, Any]:
-    """A raw stream API call: nats-py's StreamConfig drops fields it does not know."""
-    reply = await nc.request(stream_api_subject(call), json.dumps(request).encode(), timeout=10)
-    found: dict[str, Any] = json.loads(reply.data)
-    if "error" in found:
-        raise APIError.from_error(found["error"])
-    return found
 
 
 async def put_records(
@@ -147,11 +115,12 @@ async def _put_acknowledged(
         batch = records[start : start + ATOMIC_BATCH]
         batch_id = secrets.token_hex(8)
         for n, record in enumerate(batch, 1):
-            headers = {BATCH_ID: batch_id, BATCH_SEQUENCE: str(n)}
             if n < len(batch):
-                pipeline.post(*_put(record), headers)
+                pipeline.post(*_put(record), batch_headers(batch_id, n))
             else:
-                commits.append(await pipeline.publish(*_put(record), headers | COMMIT))
+                commits.append(
+                    await pipeline.publish(*_put(record), batch_headers(batch_id, n, True))
+                )
         if len(commits) >= ATOMIC_IN_FLIGHT:
             await pipeline.ack(commits.popleft())
     for future in commits:

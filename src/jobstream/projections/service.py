@@ -29,10 +29,12 @@ from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.projections.duck import DuckStore, Records, Staged
 from jobstream.projections.guard import DEFAULT_LIMITS, QueryLimits, limits_of
-from jobstream.projections.kv import enable_atomic_puts, ensure_bucket, put_records
+from jobstream.projections.kv import ensure_bucket, put_records
 from jobstream.projections.query import serve_queries
 from jobstream.streams.bulk import follow_bulk, read_to_end
 from jobstream.streams.connection import Connection
+from jobstream.streams.setup import allow_atomic
+from jobstream.streams.subjects import JOBS_BUCKET_STREAM
 from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class Projector:
         self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
         try:
             await ensure_bucket(self.conn.js)
-            self.atomic_puts = await enable_atomic_puts(self.conn.nc)
+            self.atomic_puts = await allow_atomic(self.conn.nc, JOBS_BUCKET_STREAM)
             await self._repair_kv()
             send, receive = anyio.create_memory_object_stream[tuple[Records, int]](0)
             async with anyio.create_task_group() as tg, send:

@@ -48,6 +48,8 @@ ACTOR = "scheduler"
 CHUNK = 5000
 FIRST_CHUNK = 100
 CHUNK_S = 0.05  # what a chunk of intents should take at most
+SWEEP_S = 5.0  # how often the running scheduler looks for jobs a takeover left half done
+STRANDED_S = 10.0  # a JobLost without its JobClaimed for this long is a half-done takeover
 
 
 class Scheduler:
@@ -76,9 +78,14 @@ class Scheduler:
         task_status.started()
         await self.carry_out(intents)
         live = follow_bulk(self.conn.js, self.conn.url, from_seq=replayed_to + 1)
+        sweep = time.monotonic() + SWEEP_S
         async with read_ahead(live, buffer=0) as arrivals:
             async for raw in arrivals:
-                await self.carry_out(self._fold(raw), arrivals)
+                intents = self._fold(raw)
+                if time.monotonic() >= sweep:  # every SWEEP_S, busy or idle (heartbeats)
+                    sweep = time.monotonic() + SWEEP_S
+                    intents += self.state.stranded(time.time(), STRANDED_S)
+                await self.carry_out(intents, arrivals)
 
     def _fold(self, raw: RawBatch) -> list[Intent]:
         batch = decode_batch(raw)

@@ -19,6 +19,7 @@ from jobstream.events import (
     Event,
     JobBlocked,
     JobEvent,
+    JobLost,
     JobReady,
     JobRestarted,
     JobRetryScheduled,
@@ -95,6 +96,7 @@ class WorkflowTrack:
     dependents: dict[int, list[int]] = field(default_factory=dict)
     retries: dict[int, dict[int, int]] = field(default_factory=dict)  # job -> rule -> count
     restarting: set[int] = field(default_factory=set)  # announced, JobRestarted not yet read
+    lost: dict[int, float] = field(default_factory=dict)  # JobLost last, and when
     counts: Counter[JobState] = field(default_factory=Counter)
 
     def spec(self, job: int) -> JobDef:
@@ -174,42 +176,38 @@ class SchedulerState:
         n = event.job
         if seq <= track.seqs.get(n, 0):
             return []  # our own append, already applied when it was acknowledged
-        before = track.state_of(n)
-        job = evolve(track.jobs.get(n) or Job(wf=track.wf, index=n), event)
-        if job.spec is not None:
-            track.specs[n] = pack_spec(job.spec)
-            job = msgspec.structs.replace(job, spec=None)
-        track.jobs[n], track.seqs[n] = job, seq
-        if before is not None:
-            track.counts[before] -= 1
-        assert job.state is not None
-        track.counts[job.state] += 1
-        intents: list[Intent] = []
+        job = _fold_job(track, n, seq, event)
+        self.dirty.add(event.wf)
+        return self._consequences(track, n, seq, event, job)
+
+    def _consequences(
+        self, track: WorkflowTrack, n: int, seq: int, event: JobEvent, job: Job
+    ) -> list[Intent]:
+        """What a job's new event makes necessary."""
         if isinstance(event, JobSubmitted):
-            intents += self._on_submitted(track, event)
-        elif isinstance(event, JobReady):
-            intents.append(DispatchIntent(event.wf, n, seq))
-        elif isinstance(event, JobRestarted):
+            return self._on_submitted(track, event)
+        if isinstance(event, JobReady):
+            return [DispatchIntent(event.wf, n, seq)]
+        if isinstance(event, JobRestarted):
             track.restarting.discard(n)
             track.unmet[n] = sum(
                 track.state_of(dep) is not JobState.COMPLETED for dep in track.spec(n).depends_on
             )
-            intents += self._readiness(track, n)
-        elif isinstance(event, JobRetryScheduled):
+            return self._readiness(track, n)
+        if isinstance(event, JobRetryScheduled):
             track.retries.setdefault(n, {})[event.rule] = event.retry
-            intents.append(MakeReadyIntent(event.wf, n))
-        elif isinstance(event, JobTerminated):
-            intents.append(MakeReadyIntent(event.wf, n))
-        elif isinstance(event, JobBlocked):
+            return [MakeReadyIntent(event.wf, n)]
+        if isinstance(event, JobTerminated):
+            return [MakeReadyIntent(event.wf, n)]
+        if isinstance(event, JobBlocked):
             # Decided from an older view: the dependencies may have finished meanwhile
             # (their release found the job not yet blocked).
-            intents += self._readiness(track, n)
-        elif job.state is JobState.COMPLETED:
-            intents += self._release_dependents(track, n)
-        elif job.state in UNSUCCESSFUL:
-            intents += self._cancel_dependents(track, n)
-        self.dirty.add(event.wf)
-        return intents
+            return self._readiness(track, n)
+        if job.state is JobState.COMPLETED:
+            return self._release_dependents(track, n)
+        if job.state in UNSUCCESSFUL:
+            return self._cancel_dependents(track, n)
+        return []
 
     def note_ill_formed(self, seq: int, wf: str, n: int) -> list[Intent]:
         """A stored message on job ``n``'s subject that is not an event: it changes no
@@ -275,6 +273,19 @@ class SchedulerState:
             if track.state_of(child) not in TERMINAL | {None} and _cancels_on_failure(track, child)
         ]
 
+    def stranded(self, now: float, after_s: float) -> list[Intent]:
+        """Jobs a takeover left half done — a JobLost for ``after_s`` with no JobClaimed
+        after it (written by a server without atomic batches, or before them): they are
+        ready, and nothing is queued for them. Each is dispatched again, once."""
+        intents: list[Intent] = []
+        for track in self.workflows.values():
+            for n, at in list(track.lost.items()):
+                if now - at >= after_s:
+                    del track.lost[n]
+                    if track.state_of(n) is JobState.READY:
+                        intents.append(DispatchIntent(track.wf, n, track.seqs[n]))
+        return intents
+
     def completions(self) -> list[CompleteIntent]:
         """Workflows changed since the last call that are now done.
 
@@ -296,6 +307,25 @@ class SchedulerState:
                     intents += self._next_step(track, n)
             self.dirty.add(track.wf)
         return intents
+
+
+def _fold_job(track: WorkflowTrack, n: int, seq: int, event: JobEvent) -> Job:
+    """Fold a job's event into the track: its state (spec packed apart), sequence, the
+    per-state counts and whether a takeover is under way."""
+    track.lost.pop(n, None)
+    if isinstance(event, JobLost):  # the JobClaimed of its takeover should follow
+        track.lost[n] = event.at
+    before = track.state_of(n)
+    job = evolve(track.jobs.get(n) or Job(wf=track.wf, index=n), event)
+    if job.spec is not None:
+        track.specs[n] = pack_spec(job.spec)
+        job = msgspec.structs.replace(job, spec=None)
+    track.jobs[n], track.seqs[n] = job, seq
+    if before is not None:
+        track.counts[before] -= 1
+    assert job.state is not None
+    track.counts[job.state] += 1
+    return job
 
 
 def pack_spec(spec: JobDef) -> bytes:

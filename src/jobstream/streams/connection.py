@@ -14,8 +14,9 @@ from nats.js import JetStreamContext
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.repository import JobRepository
-from jobstream.streams.setup import ensure_streams
+from jobstream.streams.setup import allow_atomic, ensure_streams
 from jobstream.streams.store import EventStore
+from jobstream.streams.subjects import EVENTS_STREAM
 
 
 async def reachable(url: str) -> bool:
@@ -73,6 +74,7 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
     conn.pipeline.start()
     try:
         await ensure_streams(conn.js)
+        conn.store.atomic = await allow_atomic(nc, EVENTS_STREAM)
         yield conn
     finally:
         # Every publish that matters was acknowledged; flush the fire-and-forget ones

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, cast
 
 import anyio
 
-from jobstream.decide import AnyCommand, Job, decide, evolve, from_last_event
+from jobstream.decide import AnyCommand, Job, decide, evolve, fold, from_last_event
 from jobstream.errors import IllegalTransition
 from jobstream.events import AnyEvent, Event, JobEvent
 from jobstream.streams.store import Conflict, EventStore, Stored
@@ -103,35 +103,61 @@ class JobRepository:
         """The version after a sent event; Conflict when the job had moved on (a refusal
         caused only by ill-formed messages is sent again after them). Other errors are
         retried (sent again) for ``patience_s``."""
-        deadline = time.monotonic() + self.patience_s
         event, version, nonce, future = sent
-        pending: asyncio.Future[int] | None = future
-        while True:
-            try:
-                if pending is None:
-                    pending = await self.store.send(event, version.seq, nonce)
-                seq = await self.store.settle(pending, event, version.seq, nonce)
-                return JobVersion(evolve(version.job, event), seq)
-            except Conflict:
-                rebased = await self._rebased(version)
-                if rebased is None:
-                    raise
-                version, pending = rebased, None
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("append of %s failed (%s); retrying", type(event).__name__, exc)
-                pending = None
-                await anyio.sleep(RETRY_DELAY_S)
+
+        async def append(at: JobVersion, first: bool) -> int:
+            pending = future if first else await self.store.send(event, at.seq, nonce)
+            return await self.store.settle(pending, event, at.seq, nonce)
+
+        version, seq = await self._patiently(version, append, type(event).__name__)
+        return JobVersion(evolve(version.job, event), seq)
 
     async def execute(
         self, version: JobVersion, command: AnyCommand, nonce: str = ""
     ) -> JobVersion:
-        """Decide ``command`` on ``version`` and append the events, each on the one
-        before; IllegalTransition (nothing written) or Conflict (the subject moved on)."""
-        for event in decide(version.job, command):
+        """Decide ``command`` on ``version`` and append the events, all together (an
+        atomic batch: a takeover is never half written) where the server can, else each
+        on the one before; IllegalTransition (nothing written) or Conflict (the job moved
+        on)."""
+        events = decide(version.job, command)
+        if len(events) > 1 and self.store.atomic:
+
+            async def append(at: JobVersion, first: bool) -> int:
+                return (await self.store.append_atomic(events, at.seq, nonce))[-1]
+
+            what = "+".join(type(event).__name__ for event in events)
+            version, seq = await self._patiently(version, append, what)
+            return JobVersion(fold(version.job, events), seq)
+        for event in events:
             version = await self.settle(await self.send(version, event, nonce))
         return version
+
+    async def _patiently(
+        self,
+        version: JobVersion,
+        append: Callable[[JobVersion, bool], Awaitable[int]],
+        what: str,
+    ) -> tuple[JobVersion, int]:
+        """``append(version, first)`` until it stores, on the version it stored on: again
+        after ill-formed messages when only they moved the job, again after other errors
+        for ``patience_s`` (a retry carries the same message id: recognised, never
+        doubled); Conflict when the job moved on."""
+        deadline = time.monotonic() + self.patience_s
+        first = True
+        while True:
+            try:
+                return version, await append(version, first)
+            except Conflict:
+                rebased = await self._rebased(version)
+                if rebased is None:
+                    raise
+                version = rebased
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("append of %s failed (%s); retrying", what, exc)
+                await anyio.sleep(RETRY_DELAY_S)
+            first = False
 
     async def handle(
         self, wf: str, index: int, command: Callable[[Job], AnyCommand]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.object_store import ObjectStore
 
 from jobstream.streams.subjects import (
@@ -14,7 +19,11 @@ from jobstream.streams.subjects import (
     WORK_SUBJECTS,
     class_consumer,
     class_subject,
+    stream_api_subject,
 )
+
+log = logging.getLogger(__name__)
+ALLOW_ATOMIC = "allow_atomic"
 
 DEDUP_WINDOW_S = 120.0
 REQUIREMENT_KEY = "jobstream.class"
@@ -62,6 +71,29 @@ async def ensure_logs(js: JetStreamContext) -> ObjectStore:
         return await js.create_object_store(
             LOGS_BUCKET, config=api.ObjectStoreConfig(storage=api.StorageType.FILE)
         )
+
+
+async def allow_atomic(nc: NATS, stream: str) -> bool:
+    """Allow atomic batch publishes on ``stream`` (nats-server 2.12+); False where the
+    server does not know them or refuses the change. Raw API calls: nats-py's
+    StreamConfig drops the field."""
+    try:
+        config = (await _stream_api(nc, f"INFO.{stream}", {}))["config"]
+        if not config.get(ALLOW_ATOMIC):
+            config[ALLOW_ATOMIC] = True
+            config = (await _stream_api(nc, f"UPDATE.{stream}", config)).get("config", {})
+    except APIError as exc:
+        log.warning("%s: no atomic batches (%s)", stream, exc)
+        return False
+    return bool(config.get(ALLOW_ATOMIC))
+
+
+async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str, Any]:
+    reply = await nc.request(stream_api_subject(call), json.dumps(request).encode(), timeout=10)
+    found: dict[str, Any] = json.loads(reply.data)
+    if "error" in found:
+        raise APIError.from_error(found["error"])
+    return found
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

@@ -11,6 +11,7 @@ recognised as the same fact, and a competitor's is not.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -22,8 +23,10 @@ from jobstream import codec
 from jobstream.events import AnyEvent, Event
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.subjects import EVENTS_STREAM, event_subject
+from jobstream.streams.wire import batch_headers
 
 WRONG_LAST_SEQUENCE = 10071
+DUPLICATE_IN_BATCH = 10201  # an atomic batch with a message id already stored
 
 
 class Conflict(Exception):
@@ -67,14 +70,19 @@ class Latest(NamedTuple):
 class EventStore:
     """The EVENTS stream seen as an append-only store of typed events."""
 
-    def __init__(self, js: JetStreamContext, pipeline: Pipeline) -> None:
+    def __init__(self, js: JetStreamContext, pipeline: Pipeline, *, atomic: bool = False) -> None:
         self.js = js
         self.pipeline = pipeline
+        self.atomic = atomic  # the stream takes atomic batches (nats-server 2.12+)
 
     @staticmethod
-    def _headers(event: Event, subject: str, expected: int | None, nonce: str) -> dict[str, str]:
+    def _headers(
+        event: Event, subject: str, expected: int | None, nonce: str, *, checked: bool = True
+    ) -> dict[str, str]:
+        """Type, version, message id; the expected sequence too unless not ``checked``
+        (a batch checks it on its first message only)."""
         headers = codec.headers_for(event)
-        if expected is not None:
+        if expected is not None and checked:
             headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
         msg_id = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
         headers[api.Header.MSG_ID] = f"{msg_id}:{nonce}" if nonce else msg_id
@@ -110,6 +118,30 @@ class EventStore:
     async def append(self, event: Event, expected: int | None, nonce: str = "") -> int:
         """Store one event; returns its stream sequence or raises Conflict."""
         return await self.settle(await self.send(event, expected, nonce), event, expected, nonce)
+
+    async def append_atomic(
+        self, events: Sequence[Event], expected: int, nonce: str = ""
+    ) -> list[int]:
+        """Store several events of one subject together or not at all (an atomic batch,
+        CAS on the first); their sequences, or Conflict when the subject moved on. A
+        retry after a lost acknowledgement is recognised as for :meth:`append`."""
+        subject = event_subject(events[0])
+        batch_id = secrets.token_hex(8)
+        last = len(events)
+        for n, event in enumerate(events, 1):
+            headers = self._headers(event, subject, expected, nonce, checked=n == 1)
+            headers.update(batch_headers(batch_id, n, commit=n == last))
+            if n < last:
+                self.pipeline.post(subject, codec.encode(event), headers)
+            else:
+                future = await self.pipeline.publish(subject, codec.encode(event), headers)
+        try:
+            seq = await self.pipeline.ack(future)
+        except APIError as exc:
+            if exc.err_code not in (WRONG_LAST_SEQUENCE, DUPLICATE_IN_BATCH):
+                raise
+            seq = await self._already_stored(subject, headers, exc)
+        return list(range(seq - last + 1, seq + 1))
 
     async def _already_stored(self, subject: str, headers: dict[str, str], exc: APIError) -> int:
         """After a CAS refusal: was it our own earlier try (lost ack)? Then that sequence.

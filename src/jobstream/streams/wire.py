@@ -60,6 +60,16 @@ def pub_frame(subject: str, reply: str, payload: bytes, headers: dict[str, str] 
     return b"".join((f"HPUB {target} {len(head)} {size}\r\n".encode(), head, payload, b"\r\n"))
 
 
+def batch_headers(batch_id: str, number: int, commit: bool = False) -> dict[str, str]:
+    """The headers that make a publish the ``number``-th (from 1) of an atomic batch
+    (nats-server 2.12+, on a stream that allows them); ``commit`` on the last: the
+    server stores the batch whole, or none of it, and answers that one publish."""
+    headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(number)}
+    if commit:
+        headers["Nats-Batch-Commit"] = "1"
+    return headers
+
+
 def hello(inbox: str) -> bytes:
     """What a bare connection says first: CONNECT (headers on), then a subscription to
     ``<inbox>.*`` for the answers to its pull requests."""
