@@ -114,15 +114,23 @@ class Client:
         *,
         services: bool | None = None,
         on_update: Callable[[WorkflowStatus], None] | None = None,
+        resume: bool = False,
     ) -> RunOutcome:
         """Submit a workflow and run it to its end with a worker in this process (by
-        default this machine's size), like ``jobstream run``."""
+        default this machine's size), like ``jobstream run`` (``resume``: also what
+        earlier runs left unfinished, else refused)."""
         workflow = _workflow(spec, self.settings.max_jobs)
         tune_for_throughput()  # this process hosts a worker now
         options = worker or local_worker(self.settings, workflow, local_capacity())
         hooks = Hooks(on_update=on_update)
         return await run_on(
-            self.conn, self.settings, workflow, options, services=services, hooks=hooks
+            self.conn,
+            self.settings,
+            workflow,
+            options,
+            services=services,
+            hooks=hooks,
+            resume=resume,
         )
 
     async def cancel(

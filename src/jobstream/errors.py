@@ -35,3 +35,14 @@ class IllegalTransition(JobstreamError):
     """A command is not allowed in the job's current state (a pure-core decision)."""
 
     exit_code = 4
+
+
+def first_user_error(group: BaseExceptionGroup[BaseException]) -> JobstreamError | None:
+    """The first JobstreamError in a (nested) exception group, if any: a task group's
+    failure that a user caused is reported as that error."""
+    for exc in group.exceptions:
+        if isinstance(exc, JobstreamError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup) and (found := first_user_error(exc)):
+            return found
+    return None

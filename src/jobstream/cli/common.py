@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from jobstream.config import Settings, load_settings
-from jobstream.errors import ConfigError, JobstreamError
+from jobstream.errors import ConfigError, JobstreamError, first_user_error
 from jobstream.host.connect import connect
 from jobstream.host.loop import run_async
 from jobstream.spec.units import memory_mib, runtime_seconds
@@ -69,7 +69,7 @@ def guarded(func: Callable[P, T]) -> Callable[P, T]:
                 raise
             fail(_escape(str(exc)), exc.exit_code)
         except BaseExceptionGroup as group:  # raised inside a task group
-            found = _first_user_error(group)
+            found = first_user_error(group)
             if found is None or DEBUG["on"]:
                 raise
             fail(_escape(str(found)), found.exit_code)
@@ -78,16 +78,6 @@ def guarded(func: Callable[P, T]) -> Callable[P, T]:
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def _first_user_error(group: BaseExceptionGroup[BaseException]) -> JobstreamError | None:
-    """The first JobstreamError in a (nested) exception group, if any."""
-    for exc in group.exceptions:
-        if isinstance(exc, JobstreamError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup) and (found := _first_user_error(exc)):
-            return found
-    return None
 
 
 def _escape(text: str) -> str:

@@ -13,6 +13,7 @@ from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
+    err,
     guarded,
     on_server,
     out,
@@ -23,6 +24,8 @@ from jobstream.errors import ConfigError
 from jobstream.ops.cancel import cancel_jobs
 from jobstream.ops.explain import explain_job
 from jobstream.ops.restart import restart_failed
+from jobstream.projections.query import projector_available
+from jobstream.streams.connection import Connection
 
 
 @guarded
@@ -81,8 +84,19 @@ def restart(
     if not failed:
         raise ConfigError("say what to restart: --failed")
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    jobs = on_server(settings, restart_failed, workflow, name="jobstream-restart")
+    jobs, served = on_server(settings, _restart, workflow, name="jobstream-restart")
     if json_output:
-        print_json({"workflow": workflow, "restarted": jobs})
+        print_json({"workflow": workflow, "restarted": jobs, "served": served})
     else:
         out.print(f"workflow {workflow}: {len(jobs)} job(s) restarted")
+    if jobs and not served:
+        err.print(
+            "[yellow]no jobstream server answers here: nothing runs them until one does "
+            "(`jobstream server` and workers, or `jobstream run --resume SPEC` here)[/]"
+        )
+
+
+async def _restart(conn: Connection, wf: str) -> tuple[list[int], bool]:
+    """The jobs restarted, and whether a server (scheduler and projector) is there to
+    run them."""
+    return await restart_failed(conn, wf), await projector_available(conn.nc)

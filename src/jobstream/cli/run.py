@@ -43,6 +43,12 @@ def run(
             "[default: unless a jobstream server runs here]",
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="also run what earlier runs here left unfinished (else refused)"
+        ),
+    ] = False,
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
     json_output: Json = False,
@@ -50,6 +56,8 @@ def run(
     """Submit a workflow and run it to the end on this machine, with a live progress bar.
 
     Exit code 0 when every job completed, 1 when any job failed, timed out or was canceled.
+    Workflows an earlier run left unfinished here (interrupted) would run on the same
+    worker: the run refuses to start, naming them, unless --resume.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec, max_jobs=settings.max_jobs)
@@ -61,9 +69,14 @@ def run(
         def submitted(wf: str, url: str) -> None:
             err.print(f"workflow {wf}: {len(workflow.jobs)} jobs submitted to {url}")
 
-        hooks = Hooks(on_submitted=submitted, on_update=view.update)
+        def resumed(left: str) -> None:
+            err.print(f"also running what earlier runs left unfinished: {left}")
+
+        hooks = Hooks(on_submitted=submitted, on_update=view.update, on_resumed=resumed)
         outcome = run_main(
-            lambda: run_local(settings, workflow, options, services=services, hooks=hooks)
+            lambda: run_local(
+                settings, workflow, options, services=services, hooks=hooks, resume=resume
+            )
         )
     if json_output:
         print_json(outcome.summary.as_json())

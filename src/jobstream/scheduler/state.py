@@ -87,6 +87,7 @@ class WorkflowTrack:
     wf: str
     job_count: int = -1  # unknown until WorkflowSubmitted is read
     workdir: str = ""
+    name: str = ""
     wf_seq: int = 0  # last sequence on ev.<wf>.wf (for the completion CAS)
     completed: bool = False
     jobs: dict[int, Job] = field(default_factory=dict)  # without their specs (see specs)
@@ -132,6 +133,10 @@ class WorkflowTrack:
             for dep in spec.depends_on
         )
 
+    def jobs_left(self) -> int:
+        """Jobs not in a terminal state."""
+        return self.job_count - sum(self.counts[state] for state in TERMINAL)
+
     def count_names(self) -> dict[str, int]:
         return {state.value: n for state, n in sorted(self.counts.items()) if n}
 
@@ -160,6 +165,7 @@ class SchedulerState:
             if seq <= track.wf_seq:
                 return []
             track.job_count, track.workdir, track.wf_seq = event.job_count, event.workdir, seq
+            track.name = event.name
             self.dirty.add(event.wf)
         if isinstance(event, WorkflowCompleted | WorkflowRestarted):
             track = self.track(event.wf)
@@ -285,6 +291,11 @@ class SchedulerState:
                     if track.state_of(n) is JobState.READY:
                         intents.append(DispatchIntent(track.wf, n, track.seqs[n]))
         return intents
+
+    def unfinished(self) -> list[WorkflowTrack]:
+        """Workflows submitted and not completed (left by a run that was interrupted, or
+        still running elsewhere)."""
+        return [t for t in self.workflows.values() if t.job_count >= 0 and not t.completed]
 
     def completions(self) -> list[CompleteIntent]:
         """Workflows changed since the last call that are now done.
