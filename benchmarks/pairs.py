@@ -2,7 +2,8 @@
 measured side by side with the code before it.
 
 Each of DIR is a checkout with its own virtual environment in ``DIR/.venv`` (where
-``pip install -e '.[bench]'`` put that checkout's jobstream). Every round runs each
+``pip install -e '.[bench]'`` put that checkout's jobstream); ``--after`` may be the same
+checkout run with other settings (``--after-env JOBSTREAM_SYNC=always``). Every round runs each
 benchmark once per checkout, one right after the other, alternating which goes first, in
 a fresh interpreter after ``sync`` (jobstream alone: no peers). A VM whose speed drifts
 within the hour makes single runs of two versions incomparable; pairs taken minutes
@@ -27,7 +28,9 @@ CHOICES = ("noop", "dag", "submit", "replay", "spawn")
 RUN_TIMEOUT_S = 3600.0
 
 
-def rate(checkout: Path, name: str, options: list[str]) -> tuple[float, str] | None:
+def rate(
+    checkout: Path, name: str, options: list[str], env: dict[str, str]
+) -> tuple[float, str] | None:
     """The first measure's rate and note (e.g. CPU per process) of one run of ``name`` in
     ``checkout``; None if it failed."""
     python = checkout / ".venv" / "bin" / "python"
@@ -37,7 +40,9 @@ def rate(checkout: Path, name: str, options: list[str]) -> tuple[float, str] | N
         command = [str(python), "-m", "benchmarks", name, "--peers", "", *options]
         command += ["--measures-to", str(out)]
         try:
-            subprocess.run(command, cwd=checkout, timeout=RUN_TIMEOUT_S, check=False)
+            subprocess.run(
+                command, cwd=checkout, timeout=RUN_TIMEOUT_S, check=False, env=os.environ | env
+            )
         except subprocess.TimeoutExpired:
             return None
         if not out.exists():
@@ -60,7 +65,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, help="jobs for noop/dag/submit")
     parser.add_argument("--events", type=int, help="events for replay")
+    for side in ("before", "after"):
+        parser.add_argument(
+            f"--{side}-env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"environment of the {side} runs (repeatable)",
+        )
     args = parser.parse_args()
+    envs = {"before": _env(args.before_env), "after": _env(args.after_env)}
     options = ["--jobs", str(args.jobs)] if args.jobs else []
     options += ["--events", str(args.events)] if args.events else []
     print(f"machine: {describe()}")
@@ -70,7 +84,9 @@ def main() -> int:
             order = [("before", args.before), ("after", args.after)]
             if round_ % 2 == 0:
                 order.reverse()
-            found = {label: rate(path.resolve(), name, options) for label, path in order}
+            found = {
+                label: rate(path.resolve(), name, options, envs[label]) for label, path in order
+            }
             before, after = found["before"], found["after"]
             ratio = after[0] / before[0] if before and after else None
             if ratio is not None:
@@ -90,6 +106,13 @@ def main() -> int:
             median = statistics.median(found)
             print(f"{name}: median after/before x{median:.3f} ({len(found)} pairs)")
     return 0
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    found = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    if len(found) != len(pairs):
+        raise SystemExit(f"--*-env takes KEY=VALUE, not {pairs}")
+    return found
 
 
 if __name__ == "__main__":

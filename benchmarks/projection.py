@@ -21,6 +21,7 @@ import anyio
 
 from benchmarks.machine import describe
 from jobstream import codec
+from jobstream.config import load_settings
 from jobstream.events import (
     Event,
     JobClaimed,
@@ -78,7 +79,8 @@ def workflow_events(wf: str, jobs: int, offset: int = 0) -> list[Event]:
 async def run(total_events: int, lag_seconds: float) -> dict[str, float]:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        async with embedded_server(Path(tmp) / "nats") as url, open_connection(url) as conn:
+        server = embedded_server(Path(tmp) / "nats", sync=load_settings().sync)
+        async with server as url, open_connection(url) as conn:
             jobs = total_events // 5
             began = time.monotonic()
             await publish(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchmarks.projection import publish, workflow_events
 from benchmarks.results import Measure
+from jobstream.config import load_settings
 from jobstream.host.embedded import embedded_server
 from jobstream.host.loop import run_async
 from jobstream.projections.service import replay_into
@@ -15,7 +16,8 @@ from jobstream.streams.connection import open_connection
 
 
 async def measure(events: int, root: Path) -> Measure:
-    async with embedded_server(root / "nats") as url, open_connection(url) as conn:
+    server = embedded_server(root / "nats", sync=load_settings().sync)
+    async with server as url, open_connection(url) as conn:
         await publish(conn, workflow_events("replay", events // 5))
         began = time.perf_counter()
         replayed = await replay_into(conn, root / "rebuilt.duckdb")

@@ -20,6 +20,7 @@ import psutil
 from benchmarks import ROOT
 from benchmarks.results import Measure
 from benchmarks.rss import PeakRss
+from jobstream.config import load_settings
 from jobstream.host.embedded import embedded_server
 from jobstream.host.loop import run_async
 from jobstream.ops.submit import submit_workflow
@@ -60,7 +61,7 @@ async def _dispatched(url: str, jobs: int, timeout_s: float) -> float:
 async def measure(jobs: int, root: Path) -> list[Measure]:
     spec = root / "spec.yaml"
     spec.write_text(SPEC.format(jobs=jobs))
-    async with embedded_server(root / "nats") as url:
+    async with embedded_server(root / "nats", sync=load_settings().sync) as url:
         async with open_connection(url) as conn:
             began = time.perf_counter()
             workflow = load_spec(spec)

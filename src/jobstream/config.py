@@ -8,17 +8,20 @@ each value came from, for ``jobstream config show``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobstream.errors import ConfigError
 
 CONFIG_NAME = "jobstream.toml"
 DB_NAME = "jobstream.duckdb"  # the read models, in the state directory
+DEFAULT_SYNC = "2m"
+_SYNC = re.compile(r"always|([0-9]+(\.[0-9]+)?(ms|s|m|h))+")
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,18 @@ class Settings(BaseSettings):
         60.0, gt=0, description="a `jobstream sql` query runs at most this long"
     )
     sql_max_rows: int = Field(1_000_000, gt=0, description="and returns at most this many rows")
+    sync: str = Field(
+        DEFAULT_SYNC,
+        description="embedded server: write its store to disk on every write (always) "
+        "or at this interval (e.g. 2m); see docs/operations.md, Durability",
+    )
+
+    @field_validator("sync")
+    @classmethod
+    def _sync_is_always_or_interval(cls, value: str) -> str:
+        if not _SYNC.fullmatch(value):
+            raise ValueError(f"{value!r} is neither 'always' nor an interval such as 30s, 2m, 1h")
+        return value
 
     def db_path(self) -> Path:
         """The read models' DuckDB file (written by the projector)."""
@@ -98,9 +113,8 @@ def load_settings(**flags: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"setting {key!r}: {first['msg']} (from {_origin(key, path, flags)})"
-        ) from exc
+        why = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"setting {key!r}: {why} (from {_origin(key, path, flags)})") from exc
 
 
 def _origin(key: str, path: Path | None, flags: dict[str, Any]) -> str:

@@ -44,7 +44,9 @@ async def hosted(
         async with contextlib.AsyncExitStack() as stack:
             kind = name.removeprefix("jobstream-")
             try:
-                started = await stack.enter_async_context(embedded(settings.state_dir, kind=kind))
+                started = await stack.enter_async_context(
+                    embedded(settings.state_dir, kind=kind, sync=settings.sync)
+                )
             except ServerError:
                 url = await _record_of_starting_owner(settings)  # it won the race to start
                 if url is None:

@@ -8,6 +8,11 @@ the port the directory keeps. A long-running owner supervises it
 (:meth:`EmbeddedServer.supervise`): a server that dies is started again on the same
 port and store, and an owner whose server cannot be restarted stops with an error
 rather than waiting for it.
+
+How often the server writes its store to disk is the ``sync`` setting (see
+docs/operations.md, "Durability"): ``always`` (every acknowledged write is on disk) or
+an interval such as ``2m`` (nats-server's default: a power loss can drop what was
+acknowledged since the last sync; a killed process loses nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import anyio
 
+from jobstream.config import DEFAULT_SYNC
 from jobstream.errors import ServerError
 from jobstream.host import statedir
 from jobstream.streams.connection import reachable
@@ -68,6 +74,21 @@ def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def server_config(store: Path, ports_dir: Path, port: int | None, sync: str) -> str:
+    """nats-server's configuration: JetStream on loopback, ``port`` (None: a free one,
+    reported in the ports file), its store and how often it is synced to disk (which
+    has no command-line flag)."""
+    listen = f"127.0.0.1:{-1 if port is None else port}"
+    return (
+        f"listen: {json.dumps(listen)}\n"
+        f"ports_file_dir: {json.dumps(str(ports_dir.resolve()))}\n"
+        "jetstream {\n"
+        f"  store_dir: {json.dumps(str(store.resolve()))}\n"
+        f"  sync_interval: {json.dumps(sync)}\n"
+        "}\n"
+    )
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -88,10 +109,17 @@ class EmbeddedServer:
     one (then kept). ``kind`` names the owning command in the directory's record.
     """
 
-    def __init__(self, state_dir: Path, port: int | None = None, kind: str = statedir.RUN) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int | None = None,
+        kind: str = statedir.RUN,
+        sync: str = DEFAULT_SYNC,
+    ) -> None:
         self.state_dir = state_dir
         self.port = port
         self.kind = kind
+        self.sync = sync
         self.url = ""
         self.process: asyncio.subprocess.Process | None = None
         self.stopping = False
@@ -102,7 +130,7 @@ class EmbeddedServer:
         self._owned.enter_context(statedir.owned(self.state_dir))
         try:
             port = self.port if self.port is not None else statedir.kept_port(self.state_dir)
-            self.process, self.url = await _launch(self.state_dir, port)
+            self.process, self.url = await _launch(self.state_dir, port, self.sync)
             self.port = int(self.url.rsplit(":", 1)[1])
             statedir.keep_port(self.state_dir, self.port)
             statedir.record(self.state_dir, self.url, self.kind)
@@ -131,7 +159,7 @@ class EmbeddedServer:
                 )
             await anyio.sleep(RESTART_PAUSE_S)
             try:
-                self.process, _ = await _launch(self.state_dir, self.port)
+                self.process, _ = await _launch(self.state_dir, self.port, self.sync)
             except ServerError as exc:
                 raise ServerError(
                     f"nats-server died and could not be started again: {exc}"
@@ -150,10 +178,10 @@ class EmbeddedServer:
 
 @contextlib.asynccontextmanager
 async def embedded(
-    state_dir: Path, port: int | None = None, kind: str = statedir.RUN
+    state_dir: Path, port: int | None = None, kind: str = statedir.RUN, sync: str = DEFAULT_SYNC
 ) -> AsyncIterator[EmbeddedServer]:
     """An embedded server for the time of the block (the owner may supervise it)."""
-    server = EmbeddedServer(state_dir, port, kind)
+    server = EmbeddedServer(state_dir, port, kind, sync)
     await server.start()
     try:
         yield server
@@ -163,13 +191,17 @@ async def embedded(
 
 
 @contextlib.asynccontextmanager
-async def embedded_server(state_dir: Path, port: int | None = None) -> AsyncIterator[str]:
+async def embedded_server(
+    state_dir: Path, port: int | None = None, sync: str = DEFAULT_SYNC
+) -> AsyncIterator[str]:
     """An embedded server for the time of the block; yields its URL."""
-    async with embedded(state_dir, port) as server:
+    async with embedded(state_dir, port, sync=sync) as server:
         yield server.url
 
 
-async def _launch(state_dir: Path, port: int | None) -> tuple[asyncio.subprocess.Process, str]:
+async def _launch(
+    state_dir: Path, port: int | None, sync: str
+) -> tuple[asyncio.subprocess.Process, str]:
     """Start nats-server on ``port`` (None: a free one) and wait until it accepts
     connections; the process and its URL."""
     store = state_dir / "nats"
@@ -177,18 +209,9 @@ async def _launch(state_dir: Path, port: int | None) -> tuple[asyncio.subprocess
     await anyio.Path(store).mkdir(parents=True, exist_ok=True)
     await anyio.Path(ports_dir).mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "nats-server.log"
-    args = [
-        str(server_binary()),
-        "-js",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(-1 if port is None else port),  # -1: a free port, reported in the ports file
-        "-sd",
-        str(store),
-        "--ports_file_dir",
-        str(ports_dir),
-    ]
+    config = ports_dir / "nats-server.conf"
+    await anyio.Path(config).write_text(server_config(store, ports_dir, port, sync))
+    args = [str(server_binary()), "-c", str(config)]
     with open(log_path, "ab") as server_log:  # noqa: ASYNC230 - opening a log file is instant
         process = await asyncio.create_subprocess_exec(
             *args,

@@ -56,7 +56,9 @@ async def serve(settings: Settings, port: int | None, say: Say) -> None:
         url, server = settings.nats_url, None
         if url is None:
             kind = statedir.SERVER
-            server = await stack.enter_async_context(embedded(settings.state_dir, port, kind))
+            server = await stack.enter_async_context(
+                embedded(settings.state_dir, port, kind, settings.sync)
+            )
             url = server.url
         conn = await stack.enter_async_context(open_connection(url, "jobstream-server"))
         async with anyio.create_task_group() as tg:

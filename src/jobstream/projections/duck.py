@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from jobstream.codec import schema_version
 from jobstream.projections import counts
+from jobstream.projections.divergence import Recorded
 from jobstream.projections.guard import DEFAULT_LIMITS, SANDBOX, QueryLimits, lock, read_only
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
 from jobstream.projections.records import JobRecord, WorkflowStatus
@@ -94,6 +95,13 @@ class DuckStore:
         :meth:`Projector`); a file that never tracked it is in step with its rows."""
         row = self.db.execute("SELECT seq FROM kv_checkpoint WHERE id = 1").fetchone()
         return int(row[0]) if row else self.checkpoint()
+
+    def last_event(self) -> Recorded | None:
+        """The event of highest sequence in the ``events`` table."""
+        row = self.db.execute(
+            "SELECT seq, subject, payload FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Recorded(int(row[0]), str(row[1]), str(row[2]))
 
     def set_kv_checkpoint(self, seq: int) -> None:
         self.db.execute(SET_KV_CHECKPOINT, [seq])
@@ -254,10 +262,11 @@ def _texts(payloads: list[bytes]) -> pa.Array:
     try:
         return pa.array(payloads, pa.string())
     except pa.ArrowInvalid:
-        return pa.array([_utf8(p) for p in payloads], pa.string())
+        return pa.array([payload_text(p) for p in payloads], pa.string())
 
 
-def _utf8(payload: bytes) -> str:
+def payload_text(payload: bytes) -> str:
+    """A payload as the ``events`` table holds it."""
     try:
         return payload.decode()
     except UnicodeDecodeError:

@@ -43,6 +43,11 @@ _job_decoder = msgspec.json.Decoder(JobRecord)
 _wf_decoder = msgspec.json.Decoder(WorkflowStatus)
 
 
+async def forget_records(js: JetStreamContext) -> None:
+    """Remove every record, for a projector that writes them all again."""
+    await js.purge_stream(JOBS_BUCKET_STREAM)
+
+
 def job_key(wf: str, job: int) -> str:
     return f"{wf}.{job}"
 

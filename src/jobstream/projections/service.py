@@ -27,9 +27,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from jobstream import codec
 from jobstream.config import Settings
 from jobstream.errors import JobstreamError
-from jobstream.projections.duck import DuckStore, Records, Staged
+from jobstream.projections.divergence import Recorded, disagreement
+from jobstream.projections.duck import DuckStore, Records, Staged, payload_text
 from jobstream.projections.guard import DEFAULT_LIMITS, QueryLimits, limits_of
-from jobstream.projections.kv import ensure_bucket, put_records
+from jobstream.projections.kv import ensure_bucket, forget_records, put_records
 from jobstream.projections.query import serve_queries
 from jobstream.streams.bulk import follow_bulk, read_to_end
 from jobstream.streams.connection import Connection
@@ -103,6 +104,7 @@ class Projector:
         try:
             await ensure_bucket(self.conn.js)
             self.atomic_puts = await allow_atomic(self.conn.nc, JOBS_BUCKET_STREAM)
+            await self._agree_with_log()
             await self._repair_kv()
             send, receive = anyio.create_memory_object_stream[tuple[Records, int]](0)
             async with anyio.create_task_group() as tg, send:
@@ -163,6 +165,30 @@ class Projector:
                 with anyio.fail_after(KV_TIMEOUT_S):
                     await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
                 self._advance(seq)
+
+    async def _agree_with_log(self) -> None:
+        """Rebuild read models that hold events the log does not (see
+        :mod:`jobstream.projections.divergence`); KV records are all written again."""
+        store = self.store
+        assert store is not None
+        checkpoint, recorded = await anyio.to_thread.run_sync(
+            lambda: (store.checkpoint(), store.last_event())
+        )
+        log_end = await self.conn.store.end()
+        in_log = None
+        if recorded is not None and recorded.seq <= log_end:
+            found = await self.conn.store.at(recorded.seq)
+            if found is not None:
+                in_log = Recorded(found.seq, found.subject, payload_text(found.data))
+        why = disagreement(checkpoint, log_end, recorded, in_log)
+        if why is None:
+            return
+        log.warning("%s: rebuilding them from the log, and the KV records", why)
+        self.store = None
+        await anyio.to_thread.run_sync(store.close)
+        await forget_records(self.conn.js)
+        await rebuild_file(self.conn, self.db_path, kv_seq=0)
+        self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
 
     async def _repair_kv(self) -> None:
         """Rewrite the KV records of everything after the KV checkpoint (the records of

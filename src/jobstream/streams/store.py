@@ -201,6 +201,18 @@ class EventStore:
         raw = await self._last_raw(subject)
         return None if raw is None else stored_or_ill_formed(subject, raw)
 
+    async def at(self, seq: int) -> Stored | IllFormed | None:
+        """The message at a stream sequence, or None (never written, or deleted)."""
+        try:
+            raw = await self.js.get_msg(EVENTS_STREAM, seq=seq)
+        except NotFoundError:
+            return None
+        return stored_or_ill_formed(raw.subject or "", raw)
+
+    async def end(self) -> int:
+        """The stream's last sequence (0 while empty)."""
+        return int((await self.js.stream_info(EVENTS_STREAM)).state.last_seq)
+
     async def latest(self, subject: str) -> Latest:
         """The subject's last well-formed event and its last sequence. One read, unless
         the last message is ill-formed: then the subject is read from its start (a job's
