@@ -107,6 +107,7 @@ class Finish(Command, frozen=True, kw_only=True):
     stderr_tail: str = ""
     retry_rule: int | None = None  # chosen with model.retry_rule_for: retry, not fail
     retry: int = 0
+    retry_delay_s: float = 0.0  # the rule's delay before this retry
     recovery_return_code: int | None = None
 
 
@@ -219,6 +220,7 @@ def _ending(command: Finish | Terminate, base: _Ids) -> AttemptEnded:
             rule=command.retry_rule,
             retry=command.retry,
             recovery_return_code=command.recovery_return_code,
+            retry_at=command.at + command.retry_delay_s if command.retry_delay_s > 0 else 0.0,
         )
     if command.timed_out:
         return JobTimedOut(**base, **facts)

@@ -124,6 +124,7 @@ class JobRetryScheduled(AttemptEnded, frozen=True, kw_only=True, tag=True):
     rule: int
     retry: int  # 1 for the first retry under this rule
     recovery_return_code: int | None = None  # of the rule's recovery script, if it has one
+    retry_at: float = 0.0  # when the job is made ready again (the rule's delay); 0: at once
 
 
 class JobTerminated(AttemptEnded, frozen=True, kw_only=True, tag=True):

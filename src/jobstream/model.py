@@ -82,9 +82,21 @@ class RetryRule(msgspec.Struct, frozen=True, kw_only=True):
     match_all_exit_codes: bool = False
     recovery_script: str | None = None
     max_retries: int = 3
+    delay_s: float = 0.0  # before the first retry; 0: at once
+    backoff: float = 2.0  # each further retry waits this many times longer ...
+    delay_max_s: float = 3600.0  # ... but never longer than this
 
     def matches(self, return_code: int) -> bool:
         return self.match_all_exit_codes or return_code in self.exit_codes
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first) under this rule."""
+        if self.delay_s <= 0:
+            return 0.0
+        try:
+            return min(self.delay_s * self.backoff ** (retry - 1), self.delay_max_s)
+        except OverflowError:
+            return self.delay_max_s
 
 
 def retry_rule_for(

@@ -36,6 +36,7 @@ from jobstream.events import (
     JobFailed,
     JobLost,
     JobReady,
+    JobRetryScheduled,
     JobSubmitted,
     JobTimedOut,
 )
@@ -143,6 +144,17 @@ def test_finish_says_why(return_code: int, timed_out: bool, expected: type) -> N
     (event,) = decide(job_in(JobState.RUNNING), finish)
     assert type(event) is expected
     assert event.return_code == return_code and event.exec_time_s == 2.0
+
+
+@pytest.mark.parametrize(("delay_s", "retry_at"), [(0.0, 0.0), (40.0, 140.0)])
+def test_a_retry_says_when_it_is_due(delay_s: float, retry_at: float) -> None:
+    finish = Finish(
+        at=100.0, actor=W, worker=W, attempt=1, return_code=10, exec_time_s=1.0,
+        retry_rule=0, retry=2, retry_delay_s=delay_s,
+    )  # fmt: skip
+    (event,) = decide(job_in(JobState.RUNNING), finish)
+    assert isinstance(event, JobRetryScheduled)
+    assert (event.rule, event.retry, event.retry_at) == (0, 2, retry_at)
 
 
 def test_only_the_current_attempt_may_start_or_finish() -> None:

@@ -14,6 +14,7 @@ from jobstream.events import (
     JobLost,
     JobReady,
     JobRestarted,
+    JobRetryScheduled,
     JobStarted,
     JobSubmitted,
     WorkflowCompleted,
@@ -292,3 +293,54 @@ def test_a_completed_takeover_is_not_stranded() -> None:
     log.add(JobLost(wf=WF, job=0, at=100.0, actor="v", worker="w", attempt=1, reason="lease"))
     log.add(JobClaimed(wf=WF, job=0, at=100.0, actor="v", worker="v", attempt=2, lease_s=5))
     assert log.state.stranded(now=500.0, after_s=10.0) == []
+
+
+def retried(log: Log, retry_at: float) -> list[object]:
+    """Job 0 ran and failed; its rule gives it another attempt at ``retry_at``."""
+    log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="default", hardware_class="c"))
+    log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
+    return log.add(
+        JobRetryScheduled(
+            wf=WF, job=0, at=100.0, actor="w", worker="w", attempt=1, return_code=10,
+            exec_time_s=1, rule=0, retry=1, retry_at=retry_at,
+        )
+    )  # fmt: skip
+
+
+def test_a_retry_without_delay_is_made_ready_at_once() -> None:
+    log = Log()
+    submitted(log, diamond()[:1])
+    assert retried(log, retry_at=0.0) == [MakeReadyIntent(WF, 0)]
+    assert log.state.next_due() is None
+
+
+def test_a_delayed_retry_is_made_ready_when_due_and_once() -> None:
+    log = Log()
+    submitted(log, diamond()[:1])
+    assert retried(log, retry_at=130.0) == []
+    assert log.state.next_due() == 130.0
+    assert log.state.due(now=129.9) == []
+    assert log.state.due(now=130.0) == [MakeReadyIntent(WF, 0)]
+    assert log.state.due(now=500.0) == [] and log.state.next_due() is None
+
+
+def test_a_delay_survives_a_replay() -> None:
+    """A scheduler started during the delay waits for what is left of it."""
+    log = Log()
+    submitted(log, diamond()[:1])
+    retried(log, retry_at=130.0)
+    fresh = SchedulerState()
+    for seq, event in log.events:
+        fresh.apply(seq, event)  # type: ignore[arg-type]
+    assert fresh.reconcile() == []
+    assert fresh.due(now=120.0) == []
+    assert fresh.due(now=131.0) == [MakeReadyIntent(WF, 0)]
+    assert fresh.due(now=131.0) == []
+
+
+def test_a_delayed_retry_canceled_meanwhile_is_not_made_ready() -> None:
+    log = Log()
+    submitted(log, diamond()[:1])
+    retried(log, retry_at=130.0)
+    log.add(JobCanceled(wf=WF, job=0, at=110.0, actor="u", reason="by user"))
+    assert log.state.due(now=131.0) == []

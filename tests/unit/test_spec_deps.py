@@ -140,6 +140,9 @@ files:
     assert wf.edges() == 2
 
 
+RETRY_DEFAULTS = {"retry_delay": 0, "retry_backoff": 2.0, "retry_delay_max": "PT1H"}
+
+
 def test_defaults_and_extras() -> None:
     wf = load(
         """
@@ -171,7 +174,14 @@ use_pending_failed: true
     assert wf.extras["failure_handlers"] == [
         {
             "name": "retry",
-            "rules": [{"exit_codes": [137], "match_all_exit_codes": False, "max_retries": 3}],
+            "rules": [
+                {
+                    "exit_codes": [137],
+                    "match_all_exit_codes": False,
+                    "max_retries": 3,
+                    **RETRY_DEFAULTS,
+                }
+            ],
         }
     ]
     assert wf.extras["job_settings"] == {

@@ -87,3 +87,39 @@ def test_resources_beyond_any_machine_are_refused_readably(
     assert error.value.key == f"resource_requirements[0].{key}"
     assert error.value.line == 8 + list(SANE).index(key)
     assert message in str(error.value)
+
+
+def failure_rule(extra: str) -> str:
+    """A spec with one failure-handler rule; ``extra`` is its last line (line 10)."""
+    return (
+        "name: w\njobs:\n  - name: a\n    command: run\n    failure_handler: h\n"
+        "failure_handlers:\n  - name: h\n    rules:\n      - exit_codes: [10]\n"
+        f"        {extra}\n"
+    )
+
+
+def test_a_rule_keeps_its_retry_delays() -> None:
+    text = failure_rule(
+        "retry_delay: PT30S\n        retry_backoff: 3\n        retry_delay_max: 600"
+    )
+    (rule,) = parse_spec(text, PATH, "yaml").jobs[0].retry_rules
+    assert (rule.delay_s, rule.backoff, rule.delay_max_s) == (30, 3, 600)
+    assert [rule.delay_before(n) for n in (1, 2, 3, 4)] == [30, 90, 270, 600]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ("retry_delay: 30s", "retry_delay", "invalid retry_delay '30s': use an ISO 8601"),
+        ("retry_delay: -5", "retry_delay", "invalid retry_delay -5: it cannot be negative"),
+        ("retry_delay_max: P2Y", "retry_delay_max", "retry_delay_max is 2 years; it must be"),
+        ("retry_backoff: 0.5", "retry_backoff", "retry_backoff is 0.5; it must be 1"),
+        ("max_retries: -1", "max_retries", "max_retries is -1; it must be 0 to 10,000"),
+    ],
+)
+def test_retry_numbers_out_of_bounds_are_refused(extra: str, key: str, message: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(failure_rule(extra), PATH, "yaml")
+    assert error.value.key == f"failure_handlers[0].rules[0].{key}"
+    assert error.value.line == 10
+    assert message in str(error.value)

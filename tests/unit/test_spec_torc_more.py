@@ -174,6 +174,9 @@ def _failure_handler_demo(wf: WorkflowDef) -> None:
         "exit_codes": [12],
         "match_all_exit_codes": False,
         "max_retries": 3,
+        "retry_delay": 0,  # jobstream's back-off, off unless set
+        "retry_backoff": 2.0,
+        "retry_delay_max": "PT1H",
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobstream.spec.units import memory_mib, runtime_seconds
+from jobstream.spec.units import duration_seconds, memory_mib
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,10 @@ def test_bad_memory(text: str) -> None:
     ],
 )
 def test_runtime(text: str | int, seconds: int) -> None:
-    assert runtime_seconds(text) == seconds
+    assert duration_seconds(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "30m", "1:00:00", "PT-5M", "PTxH"])
 def test_bad_runtime(text: str) -> None:
     with pytest.raises(ValueError, match="invalid runtime"):
-        runtime_seconds(text)
+        duration_seconds(text)

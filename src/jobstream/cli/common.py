@@ -17,7 +17,7 @@ from jobstream.config import Settings, load_settings
 from jobstream.errors import ConfigError, JobstreamError, first_user_error
 from jobstream.host.connect import connect
 from jobstream.host.loop import run_async
-from jobstream.spec.units import memory_mib, runtime_seconds
+from jobstream.spec.units import duration_seconds, memory_mib
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -132,6 +132,6 @@ def parse_duration(value: str | None, flag: str) -> float:
         days, hours, minutes, seconds = (int(g or 0) for g in clock.groups())
         return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
     try:
-        return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else runtime_seconds(text)
+        return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else duration_seconds(text)
     except ValueError as exc:
         raise ConfigError(f"{flag}: {exc}; or seconds, or HH:MM:SS") from exc

@@ -80,12 +80,24 @@ class Scheduler:
         live = follow_bulk(self.conn.js, self.conn.url, from_seq=replayed_to + 1)
         sweep = time.monotonic() + SWEEP_S
         async with read_ahead(live, buffer=0) as arrivals:
-            async for raw in arrivals:
-                intents = self._fold(raw)
-                if time.monotonic() >= sweep:  # every SWEEP_S, busy or idle (heartbeats)
-                    sweep = time.monotonic() + SWEEP_S
-                    intents += self.state.stranded(time.time(), STRANDED_S)
-                await self.carry_out(intents, arrivals)
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    arrived = await self._arrival(arrivals)
+                    intents = self._fold(arrived) if arrived is not None else []
+                    intents += self.state.due(time.time())
+                    if time.monotonic() >= sweep:  # every SWEEP_S, busy or idle (heartbeats)
+                        sweep = time.monotonic() + SWEEP_S
+                        intents += self.state.stranded(time.time(), STRANDED_S)
+                    await self.carry_out(intents, arrivals)
+
+    async def _arrival(self, arrivals: MemoryObjectReceiveStream[RawBatch]) -> RawBatch | None:
+        """The next batch from the log, or None when a delayed retry is due first."""
+        due = self.state.next_due()
+        if due is None:
+            return await arrivals.receive()
+        with anyio.move_on_after(max(0.0, due - time.time())):
+            return await arrivals.receive()
+        return None
 
     def _fold(self, raw: RawBatch) -> list[Intent]:
         batch = decode_batch(raw)

@@ -9,6 +9,7 @@ turns intents into commands through ``jobstream.decide`` and appends the events.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -98,6 +99,7 @@ class WorkflowTrack:
     retries: dict[int, dict[int, int]] = field(default_factory=dict)  # job -> rule -> count
     restarting: set[int] = field(default_factory=set)  # announced, JobRestarted not yet read
     lost: dict[int, float] = field(default_factory=dict)  # JobLost last, and when
+    retry_at: dict[int, float] = field(default_factory=dict)  # a retry's delay ends then
     counts: Counter[JobState] = field(default_factory=Counter)
 
     def spec(self, job: int) -> JobDef:
@@ -148,6 +150,7 @@ class SchedulerState:
         self.workflows: dict[str, WorkflowTrack] = {}
         self.last_seq = 0
         self.dirty: set[str] = set()
+        self.delayed: list[tuple[float, str, int]] = []  # heap of retries waiting (at, wf, n)
 
     def track(self, wf: str) -> WorkflowTrack:
         found = self.workflows.get(wf)
@@ -202,7 +205,9 @@ class SchedulerState:
             return self._readiness(track, n)
         if isinstance(event, JobRetryScheduled):
             track.retries.setdefault(n, {})[event.rule] = event.retry
-            return [MakeReadyIntent(event.wf, n)]
+            if event.retry_at:
+                track.retry_at[n] = event.retry_at
+            return self._retry(track, n)
         if isinstance(event, JobTerminated):
             return [MakeReadyIntent(event.wf, n)]
         if isinstance(event, JobBlocked):
@@ -234,8 +239,33 @@ class SchedulerState:
         if state in (JobState.SUBMITTED, JobState.BLOCKED):
             return self._readiness(track, n)
         if state is JobState.RETRYING:
-            return [MakeReadyIntent(track.wf, n)]
+            return self._retry(track, n)
         return []
+
+    def _retry(self, track: WorkflowTrack, n: int) -> list[Intent]:
+        """Make a retrying job ready, at once or (its rule's delay) when :meth:`due`."""
+        at = track.retry_at.get(n)
+        if at is None:
+            return [MakeReadyIntent(track.wf, n)]
+        heapq.heappush(self.delayed, (at, track.wf, n))
+        return []
+
+    def due(self, now: float) -> list[Intent]:
+        """The retries whose delay has ended by ``now`` (epoch seconds)."""
+        intents: list[Intent] = []
+        while self.delayed and self.delayed[0][0] <= now:
+            at, wf, n = heapq.heappop(self.delayed)
+            track = self.workflows[wf]
+            if track.retry_at.get(n) != at:
+                continue  # an earlier retry's, or already made ready
+            del track.retry_at[n]
+            if track.state_of(n) is JobState.RETRYING:
+                intents.append(MakeReadyIntent(wf, n))
+        return intents
+
+    def next_due(self) -> float | None:
+        """When the next delayed retry is due (epoch seconds), if any waits."""
+        return self.delayed[0][0] if self.delayed else None
 
     def _on_submitted(self, track: WorkflowTrack, event: JobSubmitted) -> list[Intent]:
         n = event.job

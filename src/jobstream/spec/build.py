@@ -32,11 +32,11 @@ from jobstream.spec.extras import check_sections, collect_extras
 from jobstream.spec.legacy import rename_legacy_keys
 from jobstream.spec.locate import KeyPath, Locator, format_key
 from jobstream.spec.params import ParamSpace, SharedParameters, item_space, shared_parameters
-from jobstream.spec.raw import EnvValue, RawWorkflow
+from jobstream.spec.raw import EnvValue, RawFailureRule, RawWorkflow
 from jobstream.spec.refs import resolve_io, unknown_name_message
 from jobstream.spec.source import read_source
 from jobstream.spec.templates import Value, substitute
-from jobstream.spec.units import memory_mib, readable_mib, readable_seconds, runtime_seconds
+from jobstream.spec.units import duration_seconds, memory_mib, readable_mib, readable_seconds
 from jobstream.spec.variables import apply_variables
 
 
@@ -71,6 +71,7 @@ def _build(text: str, path: str, fmt: str, max_jobs: int) -> WorkflowDef:
     raw = to_raw_workflow(data, loc)
     shared = shared_parameters(raw.parameters, raw.parameters_file, loc, base_dir)
     resources = _resources(raw, loc)
+    rules = _retry_rules(raw, loc)
 
     files: list[FileDraft] = []
     spaces = [
@@ -118,7 +119,7 @@ def _build(text: str, path: str, fmt: str, max_jobs: int) -> WorkflowDef:
         name=raw.name,
         description=raw.description or "",
         user=raw.user or "",
-        jobs=_job_defs(raw, jobs, depends_on, resources),
+        jobs=_job_defs(raw, jobs, depends_on, resources, rules),
         files=tuple(FileDef(name=d.name, path=d.path) for d in files),
         user_data=tuple(
             UserDataDef(name=d.name, data=d.data, is_ephemeral=d.is_ephemeral) for d in user_data
@@ -133,6 +134,8 @@ def _build(text: str, path: str, fmt: str, max_jobs: int) -> WorkflowDef:
 COUNT_BOUNDS = {"num_cpus": (1, 100_000), "num_gpus": (0, 1_024), "num_nodes": (1, 100_000)}
 MAX_MEMORY_MIB = 64 * 1024 * 1024  # 64 TiB
 MAX_RUNTIME_S = 366 * 86_400  # a year
+MAX_RETRIES = 10_000
+MAX_BACKOFF = 100
 
 
 def _check_count(spaces: list[ParamSpace | None], section: str, limit: int, loc: Locator) -> None:
@@ -171,7 +174,7 @@ def _resources(raw: RawWorkflow, loc: Locator) -> dict[str, Resources]:
                 f"and at most {readable_mib(MAX_MEMORY_MIB)} (one node's)",
             )
         try:
-            runtime = runtime_seconds(entry.runtime)
+            runtime = duration_seconds(entry.runtime)
         except ValueError as exc:
             loc.fail((*key, "runtime"), str(exc))
         if not 0 < runtime <= MAX_RUNTIME_S:
@@ -283,25 +286,60 @@ def _check_identifiers(raw: RawWorkflow, files: list[FileDraft], loc: Locator) -
             )
 
 
+def _retry_rules(raw: RawWorkflow, loc: Locator) -> dict[str, tuple[RetryRule, ...]]:
+    """Each failure handler's rules, their numbers within bounds."""
+    return {
+        handler.name: tuple(
+            _retry_rule(rule, ("failure_handlers", h, "rules", r), loc)
+            for r, rule in enumerate(handler.rules)
+        )
+        for h, handler in enumerate(raw.failure_handlers or ())
+    }
+
+
+def _retry_rule(rule: RawFailureRule, key: KeyPath, loc: Locator) -> RetryRule:
+    if not 0 <= rule.max_retries <= MAX_RETRIES:
+        loc.fail(
+            (*key, "max_retries"),
+            f"max_retries is {rule.max_retries:,}; it must be 0 to {MAX_RETRIES:,}",
+        )
+    if not 1 <= rule.retry_backoff <= MAX_BACKOFF:
+        loc.fail(
+            (*key, "retry_backoff"),
+            f"retry_backoff is {rule.retry_backoff}; it must be 1 (a constant delay) "
+            f"to {MAX_BACKOFF}",
+        )
+    delays = {}
+    for field in ("retry_delay", "retry_delay_max"):
+        try:
+            delays[field] = duration_seconds(getattr(rule, field), field)
+        except ValueError as exc:
+            loc.fail((*key, field), str(exc))
+        if delays[field] > MAX_RUNTIME_S:
+            loc.fail(
+                (*key, field),
+                f"{field} is {readable_seconds(delays[field])}; "
+                f"it must be at most {readable_seconds(MAX_RUNTIME_S)}",
+            )
+    return RetryRule(
+        exit_codes=tuple(rule.exit_codes),
+        match_all_exit_codes=rule.match_all_exit_codes,
+        recovery_script=rule.recovery_script,
+        max_retries=rule.max_retries,
+        delay_s=delays["retry_delay"],
+        backoff=rule.retry_backoff,
+        delay_max_s=delays["retry_delay_max"],
+    )
+
+
 def _job_defs(
     raw: RawWorkflow,
     jobs: list[JobDraft],
     depends_on: list[tuple[int, ...]],
     resources: dict[str, Resources],
+    rules: dict[str, tuple[RetryRule, ...]],
 ) -> tuple[JobDef, ...]:
     default = Resources()
-    rules = {
-        handler.name: tuple(
-            RetryRule(
-                exit_codes=tuple(rule.exit_codes),
-                match_all_exit_codes=rule.match_all_exit_codes,
-                recovery_script=rule.recovery_script,
-                max_retries=rule.max_retries,
-            )
-            for rule in handler.rules
-        )
-        for handler in raw.failure_handlers or ()
-    }
     cancel = [j.cancel_on_blocking_job_failure is not False for j in raw.jobs]
     priority = [j.priority or 0 for j in raw.jobs]
     out: list[JobDef] = []

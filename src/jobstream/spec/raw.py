@@ -109,6 +109,9 @@ class RawFailureRule(_Raw):
     match_all_exit_codes: bool = False
     recovery_script: str | None = None
     max_retries: int = 3
+    retry_delay: str | int = 0
+    retry_backoff: float = 2.0
+    retry_delay_max: str | int = "PT1H"
 
 
 class RawFailureHandler(_Raw):

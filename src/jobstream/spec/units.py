@@ -44,18 +44,19 @@ def memory_mib(value: str | int) -> int:
     return math.ceil(Fraction(number) * _MEMORY_UNITS[unit] / MIB)
 
 
-def runtime_seconds(value: str | int) -> int:
-    """Seconds in ``value`` (``"PT30M"`` → 1800); ValueError if malformed."""
+def duration_seconds(value: str | int, what: str = "runtime") -> int:
+    """Seconds in ``value`` (``"PT30M"`` → 1800), rounded up; ValueError naming ``what``
+    if malformed."""
     if isinstance(value, bool):
-        raise ValueError(f"invalid runtime {value!r}: {RUNTIME_HELP}")
+        raise ValueError(f"invalid {what} {value!r}: {RUNTIME_HELP}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"invalid runtime {value}: it cannot be negative")
+            raise ValueError(f"invalid {what} {value}: it cannot be negative")
         return value
     text = value.strip().upper()
     match = _DURATION.match(text)
     if match is None or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError(f"invalid runtime {value!r}: {RUNTIME_HELP}")
+        raise ValueError(f"invalid {what} {value!r}: {RUNTIME_HELP}")
     total = Fraction(0)
     for part, seconds in zip(match.groups(), _DURATION_SECONDS, strict=True):
         if part is not None:

@@ -307,7 +307,7 @@ class Attempt:
                 self.end_process()  # fenced off: another worker took the job over
 
     async def _finish(self, ending: Ending) -> bool:
-        recorded = await self._decide(ending.finish(self.ctx, self.job.attempt, self.item.retries))
+        recorded = await self._decide(ending.finish(self.ctx, self.job.attempt, self.item))
         if recorded or self.canceled:  # a JobCanceled ends the job: nobody needs the dispatch
             self._ack()
         return recorded

@@ -30,9 +30,13 @@ class Ending:
     kept: dict[str, Path]  # the output files that were not empty
     stderr_tail: str
 
-    def finish(self, ctx: WorkerContext, attempt: int, retries: dict[int, int]) -> Finish:
-        """The command that records it (``retries``: earlier retries per rule)."""
+    def finish(self, ctx: WorkerContext, attempt: int, item: WorkItem) -> Finish:
+        """The command that records it (the item says its rules and earlier retries)."""
         outcome, rule = self.outcome, self.rule
+        retry, delay_s = 0, 0.0
+        if rule is not None:
+            retry = item.retries.get(rule, 0) + 1
+            delay_s = item.spec.retry_rules[rule].delay_before(retry)
         return Finish(
             at=time.time(),
             actor=ctx.worker_id,
@@ -42,7 +46,8 @@ class Ending:
             exec_time_s=outcome.exec_time_s,
             timed_out=self.timed_out,
             retry_rule=rule,
-            retry=retries.get(rule, 0) + 1 if rule is not None else 0,
+            retry=retry,
+            retry_delay_s=delay_s,
             recovery_return_code=self.recovered,
             peak_memory_mib=outcome.peak_memory_mib,
             cpu_time_s=outcome.cpu_time_s,
