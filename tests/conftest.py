@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from jobstream.config import Settings
 from jobstream.host.embedded import embedded_server
 from jobstream.host.loop import tune_for_throughput
 from jobstream.streams.connection import Connection, open_connection
+
+# Property tests and fuzzing: in CI a fixed, derandomized run (the same examples every
+# time); `JOBSTREAM_FUZZ=long pytest tests/fuzz` searches far longer with fresh seeds
+# (docs/development.md).
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
+hypothesis_settings.register_profile(
+    "long",
+    deadline=None,
+    max_examples=20_000,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile(os.environ.get("JOBSTREAM_FUZZ", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)

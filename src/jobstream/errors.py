@@ -16,9 +16,10 @@ class SpecError(JobstreamError):
         self.path = path
         self.line = line
         self.key = key
-        self.message = message
+        self.message = " ".join(message.split())  # one line, whatever a parser said
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        text = f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
+        super().__init__(text)
 
 
 class ConfigError(JobstreamError):

@@ -9,6 +9,7 @@ import pytest
 
 from jobstream.codec import VERSION_HEADER
 from jobstream.projections.duck import SKIPPED_LOGGED, DuckStore
+from jobstream.streams.subjects import job_subject, worker_subject, workflow_subject
 from jobstream.streams.wire import RawBatch
 
 WF = "wf1"
@@ -17,7 +18,20 @@ WF = "wf1"
 def batch(*payloads: bytes | dict[str, object], first: int = 1) -> RawBatch:
     data = [p if isinstance(p, bytes) else json.dumps(p).encode() for p in payloads]
     seqs = list(range(first, first + len(data)))
-    return RawBatch(seqs, [f"ev.{WF}" for _ in seqs], [None for _ in seqs], data, True)
+    subjects = [subject_of(p) for p in payloads]
+    return RawBatch(seqs, subjects, [None for _ in seqs], data, True)
+
+
+def subject_of(payload: bytes | dict[str, object]) -> str:
+    """The subject an event is stored on (a job's, for a payload that is not one)."""
+    if isinstance(payload, bytes):
+        return job_subject(WF, 0)
+    job = payload.get("job")
+    if isinstance(job, int):
+        return job_subject(WF, job)
+    if "worker" in payload and str(payload["type"]).startswith("Worker"):
+        return worker_subject(str(payload["worker"]))
+    return workflow_subject(str(payload.get("wf", WF)))
 
 
 def submitted(**fields: object) -> dict[str, object]:
@@ -29,7 +43,7 @@ def submitted(**fields: object) -> dict[str, object]:
 
 
 def job_submitted(job: int) -> dict[str, object]:
-    spec = {"name": f"j{job}", "command": "true", "pool": "default", "priority": 0,
+    spec = {"index": job, "name": f"j{job}", "command": "true", "pool": "default", "priority": 0,
             "depends_on": [], "resources": {"num_cpus": 1}}  # fmt: skip
     return {"type": "JobSubmitted", "at": 2.0, "actor": "user:u", "wf": WF, "job": job,
             "spec": spec}  # fmt: skip

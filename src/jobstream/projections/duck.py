@@ -25,6 +25,7 @@ from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.tables import READ_MODELS
 from jobstream.projections.tables.jobs import MODEL as JOBS
 from jobstream.projections.views import view_ddl
+from jobstream.streams.store import Stored, decoded
 from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.streams.wire import RawBatch
 
@@ -231,20 +232,27 @@ def events_touched(after: int) -> Touched:
 
 
 def _staged(raw: RawBatch, first: int) -> pa.Table:
-    """The batch from index ``first`` on, as Arrow columns."""
+    """The batch from index ``first`` on, as Arrow columns; ``event`` says whether the
+    decoder takes the message for an event (the scheduler's and every reader's verdict:
+    SQL alone would take a field of the wrong type for text, or a NULL)."""
     version_of: dict[int, int | None] = {}  # headers are mostly shared (the bulk reader)
-    versions = []
-    for headers in raw.headers[first:]:
+    versions, events = [], []
+    for seq, subject, headers, data in zip(
+        raw.seqs[first:], raw.subjects[first:], raw.headers[first:], raw.payloads[first:],
+        strict=True,
+    ):  # fmt: skip
         key = id(headers)
         if key not in version_of:
             version_of[key] = _version(headers)
         versions.append(version_of[key])
+        events.append(isinstance(decoded(seq, subject, headers, data), Stored))
     return pa.table(
         {
             "seq": pa.array(raw.seqs[first:], pa.int64()),
             "subject": pa.array(raw.subjects[first:], pa.string()),
             "version": pa.array(versions, pa.int32()),
             "payload": _texts(raw.payloads[first:]),
+            "event": pa.array(events, pa.bool_()),
         }
     )
 
@@ -286,14 +294,15 @@ def _stage(cursor: duckdb.DuckDBPyConnection) -> None:
     parse = f"json_transform(payload, '{EVENT_STRUCT_JSON}')"
     stage = (
         "CREATE OR REPLACE TEMP TABLE batch AS "
-        "SELECT seq, subject, version, payload, {} AS e FROM staged"
+        "SELECT seq, subject, version, payload, event, {} AS e FROM staged"
     )
     try:
         cursor.execute(stage.format(parse))
     except duckdb.InvalidInputException:
         cursor.execute(stage.format(f"CASE WHEN json_valid(payload) THEN {parse} END"))
     cursor.execute(
-        f"DELETE FROM batch WHERE NOT (version IS NOT NULL AND {WELL_FORMED}) RETURNING seq"
+        f"DELETE FROM batch WHERE NOT (event AND version IS NOT NULL AND {WELL_FORMED}) "
+        "RETURNING seq"
     )
     skipped = [seq for (seq,) in cursor.fetchall()]
     for seq in skipped[:SKIPPED_LOGGED]:

@@ -107,6 +107,13 @@ class Scheduler:
                 intents += self.state.apply(found.seq, found.event)
             else:
                 intents += self._ill_formed(found)
+        for stray in self.state.out_of_place:
+            log.warning(
+                "out-of-place event %s#%d (%s of %s.%d): %s; not folded",
+                EVENTS_STREAM, stray.seq, type(stray.event).__name__,
+                stray.event.wf, stray.event.job, stray.reason,
+            )  # fmt: skip
+        self.state.out_of_place.clear()
         return intents
 
     def _ill_formed(self, found: IllFormed) -> list[Intent]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -79,6 +80,20 @@ class CompleteIntent(msgspec.Struct, frozen=True):
 
 
 Intent = MakeReadyIntent | BlockIntent | CancelIntent | DispatchIntent | CompleteIntent
+
+
+class Stray(NamedTuple):
+    """A well-formed event no writer of jobstream appends where it stands (a plain NATS
+    client can): about a job never submitted, or submitting one again. It is left
+    unfolded; the log keeps it."""
+
+    seq: int
+    event: JobEvent
+    reason: str
+
+
+def _stray_reason(known: bool) -> str:
+    return "the job was submitted before" if known else "the job was never submitted"
 
 
 @dataclass
@@ -151,6 +166,7 @@ class SchedulerState:
         self.last_seq = 0
         self.dirty: set[str] = set()
         self.delayed: list[tuple[float, str, int]] = []  # heap of retries waiting (at, wf, n)
+        self.out_of_place: list[Stray] = []  # for the service to report, then clear
 
     def track(self, wf: str) -> WorkflowTrack:
         found = self.workflows.get(wf)
@@ -185,6 +201,9 @@ class SchedulerState:
         n = event.job
         if seq <= track.seqs.get(n, 0):
             return []  # our own append, already applied when it was acknowledged
+        if (n in track.jobs) is isinstance(event, JobSubmitted):
+            self.out_of_place.append(Stray(seq, event, _stray_reason(n in track.jobs)))
+            return []
         job = _fold_job(track, n, seq, event)
         self.dirty.add(event.wf)
         return self._consequences(track, n, seq, event, job)

@@ -42,10 +42,48 @@ def to_raw_workflow(data: Any, loc: Locator) -> RawWorkflow:
     if not isinstance(data, dict):
         got = _TYPE_WORDS.get(_json_kind(data), type(data).__name__)
         loc.fail((), f"a workflow spec must be a mapping at the top level, got {got}")
+    _check_characters(data, loc)
     try:
         return msgspec.convert(data, RawWorkflow)
     except msgspec.ValidationError as exc:
         raise _explain(str(exc), loc) from None
+
+
+def _check_characters(data: dict[str, Any], loc: Locator) -> None:
+    """Join the UTF-16 surrogate pairs a JSON5 escape leaves apart (``\\ud83d\\ude00``),
+    in place, and refuse a lone surrogate: it is not a character and could be neither
+    stored nor shown. Iterative: a parser's nesting limit, not Python's, bounds depth."""
+    pending: list[tuple[KeyPath, Any]] = [((), data)]
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, dict):
+            for name in [n for n in value if isinstance(n, str) and not _is_text(n)]:
+                value[_joined(name, (*key, name), loc)] = value.pop(name)
+            for name, item in value.items():
+                if isinstance(item, str) and not _is_text(item):
+                    value[name] = _joined(item, (*key, name), loc)
+                pending.append(((*key, name), item))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, str) and not _is_text(item):
+                    value[index] = _joined(item, (*key, index), loc)
+                pending.append(((*key, index), item))
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _joined(value: str, key: KeyPath, loc: Locator) -> str:
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        lone = next(c for c in value if "\ud800" <= c <= "\udfff")
+        loc.fail(key, f"{lone!r} is not a character (a lone UTF-16 surrogate)")
 
 
 def _explain(text: str, loc: Locator) -> Exception:

@@ -41,12 +41,15 @@ class _SpecLoader(_BaseLoader):  # type: ignore[misc]
 def read_source(text: str, path: str, fmt: str) -> tuple[Any, LineSource]:
     """Parse ``text`` as ``fmt`` (SpecError, with the parser's line, on bad syntax or a
     duplicate key); the second value gives the lines of its keys when called."""
-    if fmt == "yaml":
-        data, lines = _read_yaml(text, path)
-        return data, lambda: lines
-    if fmt in ("json", "json5"):
-        data = _read_json(text, path, fmt)
-        return data, functools.partial(_json_lines, text, path)
+    try:
+        if fmt == "yaml":
+            data, lines = _read_yaml(text, path)
+            return data, lambda: lines
+        if fmt in ("json", "json5"):
+            data = _read_json(text, path, fmt)
+            return data, functools.partial(_json_lines, text, path)
+    except RecursionError:
+        raise SpecError(path, None, "", "nested too deeply to be a workflow spec") from None
     raise SpecError(path, None, "", f"unknown spec format {fmt!r}; valid: {', '.join(FORMATS)}")
 
 
@@ -64,6 +67,9 @@ def _read_yaml(text: str, path: str) -> tuple[Any, LineMap]:
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError(path, line, "", f"YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(path, line, "", f"YAML error: {exc.reason} ({exc.character!r})") from None
     except yaml.YAMLError as exc:
         raise SpecError(path, None, "", f"YAML error: {exc}") from None
     finally:

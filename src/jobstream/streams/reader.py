@@ -17,8 +17,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from jobstream import codec
-from jobstream.streams.store import IllFormed, Stored
+from jobstream.streams.store import IllFormed, Stored, decoded
 from jobstream.streams.subjects import ALL_EVENTS, EVENTS_STREAM
 from jobstream.streams.wire import RawBatch, empty_batch, reply_position
 
@@ -145,12 +144,11 @@ def decode_batch(raw: RawBatch) -> Batch:
     for seq, subject, headers, data in zip(
         raw.seqs, raw.subjects, raw.headers, raw.payloads, strict=True
     ):
-        try:
-            event = codec.decode(data, headers, f"{EVENTS_STREAM}#{seq}")
-        except codec.MalformedEvent as exc:
-            ill_formed.append(IllFormed(seq, subject, str(exc), data))
-            continue
-        events.append(Stored(seq, subject, event, data))
+        found = decoded(seq, subject, headers, data)
+        if isinstance(found, Stored):
+            events.append(found)
+        else:
+            ill_formed.append(found)
     return Batch(events, raw.caught_up, ill_formed)
 
 

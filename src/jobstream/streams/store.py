@@ -232,9 +232,23 @@ class EventStore:
 
 def stored_or_ill_formed(subject: str, raw: api.RawStreamMsg) -> Stored | IllFormed:
     assert raw.seq is not None
-    data = raw.data or b""
+    return decoded(raw.seq, subject, raw.headers, raw.data or b"")
+
+
+def decoded(
+    seq: int, subject: str, headers: dict[str, str] | None, data: bytes
+) -> Stored | IllFormed:
+    """A stored message as the event it is, or why it is none: every reader decides so.
+
+    An event stored on another subject than its own is not one either: it would escape
+    that subject's optimistic concurrency (a plain NATS client can publish anywhere).
+    """
     try:
-        event = codec.decode(data, raw.headers, f"{EVENTS_STREAM}#{raw.seq}")
+        event = codec.decode(data, headers, f"{EVENTS_STREAM}#{seq}")
     except codec.MalformedEvent as exc:
-        return IllFormed(raw.seq, subject, str(exc), data)
-    return Stored(raw.seq, subject, event, data)
+        return IllFormed(seq, subject, str(exc), data)
+    own = event_subject(event)
+    if own != subject:
+        why = f"{EVENTS_STREAM}#{seq} is a {type(event).__name__} of {own}, stored on {subject}"
+        return IllFormed(seq, subject, why, data)
+    return Stored(seq, subject, event, data)
