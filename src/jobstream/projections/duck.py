@@ -322,6 +322,7 @@ def _fold(
     """Fold the staged ``batch`` into every table and move the checkpoints, atomically."""
     cursor.execute("BEGIN TRANSACTION")
     try:
+        _drop_strays(cursor)
         present = {row[0] for row in cursor.execute("SELECT DISTINCT e.type FROM batch").fetchall()}
         counting = bool(JOBS.reads & present)
         if counting:
@@ -347,6 +348,32 @@ def _fold(
     except BaseException:
         cursor.execute("ROLLBACK")
         raise
+
+
+# Job events that no writer of jobstream appends where they stand: about a job not yet
+# submitted (neither in ``jobs`` nor submitted earlier in the batch), or submitting one
+# again. The scheduler does not fold them either (``scheduler/state.Stray``).
+STRAYS = """
+DELETE FROM batch WHERE seq IN (
+    SELECT b.seq FROM batch b
+    LEFT JOIN (
+        SELECT e.wf AS wf, e.job AS job, min(seq) AS first FROM batch
+        WHERE e.type = 'JobSubmitted' GROUP BY ALL
+    ) s ON s.wf = b.e.wf AND s.job = b.e.job
+    LEFT JOIN jobs j ON j.wf = b.e.wf AND j.job = b.e.job
+    WHERE b.e.job IS NOT NULL AND CASE
+        WHEN b.e.type = 'JobSubmitted' THEN j.wf IS NOT NULL OR s.first < b.seq
+        ELSE j.wf IS NULL AND (s.first IS NULL OR s.first > b.seq)
+    END
+) RETURNING seq
+"""
+
+
+def _drop_strays(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Leave out (and log) the batch's job events that are out of place."""
+    strays = [seq for (seq,) in cursor.execute(STRAYS).fetchall()]
+    for seq in strays[:SKIPPED_LOGGED]:
+        log.error("skipped: %s#%d is a job event out of place", EVENTS_STREAM, seq)
 
 
 def _records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> Records:
