@@ -20,7 +20,7 @@ from jobstream.errors import ConfigError
 
 CONFIG_NAME = "jobstream.toml"
 DB_NAME = "jobstream.duckdb"  # the read models, in the state directory
-DEFAULT_SYNC = "2m"
+DEFAULT_SYNC = "1s"
 _SYNC = re.compile(r"always|([0-9]+(\.[0-9]+)?(ms|s|m|h))+")
 
 
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     sync: str = Field(
         DEFAULT_SYNC,
         description="embedded server: write its store to disk on every write (always) "
-        "or at this interval (e.g. 2m); see docs/operations.md, Durability",
+        "or at this interval (e.g. 1s, 2m); see docs/operations.md, Durability",
     )
 
     @field_validator("sync")
