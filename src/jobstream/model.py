@@ -204,8 +204,9 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     spec: JobDef
 
 
-class CancelNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """Tells the worker holding a job that it was canceled (the event is the fact)."""
+class JobNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """A job named to the worker holding it: it was canceled (the event is the fact), or
+    another worker asks whether it still holds it (a lease probe)."""
 
     wf: str
     job: int

@@ -14,7 +14,7 @@ import msgspec
 
 from jobstream.decide import Cancel
 from jobstream.errors import IllegalTransition, JobstreamError
-from jobstream.model import CancelNotice, JobState
+from jobstream.model import JobNotice, JobState
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.streams.connection import Connection
@@ -55,6 +55,6 @@ async def cancel_jobs(
         result.canceled.append(n)
         held = handled.before.job
         if held.state in HELD and held.worker:  # tell the worker now
-            notice = msgspec.json.encode(CancelNotice(wf=wf, job=n))
+            notice = msgspec.json.encode(JobNotice(wf=wf, job=n))
             await conn.nc.publish(cancel_notice_subject(held.worker), notice)
     return result

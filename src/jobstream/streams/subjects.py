@@ -56,6 +56,12 @@ def cancel_notice_subject(worker: str) -> str:
     return f"ctl.worker.{worker}.cancel"
 
 
+def lease_probe_subject(worker: str) -> str:
+    """Core-NATS subject where one worker answers whether it holds a job (and renews its
+    lease): asked before a redelivered dispatch is taken from it."""
+    return f"ctl.worker.{worker}.holds"
+
+
 def job_of(subject: str) -> tuple[str, int] | None:
     """(workflow id, job index) of a job's subject; None for any other subject."""
     parts = subject.split(".")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import signal
@@ -50,6 +51,14 @@ log = logging.getLogger(__name__)
 NAK_DELAY_S = 0.2
 HAND_BACK_S = 2.0  # how long a stopping worker tries to return an unclaimed dispatch
 TERMINATE_RECORD_S = 10.0
+
+
+class Claimed(enum.Enum):
+    """What came of claiming a dispatch's job."""
+
+    YES = "claimed"  # by this worker, or taken over from a lost one
+    STALE = "stale"  # the dispatch is out of date (or a duplicate): drop it
+    HELD = "held"  # a redelivery, but its live holder renews it: leave it be
 
 
 class Attempt:
@@ -108,7 +117,10 @@ class Attempt:
                 await self.msg.nak(delay=NAK_DELAY_S)
             return False
         try:
-            if not await self._claim():
+            claimed = await self._claim()
+            if claimed is Claimed.HELD:  # its holder renews the dispatch: leave it be
+                return False
+            if claimed is Claimed.STALE:
                 log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
                 self._ack()
                 return False
@@ -121,13 +133,13 @@ class Attempt:
             if reservation is not None:
                 self.ctx.slots.release(reservation)
 
-    async def _claim(self) -> bool:
+    async def _claim(self) -> Claimed:
         ctx = self.ctx
         claim = Claim(
             at=time.time(), actor=ctx.worker_id, worker=ctx.worker_id, lease_s=ctx.options.lease_s
         )
         try:
-            return await self._decide(claim) or await self._take_over()
+            return Claimed.YES if await self._decide(claim) else await self._take_over()
         except anyio.get_cancelled_exc_class():
             # The worker is stopping: hand the dispatch back now, not after its lease. If
             # the claim did land, the next worker finds it and takes the job over.
@@ -292,14 +304,16 @@ class Attempt:
             log.warning("job %s.%d: JobStarted refused (%s)", self.job.wf, self.job.index, exc)
             self.end_process()
 
-    async def renew_lease(self, *, check: bool) -> None:
-        """Tell JetStream the dispatch is in progress; with ``check``, look at the job's
-        subject too: a JobCanceled (notice missed) or another worker's takeover ends
-        this attempt."""
+    async def renew_lease(self) -> None:
+        """Tell JetStream the dispatch is in progress (a publish: it never waits for the
+        server, so one slow answer cannot let other leases lapse)."""
         with contextlib.suppress(Exception):  # a missed renewal is retried next time
             await self.msg.in_progress()
-            if not check:
-                return
+
+    async def check_subject(self) -> None:
+        """Look at the job's subject: a JobCanceled (notice missed) or another worker's
+        takeover ends this attempt."""
+        with contextlib.suppress(Exception):  # unreadable now: looked at next time
             last = (await self.ctx.jobs.store.latest(self.subject)).event
             if last is not None and last.seq != self.version.seq:  # ill-formed ones aside
                 if isinstance(last.event, JobCanceled):
@@ -337,16 +351,21 @@ class Attempt:
         await ctx.slots.run_within(launch, runtime_left, ctx.options.term_grace_s)
         return launch.outcome.return_code if launch.outcome else -int(signal.SIGKILL)
 
-    async def _take_over(self) -> bool:
-        """A redelivered dispatch whose job another worker holds: that worker stopped
-        renewing the lease (JetStream redelivers only then), so its attempt is lost."""
+    async def _take_over(self) -> Claimed:
+        """A redelivered dispatch whose job another worker holds: that worker did not
+        renew the lease in time (JetStream redelivers only then). If it does not say it
+        still holds the job (:mod:`jobstream.workers.probe`), its attempt is lost."""
         if self.delivery[1] <= 1:
-            return False
+            return Claimed.STALE
         ctx = self.ctx
         held = await ctx.jobs.load(self.item.wf, self.item.job)
         if held is None or held.job.state not in (JobState.CLAIMED, JobState.RUNNING):
-            return False
+            return Claimed.STALE
         holder = held.job.worker
+        assert holder is not None
+        if await ctx.holder_answers(holder, held.job.wf, held.job.index):
+            log.info("job %s.%d: redelivered, but %s holds it", held.job.wf, held.job.index, holder)
+            return Claimed.HELD
         self.version = held
         reclaim = Reclaim(
             at=time.time(), actor=ctx.worker_id, worker=ctx.worker_id, lease_s=ctx.options.lease_s
@@ -354,18 +373,17 @@ class Attempt:
         try:
             taken = await self._decide(reclaim)
         except IllegalTransition:
-            return False
+            return Claimed.STALE
         if not taken:
-            return False
+            return Claimed.STALE
         log.warning(
             "job %s.%d: lease of %s expired, taken over", held.job.wf, held.job.index, holder
         )
-        assert holder is not None
         lost = WorkerLost(
             at=time.time(), actor=ctx.worker_id, worker=holder, reason="lease expired"
         )
         await ctx.jobs.store.append(lost, None)
-        return True
+        return Claimed.YES
 
     async def _record_terminated(self, return_code: int | None, began: float) -> None:
         ctx = self.ctx

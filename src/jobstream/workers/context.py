@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +95,7 @@ class WorkerContext:
     folders: JobFolders
     base_env: dict[str, str]  # copying os.environ per job costs more than the copy once
     stop_reason: Callable[[], str]
+    holder_answers: Callable[[str, str, int], Awaitable[bool]]  # (holder, wf, job): probe
 
     def job_env(self, item: WorkItem, attempt: int) -> dict[str, str]:
         """A job's environment (a GPU job's CUDA_VISIBLE_DEVICES is added at spawn)."""

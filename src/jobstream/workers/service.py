@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -27,23 +28,29 @@ from nats.js.api import ConsumerInfo
 from nats.js.object_store import ObjectStore
 
 from jobstream.events import WorkerStarted, WorkerStopped
-from jobstream.model import CancelNotice, Resources, WorkItem
+from jobstream.model import JobNotice, Resources, WorkItem
 from jobstream.streams.connection import Connection
 from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
-from jobstream.streams.subjects import WORK_STREAM, cancel_notice_subject, consumer_created_subject
+from jobstream.streams.subjects import (
+    WORK_STREAM,
+    cancel_notice_subject,
+    consumer_created_subject,
+    lease_probe_subject,
+)
 from jobstream.workers.attempt import Attempt
 from jobstream.workers.capacity import Capacity
 from jobstream.workers.context import JobFolders, WorkerContext, WorkerOptions
 from jobstream.workers.guardian import Guardian
 from jobstream.workers.outputs import OutputFiles
 from jobstream.workers.prefetch import ClassPace
+from jobstream.workers.probe import FREE, HELD, holder_answers, probe_window
 from jobstream.workers.process import seal_inherited_fds
 from jobstream.workers.slots import Launch, Slots
 
 log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
-_notice_decoder = msgspec.json.Decoder(CancelNotice)
+_notice_decoder = msgspec.json.Decoder(JobNotice)
 BIND_INTERVAL_S = 1.0  # between looks for new class consumers, advisories aside
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
@@ -91,6 +98,7 @@ class Worker:
         notices = await self.conn.nc.subscribe(
             cancel_notice_subject(self.id), cb=self._on_cancel_notice
         )
+        probes = await self.conn.nc.subscribe(lease_probe_subject(self.id), cb=self._on_lease_probe)
         await self._announce(
             WorkerStarted(
                 at=time.time(),
@@ -126,8 +134,9 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await anyio.to_thread.run_sync(self.outputs.close)
-                with contextlib.suppress(Exception):
-                    await notices.unsubscribe()
+                for subscription in (notices, probes):
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
                 await self._announce(
                     WorkerStopped(
                         at=time.time(),
@@ -153,6 +162,9 @@ class Worker:
             folders=JobFolders(self.options.workdir),
             base_env=dict(os.environ),
             stop_reason=lambda: self.stop_reason,
+            holder_answers=functools.partial(
+                holder_answers, self.conn.nc, probe_window(self.options.lease_s)
+            ),
         )
 
     async def _announce(self, event: WorkerStarted | WorkerStopped) -> None:
@@ -169,16 +181,37 @@ class Worker:
         if run is not None:
             run.cancel()
 
+    async def _on_lease_probe(self, msg: Msg) -> None:
+        """Another worker was given this worker's dispatch again: say whether the job is
+        still held here (then renew its lease at once)."""
+        try:
+            notice = _notice_decoder.decode(msg.data)
+        except msgspec.DecodeError:
+            log.warning("ignored a malformed lease probe: %r", msg.data[:200])
+            return
+        run = self.runs.get((notice.wf, notice.job))
+        if run is not None:
+            await run.renew_lease()
+        with contextlib.suppress(Exception):
+            await msg.respond(HELD if run is not None else FREE)
+
     async def _lease_loop(self) -> None:
-        """Every lease/3: renew the dispatch of every held job, and look at the subject of
-        each job running that long (a missed cancel notice, or another worker's takeover)."""
+        """Every lease/3: renew the dispatch of every held job, then look at the subject
+        of each job running that long (a missed cancel notice, or another worker's
+        takeover). The looks run side by side and within the period: a server slow to
+        answer them (restarting) must not hold up the next renewals."""
         period = self.options.lease_s / 3
         while True:
             await anyio.sleep(period)
             due = time.monotonic() - period
-            for run in list(self.runs.values()):
-                if run.held_since <= due:
-                    await run.renew_lease(check=run.running_since <= due)
+            runs = [run for run in self.runs.values() if run.held_since <= due]
+            for run in runs:
+                await run.renew_lease()
+            with anyio.move_on_after(period / 2):
+                async with anyio.create_task_group() as checks:
+                    for run in runs:
+                        if run.running_since <= due:
+                            checks.start_soon(run.check_subject)
 
     async def _watch_stop(self, fetchers: TaskGroup) -> None:
         while True:
