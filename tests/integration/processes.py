@@ -29,7 +29,7 @@ def spawn(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    """URL of a `jobstream server` once it wrote server.json and its scheduler is up."""
+    """URL of a `jobstream server` once it recorded itself in server.json."""
     deadline = time.monotonic() + timeout
     path = state_dir / "server.json"
     while time.monotonic() < deadline:
@@ -37,9 +37,11 @@ def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: 
             raise RuntimeError(f"jobstream server exited with {process.returncode}")
         if path.exists():
             try:
-                return str(json.loads(path.read_text())["url"])
-            except (ValueError, KeyError):
-                pass
+                found = json.loads(path.read_text())
+            except ValueError:
+                found = {}
+            if found.get("pid") == process.pid:  # not a killed predecessor's record
+                return str(found["url"])
         time.sleep(0.05)
     raise TimeoutError("jobstream server did not start")
 

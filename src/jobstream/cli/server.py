@@ -19,6 +19,12 @@ def server(
             "else a free one]"
         ),
     ] = None,
+    projector: Annotated[
+        bool,
+        typer.Option(
+            help="run the projector here too; --no-projector: it runs as `jobstream projector`"
+        ),
+    ] = True,
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -26,4 +32,5 @@ def server(
 
     Other commands started in the same directory find this server by itself.
     """
-    run_main(serve, settings_from(nats_url=nats_url, state_dir=state_dir), port, err.print)
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    run_main(serve, settings, port, err.print, projector)

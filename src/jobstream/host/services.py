@@ -48,10 +48,10 @@ async def stoppable() -> AsyncIterator[TaskGroup]:
         yield tg
 
 
-async def serve(settings: Settings, port: int | None, say: Say) -> None:
+async def serve(settings: Settings, port: int | None, say: Say, projector: bool = True) -> None:
     """The embedded nats-server (unless the settings name a URL), supervised, the
-    scheduler and the projector, until stopped; other commands in this directory find
-    them."""
+    scheduler and (unless it runs on its own) the projector, until stopped; other
+    commands in this directory find them."""
     async with stoppable(), contextlib.AsyncExitStack() as stack:
         url, server = settings.nats_url, None
         if url is None:
@@ -65,7 +65,8 @@ async def serve(settings: Settings, port: int | None, say: Say) -> None:
             if server is not None:
                 tg.start_soon(server.supervise)
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
-            await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
+            if projector:
+                await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
 
