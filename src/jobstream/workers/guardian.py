@@ -25,6 +25,8 @@ import time
 
 GRACE_S = 1.0
 POLL_S = 0.05
+BATCH_S = 0.02  # at most this much later than the worker's death (its lines are kept)
+READ_SIZE = 1 << 16  # a pipe's buffer
 
 
 class Guardian:
@@ -96,14 +98,18 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     jobs: set[int] = set()
-    for line in sys.stdin.buffer:
-        sign, pid = line[:1], line[1:].strip()
-        if not pid.isdigit():
-            continue
-        if sign == b"+":
-            jobs.add(int(pid))
-        elif sign == b"-":
-            jobs.discard(int(pid))
+    rest = b""
+    while chunk := os.read(0, READ_SIZE):
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            sign, pid = line[:1], line[1:]
+            if not pid.isdigit():
+                continue
+            if sign == b"+":
+                jobs.add(int(pid))
+            elif sign == b"-":
+                jobs.discard(int(pid))
+        time.sleep(BATCH_S)  # let lines gather: one wake-up per batch, not one per line
     if jobs:
         print(f"jobstream guardian: the worker is gone; ending {len(jobs)} job(s)", file=sys.stderr)
         _end(jobs)
