@@ -16,15 +16,7 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.streams.connection import open_connection
 
 from ..integration.helpers import histories, types
-from ..integration.processes import spawn, stop, wait_for_server
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from ..integration.processes import alive, spawn, stop, wait_for_server
 
 
 async def test_a_killed_workers_jobs_and_their_children_end(tmp_path: Path) -> None:

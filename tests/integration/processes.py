@@ -22,6 +22,15 @@ def jobstream(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
     )
 
 
+def alive(pid: int) -> bool:
+    """Whether a process (or a zombie not yet reaped) with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def spawn(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start a long-running command (server, worker) with its output in ``log``."""
     with open(log, "wb") as out:

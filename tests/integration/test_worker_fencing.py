@@ -7,7 +7,6 @@ before it ends by itself (the lease loop only checks jobs whose start was stored
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -24,14 +23,7 @@ from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
 from .helpers import histories, types, workflow
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from .processes import alive
 
 
 async def test_a_refused_job_started_ends_the_process_at_once(

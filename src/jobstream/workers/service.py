@@ -51,11 +51,21 @@ from jobstream.workers.slots import Launch, Slots
 log = logging.getLogger(__name__)
 _item_decoder = msgspec.json.Decoder(WorkItem)
 _notice_decoder = msgspec.json.Decoder(JobNotice)
+
 BIND_INTERVAL_S = 1.0  # between looks for new class consumers, advisories aside
 FETCH_WAIT_S = 1.0
 MAX_BATCH = 256
 RETRY_DELAY_S = 1.0
 APPEND_PATIENCE_S = 300.0  # how long a finished job's result waits for the server
+
+
+def _read_notice(msg: Msg, what: str) -> JobNotice | None:
+    """The job a control message names; None (logged) when it is malformed."""
+    try:
+        return _notice_decoder.decode(msg.data)
+    except msgspec.DecodeError:
+        log.warning("ignored a malformed %s: %r", what, msg.data[:200])
+        return None
 
 
 class Worker:
@@ -172,22 +182,16 @@ class Worker:
             await self.conn.store.append(event, None)
 
     async def _on_cancel_notice(self, msg: Msg) -> None:
-        try:
-            notice = _notice_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed cancel notice: %r", msg.data[:200])
-            return
-        run = self.runs.get((notice.wf, notice.job))
+        notice = _read_notice(msg, "cancel notice")
+        run = self.runs.get((notice.wf, notice.job)) if notice else None
         if run is not None:
             run.cancel()
 
     async def _on_lease_probe(self, msg: Msg) -> None:
         """Another worker was given this worker's dispatch again: say whether the job is
-        still held here (then renew its lease at once)."""
-        try:
-            notice = _notice_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed lease probe: %r", msg.data[:200])
+        still held here (then renew its lease at once). A malformed probe is not answered."""
+        notice = _read_notice(msg, "lease probe")
+        if notice is None:
             return
         run = self.runs.get((notice.wf, notice.job))
         if run is not None:
