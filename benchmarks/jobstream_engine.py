@@ -23,8 +23,10 @@ import psutil
 
 from benchmarks.peers import PeerResult, measure
 from benchmarks.workload import Workload, dag, noop
+from jobstream.config import Settings
 from jobstream.events import WorkflowCompleted
 from jobstream.host import statedir
+from jobstream.host.connect import logged_in
 from jobstream.host.loop import run_async
 from jobstream.ops.submit import submit_workflow
 from jobstream.spec import load_spec
@@ -61,13 +63,14 @@ def spec_for(workload: Workload) -> dict[str, object]:
 
 
 def _wait_for_server(state: Path, process: subprocess.Popen[bytes]) -> str:
+    """The server's URL with its login (the benchmark's worker and client use it)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jobstream server exited with {process.returncode}")
         found = statedir.discover(state)
         if found is not None:
-            return found.url
+            return logged_in(found.url, Settings(state_dir=state))
         time.sleep(0.05)
     raise TimeoutError(f"jobstream server did not start within {START_TIMEOUT_S:.0f} s")
 

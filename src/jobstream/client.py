@@ -66,10 +66,13 @@ class Client:
         nats_url: str | None = None,
         *,
         state_dir: str | Path | None = None,
+        creds: str | Path | None = None,
         embedded: bool = False,
         settings: Settings | None = None,
     ) -> None:
-        self.settings: Settings = settings or load_settings(nats_url=nats_url, state_dir=state_dir)
+        self.settings: Settings = settings or load_settings(
+            nats_url=nats_url, state_dir=state_dir, creds=creds
+        )
         self.embedded = embedded
         self._stack = contextlib.AsyncExitStack()
         self._conn: Connection | None = None

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         None, description="NATS server to use; unset: start or find the embedded one"
     )
     state_dir: Path = Field(Path(".jobstream"), description="embedded server store, logs")
+    creds: Path | None = Field(
+        None,
+        description="credentials file to log in with (a server's STATE_DIR/credentials.json); "
+        "unset: the state directory's own",
+    )
     pool: str = Field("default", description="worker pool (routing label)")
     lease_s: float = Field(
         30.0, gt=0, description="WORK ack_wait: how long a claim lasts unrenewed"

@@ -12,6 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jobstream.config import Settings
+from jobstream.host.connect import logged_in
+
 CLI = [sys.executable, "-m", "jobstream"]
 
 
@@ -38,7 +41,8 @@ def spawn(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    """URL of a `jobstream server` once it recorded itself in server.json."""
+    """URL of a `jobstream server` once it recorded itself in server.json, with the
+    state directory's login (the tests' clients and workers use it as is)."""
     deadline = time.monotonic() + timeout
     path = state_dir / "server.json"
     while time.monotonic() < deadline:
@@ -50,7 +54,7 @@ def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: 
             except ValueError:
                 found = {}
             if found.get("pid") == process.pid:  # not a killed predecessor's record
-                return str(found["url"])
+                return logged_in(str(found["url"]), Settings(state_dir=state_dir))
         time.sleep(0.05)
     raise TimeoutError("jobstream server did not start")
 

@@ -51,11 +51,12 @@ async def test_bulk_of_nothing_is_one_empty_caught_up_batch(conn: Connection) ->
     assert [(b.seqs, b.caught_up) for b in found] == [([], True)]
 
 
-def test_servers_with_credentials_or_tls_are_left_to_nats_py() -> None:
-    assert plain_address("nats://127.0.0.1:4333") == ("127.0.0.1", 4333)
-    for url in ("tls://127.0.0.1:4222", "nats://user:secret@127.0.0.1:4222"):
-        with pytest.raises(BulkUnavailable):
-            plain_address(url)
+def test_bare_readers_log_in_and_leave_tls_to_nats_py() -> None:
+    assert plain_address("nats://127.0.0.1:4333") == ("127.0.0.1", 4333, None, None)
+    login = plain_address("nats://jobstream:a%2Fb@127.0.0.1:4333")
+    assert (login.user, login.password) == ("jobstream", "a/b")
+    with pytest.raises(BulkUnavailable):
+        plain_address("tls://127.0.0.1:4222")
 
 
 async def test_follower_hands_out_backlog_and_live_events_once_and_in_order(

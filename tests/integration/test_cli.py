@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from jobstream.streams.urls import public
+
 from .processes import jobstream, served
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,7 +172,7 @@ def test_server_submit_watch_and_events(workdir: Path) -> None:
         assert "broken" in watched.stdout and "about to fail" in watched.stdout
         status = json.loads(jobstream("status", wf, "--json", cwd=workdir).stdout)
         assert status["finished"] and status["counts"]["failed"] == 1
-        assert url.startswith("nats://127.0.0.1:")
+        assert public(url).startswith("nats://127.0.0.1:")
 
 
 def test_cancel_terminates_running_and_queued_jobs(workdir: Path) -> None:

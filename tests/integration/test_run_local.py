@@ -12,6 +12,7 @@ from jobstream.config import Settings
 from jobstream.host.local import run_local
 from jobstream.model import Resources
 from jobstream.streams.connection import open_connection
+from jobstream.streams.urls import public
 from jobstream.workers.context import WorkerOptions
 
 from .helpers import histories, types, workflow
@@ -36,7 +37,8 @@ async def test_diamond_runs_in_order_with_full_histories(
     outcome = await run_local(settings, spec, options(tmp_path))
     assert outcome.summary.succeeded
     assert (tmp_path / "d.txt").read_text() == "a\nleft\na\nright\n"
-    async with open_connection(outcome.url) as conn:
+    assert settings.nats_url and outcome.url == public(settings.nats_url)  # no password shown
+    async with open_connection(settings.nats_url) as conn:
         found = await histories(conn, outcome.wf)
     full = ["JobSubmitted", "JobReady", "JobClaimed", "JobStarted", "JobCompleted"]
     assert types(found[0]) == full

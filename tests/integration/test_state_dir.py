@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+from jobstream.streams.urls import public
+
 from .processes import jobstream, spawn, stop, wait_for_server
 
 SLOW = "name: slow\njobs:\n  - name: nap\n    command: sleep 30\n"
@@ -53,7 +55,7 @@ def test_a_second_owner_is_refused_and_the_first_keeps_its_record(tmp_path: Path
         url = wait_for_server(state, first)
         second = jobstream("server", cwd=tmp_path, timeout=30)
         assert second.returncode != 0
-        assert f"in use by `jobstream server` (pid {first.pid}, {url})" in second.stderr
+        assert f"in use by `jobstream server` (pid {first.pid}, {public(url)})" in second.stderr
         assert "Traceback" not in second.stderr
         assert json.loads((state / "server.json").read_text())["pid"] == first.pid
         (tmp_path / "quick.yaml").write_text(QUICK)
@@ -120,7 +122,7 @@ def test_the_server_starts_its_nats_server_again_when_it_dies(tmp_path: Path) ->
         submitted = jobstream("submit", "quick.yaml", "--wait", "--json", cwd=tmp_path)
         assert submitted.returncode == 0, submitted.stderr + (tmp_path / "server.log").read_text()
         assert json.loads(submitted.stdout)["succeeded"]
-        assert json.loads((state / "server.json").read_text())["url"] == url
+        assert json.loads((state / "server.json").read_text())["url"] == public(url)
     finally:
         codes = [stop(p) for p in (worker, server) if p is not None]
     assert codes == [0, 0]

@@ -12,9 +12,10 @@ import anyio
 
 from jobstream.config import Settings
 from jobstream.errors import ServerError
-from jobstream.host import statedir
+from jobstream.host import credentials, statedir
 from jobstream.host.embedded import EmbeddedServer, embedded
 from jobstream.streams.connection import Connection, open_connection
+from jobstream.streams.urls import with_user
 
 RECORD_WAIT_S = 5.0  # how long to wait for the record of an owner that is starting
 POLL_S = 0.05
@@ -52,11 +53,18 @@ async def hosted(
                 if url is None:
                     raise
             else:
-                conn = await stack.enter_async_context(open_connection(started.url, name))
+                conn = await stack.enter_async_context(open_connection(started.dial_url, name))
                 yield Hosted(conn, started)
                 return
-    async with open_connection(url, name) as conn:
+    async with open_connection(logged_in(url, settings), name) as conn:
         yield Hosted(conn, None)
+
+
+def logged_in(url: str, settings: Settings) -> str:
+    """``url`` with the credentials the settings give (the ``creds`` file, else the state
+    directory's), if any."""
+    found = credentials.find(settings.creds, settings.state_dir)
+    return with_user(url, *found) if found else url
 
 
 @contextlib.asynccontextmanager

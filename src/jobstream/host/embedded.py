@@ -36,8 +36,10 @@ import anyio
 
 from jobstream.config import DEFAULT_SYNC
 from jobstream.errors import ServerError
-from jobstream.host import statedir
+from jobstream.host import credentials, statedir
+from jobstream.host.credentials import Credentials
 from jobstream.streams.connection import reachable
+from jobstream.streams.urls import with_user
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 20.0
@@ -74,14 +76,20 @@ def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def server_config(store: Path, ports_dir: Path, port: int | None, sync: str) -> str:
+def server_config(
+    store: Path, ports_dir: Path, port: int | None, sync: str, login: Credentials
+) -> str:
     """nats-server's configuration: JetStream on loopback, ``port`` (None: a free one,
-    reported in the ports file), its store and how often it is synced to disk (which
-    has no command-line flag)."""
+    reported in the ports file), its store, how often it is synced to disk (which has
+    no command-line flag), and the one user it lets in."""
     listen = f"127.0.0.1:{-1 if port is None else port}"
     return (
         f"listen: {json.dumps(listen)}\n"
         f"ports_file_dir: {json.dumps(str(ports_dir.resolve()))}\n"
+        "authorization {\n"
+        f"  user: {json.dumps(login.user)}\n"
+        f"  password: {json.dumps(login.password)}\n"
+        "}\n"
         "jetstream {\n"
         f"  store_dir: {json.dumps(str(store.resolve()))}\n"
         f"  sync_interval: {json.dumps(sync)}\n"
@@ -120,7 +128,8 @@ class EmbeddedServer:
         self.port = port
         self.kind = kind
         self.sync = sync
-        self.url = ""
+        self.url = ""  # as shown; dial_url logs in
+        self.dial_url = ""
         self.process: asyncio.subprocess.Process | None = None
         self.stopping = False
         self._owned = contextlib.ExitStack()
@@ -130,7 +139,9 @@ class EmbeddedServer:
         self._owned.enter_context(statedir.owned(self.state_dir))
         try:
             port = self.port if self.port is not None else statedir.kept_port(self.state_dir)
-            self.process, self.url = await _launch(self.state_dir, port, self.sync)
+            login = credentials.ensure(self.state_dir)
+            self.process, self.url = await _launch(self.state_dir, port, self.sync, login)
+            self.dial_url = with_user(self.url, *login)
             self.port = int(self.url.rsplit(":", 1)[1])
             statedir.keep_port(self.state_dir, self.port)
             statedir.record(self.state_dir, self.url, self.kind)
@@ -159,7 +170,8 @@ class EmbeddedServer:
                 )
             await anyio.sleep(RESTART_PAUSE_S)
             try:
-                self.process, _ = await _launch(self.state_dir, self.port, self.sync)
+                login = credentials.ensure(self.state_dir)
+                self.process, _ = await _launch(self.state_dir, self.port, self.sync, login)
             except ServerError as exc:
                 raise ServerError(
                     f"nats-server died and could not be started again: {exc}"
@@ -194,13 +206,13 @@ async def embedded(
 async def embedded_server(
     state_dir: Path, port: int | None = None, sync: str = DEFAULT_SYNC
 ) -> AsyncIterator[str]:
-    """An embedded server for the time of the block; yields its URL."""
+    """An embedded server for the time of the block; yields its URL (with its login)."""
     async with embedded(state_dir, port, sync=sync) as server:
-        yield server.url
+        yield server.dial_url
 
 
 async def _launch(
-    state_dir: Path, port: int | None, sync: str
+    state_dir: Path, port: int | None, sync: str, login: Credentials
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start nats-server on ``port`` (None: a free one) and wait until it accepts
     connections; the process and its URL."""
@@ -210,7 +222,8 @@ async def _launch(
     await anyio.Path(ports_dir).mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "nats-server.log"
     config = ports_dir / "nats-server.conf"
-    await anyio.Path(config).write_text(server_config(store, ports_dir, port, sync))
+    text = server_config(store, ports_dir, port, sync, login)
+    await anyio.to_thread.run_sync(_write_private, config, text)  # it holds the password
     args = [str(server_binary()), "-c", str(config)]
     with open(log_path, "ab") as server_log:  # noqa: ASYNC230 - opening a log file is instant
         process = await asyncio.create_subprocess_exec(
@@ -226,6 +239,14 @@ async def _launch(
     finally:
         with contextlib.suppress(OSError):
             ports_file.unlink()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (mode 0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)  # a file of an earlier version may have had other bits
 
 
 async def _wait_ready(

@@ -28,6 +28,7 @@ from jobstream.scheduler.service import Scheduler
 from jobstream.scheduler.state import WorkflowTrack
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.urls import public
 from jobstream.views.status import follow, with_problems
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -159,7 +160,7 @@ async def run_on(
                 await tg.start(projector.run)
             wf = await submit_workflow(conn, workflow, workdir=os.getcwd())
             if hooks.on_submitted:
-                hooks.on_submitted(wf, conn.url)
+                hooks.on_submitted(wf, public(conn.url))
             async with anyio.create_task_group() as workers:
                 await workers.start(Worker(conn, worker).run)
                 record = await follow(conn, wf, hooks.on_update)
@@ -175,4 +176,4 @@ async def run_on(
             tg.cancel_scope.cancel()
     except* JobstreamError as group:  # a user error, not a crash: itself, not a group
         raise first_user_error(group) or group from None
-    return RunOutcome(wf, conn.url, summary)
+    return RunOutcome(wf, public(conn.url), summary)

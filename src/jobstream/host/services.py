@@ -16,12 +16,14 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from jobstream.config import Settings
 from jobstream.host import statedir
-from jobstream.host.connect import connect
+from jobstream.host.connect import connect, logged_in
+from jobstream.host.credentials import CREDENTIALS_FILE
 from jobstream.host.embedded import embedded
 from jobstream.host.supervise import supervised
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import open_connection
+from jobstream.streams.urls import public
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
@@ -59,8 +61,10 @@ async def serve(settings: Settings, port: int | None, say: Say, projector: bool 
             server = await stack.enter_async_context(
                 embedded(settings.state_dir, port, kind, settings.sync)
             )
-            url = server.url
-        conn = await stack.enter_async_context(open_connection(url, "jobstream-server"))
+            url, dial = server.url, server.dial_url
+        else:
+            url, dial = public(url), logged_in(url, settings)
+        conn = await stack.enter_async_context(open_connection(dial, "jobstream-server"))
         async with anyio.create_task_group() as tg:
             if server is not None:
                 tg.start_soon(server.supervise)
@@ -69,6 +73,9 @@ async def serve(settings: Settings, port: int | None, say: Say, projector: bool 
                 await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
+            if server is not None:
+                login = (settings.state_dir / CREDENTIALS_FILE).resolve()
+                say(f"  (they log in with {login}: elsewhere, JOBSTREAM_CREDS=<a copy of it>)")
 
 
 async def project(settings: Settings, say: Say) -> None:

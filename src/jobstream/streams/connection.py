@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import nats
 from nats.aio.client import Client as NATS
-from nats.errors import NoServersError
+from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.js import JetStreamContext
 
 from jobstream.errors import ServerError
@@ -17,6 +17,7 @@ from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import allow_atomic, ensure_streams
 from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.urls import public
 
 
 async def reachable(url: str) -> bool:
@@ -45,8 +46,22 @@ class Connection:
         self.url = url
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py reports reconnect errors through a callback; they are retried, not fatal."""
+class _LoginRefused(Exception):
+    pass
+
+
+class _Errors:
+    """nats-py reports connection errors through a callback and retries them. Once
+    connected they are retried (a restarted server resumes the work); before, a refused
+    login ends the attempt (raised from the callback, which nats-py awaits in its
+    connect loop), since trying it again forever would only hang the command."""
+
+    def __init__(self) -> None:
+        self.connected = False
+
+    async def report(self, exc: Exception) -> None:
+        if not self.connected and "authorization violation" in str(exc).lower():
+            raise _LoginRefused(str(exc))
 
 
 @contextlib.asynccontextmanager
@@ -57,7 +72,8 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
     work); an address that does not accept connections at all fails at once.
     """
     if not await reachable(url):
-        raise ServerError(f"cannot reach NATS at {url}: nothing accepts connections there")
+        raise ServerError(f"cannot reach NATS at {public(url)}: nothing accepts connections there")
+    errors = _Errors()
     try:
         nc = await nats.connect(
             url,
@@ -65,16 +81,28 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
             connect_timeout=5,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
-            error_cb=_quiet,
+            error_cb=errors.report,
             allow_reconnect=True,
         )
     except (NoServersError, OSError, TimeoutError) as exc:
-        raise ServerError(f"cannot reach NATS at {url}: {exc}") from exc
+        raise ServerError(f"cannot reach NATS at {public(url)}: {exc}") from exc
+    except _LoginRefused:
+        raise ServerError(
+            f"NATS at {public(url)} refused the login: give the server's credentials "
+            "(its STATE_DIR/credentials.json) as JOBSTREAM_CREDS or the creds setting"
+        ) from None
+    errors.connected = True
     conn = Connection(nc, url)
     conn.pipeline.start()
     try:
-        await ensure_streams(conn.js)
-        conn.store.atomic = await allow_atomic(nc, EVENTS_STREAM)
+        try:
+            await ensure_streams(conn.js)
+            conn.store.atomic = await allow_atomic(nc, EVENTS_STREAM)
+        except (TimeoutError, NoRespondersError, ConnectionClosedError) as exc:  # it went away
+            raise ServerError(
+                f"NATS at {public(url)} stopped answering while its streams were set up "
+                f"({exc.__class__.__name__}: {exc}): is its nats-server still running?"
+            ) from exc
         yield conn
     finally:
         # Every publish that matters was acknowledged; flush the fire-and-forget ones

@@ -14,12 +14,12 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import anyio
 from nats.js import JetStreamContext, api
 
 from jobstream.streams.subjects import EVENTS_STREAM, bulk_inbox, pull_subject
+from jobstream.streams.urls import Address, address
 from jobstream.streams.wire import (
     IDLE_HEARTBEAT,
     NO_MESSAGES,
@@ -46,12 +46,12 @@ class BulkUnavailable(Exception):
     """This server cannot be read with a bare connection (TLS, credentials)."""
 
 
-def plain_address(url: str) -> tuple[str, int]:
-    """Host and port of a ``nats://host:port`` URL without credentials, or BulkUnavailable."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("nats", "") or parts.username or parts.password:
-        raise BulkUnavailable(f"{url}: needs TLS or credentials")
-    return parts.hostname or "127.0.0.1", parts.port or 4222
+def plain_address(url: str) -> Address:
+    """Where a ``nats://`` URL (credentials included) is reached, or BulkUnavailable."""
+    try:
+        return address(url)
+    except ValueError as exc:
+        raise BulkUnavailable(str(exc)) from None
 
 
 class Socket:
@@ -214,7 +214,7 @@ async def pull_consumer(
 ) -> AsyncIterator[PullReader]:
     """An ephemeral consumer from ``from_seq`` and a bare connection reading it; both
     are gone on exit (the consumer also by itself, a minute after a crash)."""
-    address = plain_address(url)
+    where = plain_address(url)
     info = await js.add_consumer(
         EVENTS_STREAM,
         api.ConsumerConfig(
@@ -227,7 +227,9 @@ async def pull_consumer(
         ),
     )
     try:
-        sock = await anyio.to_thread.run_sync(socket.create_connection, address, CONNECT_TIMEOUT_S)
+        sock = await anyio.to_thread.run_sync(
+            socket.create_connection, (where.host, where.port), CONNECT_TIMEOUT_S
+        )
         with sock:
             sock.setblocking(False)
             frames = Socket(sock)
@@ -237,7 +239,7 @@ async def pull_consumer(
             while frames.received.frame() is None:
                 await frames.fill()
             inbox = bulk_inbox(secrets.token_hex(8))
-            frames.send(hello(inbox))
+            frames.send(hello(inbox, where.user, where.password))
             yield PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
     finally:
         # Bounded: with the server gone this would wait out the request timeout.

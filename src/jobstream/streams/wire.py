@@ -70,10 +70,17 @@ def batch_headers(batch_id: str, number: int, commit: bool = False) -> dict[str,
     return headers
 
 
-def hello(inbox: str) -> bytes:
-    """What a bare connection says first: CONNECT (headers on), then a subscription to
-    ``<inbox>.*`` for the answers to its pull requests."""
-    connect = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
+def hello(inbox: str, user: str | None = None, password: str | None = None) -> bytes:
+    """What a bare connection says first: CONNECT (headers on; the login, if any), then
+    a subscription to ``<inbox>.*`` for the answers to its pull requests."""
+    connect: dict[str, object] = {
+        "verbose": False,
+        "pedantic": False,
+        "headers": True,
+        "protocol": 1,
+    }
+    if user is not None:
+        connect.update(user=user, **{"pass": password or ""})
     return f"CONNECT {json.dumps(connect)}\r\nSUB {inbox}.* 1\r\n".encode()
 
 
