@@ -23,6 +23,7 @@ from jobstream.streams.connection import open_connection
 from jobstream.streams.urls import public
 
 from .helpers import workflow
+from .processes import jobstream
 
 
 async def test_only_the_state_directorys_credentials_get_in(tmp_path: Path) -> None:
@@ -70,3 +71,16 @@ def test_a_malformed_credentials_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(Exception, match=f"{bad}: not a credentials file"):
         anyio.run(attempt)
+
+
+async def test_the_cli_logs_in_with_the_file_it_is_given(tmp_path: Path) -> None:
+    state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    async with embedded(state) as server:
+        status = ("status", "--json", "--nats-url", server.url)
+        refused = await anyio.to_thread.run_sync(lambda: jobstream(*status, cwd=elsewhere))
+        assert refused.returncode != 0 and "refused the login" in refused.stderr
+        login = ("--creds", str(state / CREDENTIALS_FILE))
+        given = await anyio.to_thread.run_sync(lambda: jobstream(*login, *status, cwd=elsewhere))
+        assert given.returncode == 0, given.stderr
+        assert json.loads(given.stdout) == []

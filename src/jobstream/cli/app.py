@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ from jobstream.cli import (
     submit,
     worker,
 )
-from jobstream.cli.common import DEBUG, out
+from jobstream.cli.common import DEBUG, GIVEN, out
 from jobstream.cli.config import config_app
 
 app = typer.Typer(
@@ -42,9 +43,18 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print version")
     ] = False,
+    creds: Annotated[
+        Path | None,
+        typer.Option(
+            "--creds",
+            help="credentials file to log in with (a server's STATE_DIR/credentials.json; "
+            "default: JOBSTREAM_CREDS, else the state directory's own)",
+        ),
+    ] = None,
 ) -> None:
     """Run thousands to millions of jobs with dependencies; lose nothing; query everything."""
     DEBUG["on"] = debug
+    GIVEN["creds"] = creds
 
 
 app.command()(run.run)

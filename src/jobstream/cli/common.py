@@ -29,6 +29,7 @@ err = Console(
     stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPED_WIDTH
 )
 DEBUG = {"on": False}
+GIVEN: dict[str, Any] = {}  # settings given before the command (jobstream --creds F …)
 
 NatsUrl = Annotated[
     str | None,
@@ -48,7 +49,8 @@ Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON"
 
 
 def settings_from(**flags: Any) -> Settings:
-    return load_settings(**flags)
+    """The settings, with the command's flags and those given before it."""
+    return load_settings(**GIVEN, **flags)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
