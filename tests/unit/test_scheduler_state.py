@@ -273,12 +273,18 @@ def test_chunks_double_while_quick_and_halve_when_slow() -> None:
     assert next_chunk_size(FIRST_CHUNK, 10.0) == FIRST_CHUNK
 
 
-def test_a_half_done_takeover_is_found_once_its_claim_is_overdue() -> None:
+def lost_at_100() -> Log:
+    """Job 0 was claimed by w, and at t=100 another worker recorded it lost."""
     log = Log()
     submitted(log, diamond()[:1])
     log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="default", hardware_class="c"))
     log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
     log.add(JobLost(wf=WF, job=0, at=100.0, actor="v", worker="w", attempt=1, reason="lease"))
+    return log
+
+
+def test_a_half_done_takeover_is_found_once_its_claim_is_overdue() -> None:
+    log = lost_at_100()
     lost_at = log.seq
     assert log.state.stranded(now=105.0, after_s=10.0) == []  # its JobClaimed may still come
     assert log.state.stranded(now=110.0, after_s=10.0) == [DispatchIntent(WF, 0, lost_at)]
@@ -286,11 +292,7 @@ def test_a_half_done_takeover_is_found_once_its_claim_is_overdue() -> None:
 
 
 def test_a_completed_takeover_is_not_stranded() -> None:
-    log = Log()
-    submitted(log, diamond()[:1])
-    log.add(JobReady(wf=WF, job=0, at=0, actor="s", pool="default", hardware_class="c"))
-    log.add(JobClaimed(wf=WF, job=0, at=0, actor="w", worker="w", attempt=1, lease_s=5))
-    log.add(JobLost(wf=WF, job=0, at=100.0, actor="v", worker="w", attempt=1, reason="lease"))
+    log = lost_at_100()
     log.add(JobClaimed(wf=WF, job=0, at=100.0, actor="v", worker="v", attempt=2, lease_s=5))
     assert log.state.stranded(now=500.0, after_s=10.0) == []
 
