@@ -97,7 +97,8 @@ class Campaign:
         elif kind == "projector":
             self.processes[kind] = spawn("projector", cwd=self.root, log=log)
         else:
-            args = ("worker", "--cpus", "2", "--memory", "1g", "--nats-url", self.url)
+            # By the state directory, as an operator would: no password on a command line.
+            args = ("worker", "--cpus", "2", "--memory", "1g")
             self.processes[kind] = spawn(*args, cwd=self.root, log=log)
 
     def kill(self, kind: str) -> None:

@@ -42,8 +42,8 @@ async def test_gpu_job_runs_only_on_the_worker_with_gpus(tmp_path: Path) -> None
             workers.append(
                 spawn(
                     "worker",
-                    "--nats-url",
-                    url,
+                    "--state-dir",  # its login, not a password on the command line
+                    str(state),
                     "--cpus",
                     "2",
                     "--memory",
