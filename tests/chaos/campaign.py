@@ -32,13 +32,13 @@ from pathlib import Path
 import anyio
 import nats
 
+from jobstream.projections.query import remote_query
 from jobstream.projections.service import replay_into
-from jobstream.streams.connection import open_connection
+from jobstream.streams.connection import Connection, open_connection
 
 from ..integration.processes import jobstream, spawn, stop, wait_for_server
 from ..integration.test_read_models import dump
 
-TAG = "chaos-job-"
 TERMINAL = {"JobCompleted", "JobFailed", "JobTimedOut", "JobCanceled"}
 VICTIMS = ("worker", "nats-server", "projector", "server")
 
@@ -67,12 +67,12 @@ class Audit:
         )
 
 
-def spec_text(jobs: int) -> str:
+def spec_text(jobs: int, tag: str) -> str:
     """N jobs of 0.1 to 0.9 s; the ``: chaos-job-i`` word keeps a shell in each execution,
     whose command line names the job."""
     return (
         "name: chaos\njobs:\n  - name: j{i:04d}\n"
-        f"    command: ': {TAG}{{i}}; sleep 0.$(( {{i}} % 9 + 1 )); echo {{i}}'\n"
+        f"    command: ': {tag}{{i}}; sleep 0.$(( {{i}} % 9 + 1 )); echo {{i}}'\n"
         f"    parameters: {{i: '0:{jobs - 1}'}}\n"
     )
 
@@ -86,6 +86,8 @@ class Campaign:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.url = ""
         self.sampling = threading.Event()
+        # Its own tag: campaigns running side by side must not count each other's jobs.
+        self.tag = f"chaos-{os.getpid()}-{id(self)}-job-"
 
     # --- processes -------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class Campaign:
     def run(self, rounds: int, interval_s: float) -> Audit:
         began = time.monotonic()
         spec = self.root / "chaos.yaml"
-        spec.write_text(spec_text(self.audit.jobs))
+        spec.write_text(spec_text(self.audit.jobs, self.tag))
         for kind in ("server", "projector", "worker-a", "worker-b"):
             self.start(kind)
         sampler = threading.Thread(target=self._sample, daemon=True)
@@ -162,7 +164,7 @@ class Campaign:
         """Every 50 ms: the live executions, by job; two at once is an overlap."""
         while self.sampling.is_set():
             sessions: dict[str, list[int]] = {}
-            for job, session in _executions():
+            for job, session in _executions(self.tag):
                 sessions.setdefault(job, []).append(session)
             self.audit.samples += 1
             self.audit.jobs_seen_running.update(sessions)
@@ -200,8 +202,8 @@ class Campaign:
         """Stop the projector once it has applied the whole log; its file against a rebuild."""
         async with open_connection(self.url) as conn:
             last = (await conn.js.stream_info("EVENTS")).state.last_seq
-            with anyio.fail_after(60):
-                while _checkpoint(self.root) < last:
+            with anyio.fail_after(120):
+                while await _checkpoint(conn) < last:
                     await anyio.sleep(0.5)
             stop(self.processes["projector"])
             await replay_into(conn, self.root / "rebuilt.duckdb")
@@ -209,15 +211,16 @@ class Campaign:
         self.audit.read_models_equal_rebuild = live == dump(self.root / "rebuilt.duckdb")
 
 
-def _checkpoint(cwd: Path) -> int:
-    found = jobstream("sql", "select seq from checkpoint", "-f", "json", cwd=cwd, timeout=30)
-    if found.returncode != 0:
+async def _checkpoint(conn: Connection) -> int:
+    """The projector's checkpoint, asked over NATS (0 while it does not answer)."""
+    try:
+        rows = (await remote_query(conn.nc, "select seq from checkpoint")).to_pylist()
+    except Exception:
         return 0
-    rows = json.loads(found.stdout)
     return int(rows[0]["seq"]) if rows else 0
 
 
-def _executions() -> set[tuple[str, int]]:
+def _executions(tag: str) -> set[tuple[str, int]]:
     """(job, session) of every live process whose command line carries the campaign's
     tag. Each execution leads its own session: a shell's child between fork and exec
     shows the same command line in the same session, and is the same execution."""
@@ -234,8 +237,8 @@ def _executions() -> set[tuple[str, int]]:
             continue  # a zombie: ended, not yet reaped
         for word in words:
             text = word.decode(errors="replace")
-            if TAG in text:
-                found.add((text.split(TAG, 1)[1].split(";", 1)[0], int(fields[3])))
+            if tag in text:
+                found.add((text.split(tag, 1)[1].split(";", 1)[0], int(fields[3])))
                 break
     return found
 
