@@ -9,6 +9,7 @@ WorkflowCompleted event; peak RSS covers server, nats-server, worker and this pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,14 +26,17 @@ from benchmarks.peers import PeerResult, measure
 from benchmarks.workload import Workload, dag, noop
 from jobstream.config import Settings
 from jobstream.events import WorkflowCompleted
+from jobstream.gateway.client import submitter_session
 from jobstream.host import statedir
-from jobstream.host.connect import logged_in
+from jobstream.host.connect import logged_in, tls_of
 from jobstream.host.loop import run_async
+from jobstream.model import WorkflowDef
 from jobstream.ops.submit import submit_workflow
 from jobstream.spec import load_spec
-from jobstream.streams.connection import open_connection
+from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.reader import read_batches
-from jobstream.streams.subjects import worker_subject, workflow_subject
+from jobstream.streams.subjects import worker_subjects, workflow_subjects
+from jobstream.streams.urls import public
 
 CLI = [sys.executable, "-m", "jobstream"]
 # e.g. BENCH_WORKER_PREFIX="-m cProfile -o worker.prof" to profile the worker
@@ -75,24 +79,44 @@ def _wait_for_server(state: Path, process: subprocess.Popen[bytes]) -> str:
     raise TimeoutError(f"jobstream server did not start within {START_TIMEOUT_S:.0f} s")
 
 
-async def _wait_for_worker(url: str) -> None:
-    async with open_connection(url) as conn:
+class Observer:
+    """How this process reaches the server: as its admin (waiting, following) and, in a
+    secure run, as a submitter (submitting through the submitter service)."""
+
+    def __init__(self, url: str, state: Path, submitter: Path | None) -> None:
+        self.url = url
+        self.tls = tls_of(Settings(state_dir=state))
+        self.submitter = submitter
+
+    def admin(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return open_connection(self.url, tls=self.tls)
+
+    async def submit(self, conn: Connection, workflow: WorkflowDef, workdir: Path) -> str:
+        if self.submitter is None:
+            return await submit_workflow(conn, workflow, workdir=str(workdir))
+        settings = Settings(state_dir=Path("/nonexistent"), creds=self.submitter)
+        async with submitter_session(logged_in(public(self.url), settings), tls=self.tls) as me:
+            return await me.submit(workflow, str(workdir))
+
+
+async def _wait_for_worker(observer: Observer) -> None:
+    async with observer.admin() as conn:
         with anyio.fail_after(START_TIMEOUT_S):
-            async for batch in read_batches(conn.js, worker_subject("*"), poll_s=0.1):
+            async for batch in read_batches(conn.js, worker_subjects("*"), poll_s=0.1):
                 if batch.events:
                     return
 
 
-async def _submit_and_wait(url: str, spec: Path, workdir: Path) -> dict[str, int]:
+async def _submit_and_wait(observer: Observer, spec: Path, workdir: Path) -> dict[str, int]:
     with anyio.fail_after(RUN_TIMEOUT_S):
-        return await _submit_and_follow(url, spec, workdir)
+        return await _submit_and_follow(observer, spec, workdir)
 
 
-async def _submit_and_follow(url: str, spec: Path, workdir: Path) -> dict[str, int]:
-    async with open_connection(url) as conn:
+async def _submit_and_follow(observer: Observer, spec: Path, workdir: Path) -> dict[str, int]:
+    async with observer.admin() as conn:
         workflow = load_spec(spec)
-        wf = await submit_workflow(conn, workflow, workdir=str(workdir))
-        async for batch in read_batches(conn.js, workflow_subject(wf), poll_s=0.1):
+        wf = await observer.submit(conn, workflow, workdir)
+        async for batch in read_batches(conn.js, workflow_subjects(wf), poll_s=0.1):
             for stored in batch.events:
                 if isinstance(stored.event, WorkflowCompleted):
                     return dict(stored.event.counts)
@@ -109,7 +133,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run(workload: Workload, workers: int = 2) -> PeerResult:
+def run(workload: Workload, workers: int = 2, secure: bool = False) -> PeerResult:
+    """``secure``: as a site with several people would run it: TLS, the worker with a
+    compute identity, the workflow submitted by a submitter (through the service)."""
     with tempfile.TemporaryDirectory(prefix="jobstream-bench-") as tmp:
         root = Path(tmp)
         spec = root / "spec.json"
@@ -118,22 +144,31 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
         common = ["--state-dir", str(state)]
         logs = Path(os.environ.get("BENCH_LOG_DIR", root))
         with open(logs / "server.log", "wb") as log:
-            server = subprocess.Popen([*CLI, "server", *common], cwd=root, stdout=log, stderr=log)
+            server = subprocess.Popen(
+                [*CLI, "server", *common, *(["--tls"] if secure else [])],
+                cwd=root, stdout=log, stderr=log,
+            )  # fmt: skip
         worker: subprocess.Popen[bytes] | None = None
         try:
             url = _wait_for_server(state, server)
+            login: list[str] = []
+            submitter = None
+            if secure:
+                login = ["--creds", str(_user(state, "bench-node", "compute"))]
+                submitter = _user(state, "bench-user", "submitter")
             with open(logs / "worker.log", "wb") as log:
                 worker = subprocess.Popen(
-                    [*WORKER_CLI, "worker", "--cpus", str(workers), "--memory", "4g",
-                     "--nats-url", url, *common],
+                    [*WORKER_CLI, *login, "worker", "--cpus", str(workers), "--memory", "4g",
+                     *common],
                     cwd=root, stdout=log, stderr=log,
                 )  # fmt: skip
-            run_async(_wait_for_worker, url)
+            observer = Observer(url, state, submitter)
+            run_async(_wait_for_worker, observer)
             counts: dict[str, int] = {}
             roots = {"server": server.pid, "worker": worker.pid}
             before = cpu_seconds(roots)
             seconds, peak_mib = measure(
-                lambda: counts.update(run_async(_submit_and_wait, url, spec, root)),
+                lambda: counts.update(run_async(_submit_and_wait, observer, spec, root)),
                 others=list(roots.values()),
             )
             cpu = {name: s - before.get(name, 0.0) for name, s in cpu_seconds(roots).items()}
@@ -145,6 +180,14 @@ def run(workload: Workload, workers: int = 2) -> PeerResult:
             raise RuntimeError(f"not every job completed: {counts}")
         note = "CPU during the run: " + ", ".join(f"{name} {s:.1f}s" for name, s in cpu.items())
         return PeerResult("jobstream", workload.jobs, seconds, peak_mib, note, sum(cpu.values()))
+
+
+def _user(state: Path, name: str, role: str) -> Path:
+    """A user of the running server; its credentials file."""
+    creds = state / "creds" / f"{name}.json"
+    add = ["users", "add", name, "--role", role, "--out", str(creds), "--state-dir", str(state)]
+    subprocess.run([*CLI, *add], check=True, capture_output=True)
+    return creds
 
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
@@ -174,10 +217,17 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--layers", type=int, default=10, help="dag stages")
     parser.add_argument("--workers", type=int, default=2, help="job slots (cores)")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        default=bool(os.environ.get("BENCH_SECURE")),
+        help="TLS, a compute worker, a submitter's submission (also BENCH_SECURE=1, e.g. "
+        "for `benchmarks.pairs --after-env BENCH_SECURE=1`)",
+    )
     args = parser.parse_args()
     workload = dag(args.jobs, args.layers) if args.workload == "dag" else noop(args.jobs)
     try:
-        result = run(workload, workers=args.workers)
+        result = run(workload, workers=args.workers, secure=args.secure)
     except Exception as error:
         print(f"jobstream: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         return 1

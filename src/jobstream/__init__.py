@@ -16,6 +16,6 @@ The package is layered; imports point down, toward the pure core:
 
 __version__ = "0.1.0"
 
-from jobstream.client import Client
+from jobstream.client import Client, SubmitterClient
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "SubmitterClient", "__version__"]

@@ -19,14 +19,17 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
 
 from jobstream.config import Settings, load_settings, sources
 from jobstream.errors import JobstreamError
-from jobstream.host.connect import connect
+from jobstream.gateway.client import Submitter, submitter_session
+from jobstream.host import accounts
+from jobstream.host.connect import connect, submitter_url, tls_of
+from jobstream.host.credentials import role_of
 from jobstream.host.local import Hooks, RunOutcome, local_worker, run_on
 from jobstream.host.loop import tune_for_throughput
 from jobstream.host.supervise import supervised
@@ -52,13 +55,36 @@ from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
 Spec = WorkflowDef | str | Path
+T = TypeVar("T")
 
 
 def _workflow(spec: Spec, max_jobs: int = DEFAULT_MAX_JOBS) -> WorkflowDef:
     return spec if isinstance(spec, WorkflowDef) else load_spec(spec, max_jobs=max_jobs)
 
 
-class Client:
+class _Session(Generic[T]):
+    """What ``async with`` opens (a connection, a submitter's session) and closes."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self._opened: T | None = None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._opened = None
+        await self._stack.aclose()
+
+    def _session(self) -> T:
+        if self._opened is None:
+            raise RuntimeError(f"use the client inside `async with {type(self).__name__}(...)`")
+        return self._opened
+
+
+class Client(_Session[Connection]):
     """A connection to a jobstream deployment (use as ``async with``)."""
 
     def __init__(
@@ -74,29 +100,21 @@ class Client:
             nats_url=nats_url, state_dir=state_dir, creds=creds
         )
         self.embedded = embedded
-        self._stack = contextlib.AsyncExitStack()
-        self._conn: Connection | None = None
+        super().__init__()
 
     async def __aenter__(self) -> Client:
-        self._conn = await self._stack.enter_async_context(
+        if role_of(self.settings.creds) == "submitter":
+            raise JobstreamError(
+                f"{self.settings.creds} is a submitter's: use jobstream.SubmitterClient"
+            )
+        self._opened = await self._stack.enter_async_context(
             connect(self.settings, embedded=self.embedded, name="jobstream-client")
         )
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._conn = None
-        await self._stack.aclose()
-
     @property
     def conn(self) -> Connection:
-        if self._conn is None:
-            raise RuntimeError("use the client inside `async with Client(...)`")
-        return self._conn
+        return self._session()
 
     # --- workflows -----------------------------------------------------------------
 
@@ -185,6 +203,22 @@ class Client:
         """Replay the whole log into fresh read models; events, seconds, path."""
         return await rebuild_models(self.conn, self.settings)
 
+    # --- users (of this state directory's server) ----------------------------------------
+
+    def add_user(self, name: str, role: str = "submitter", out: str | Path | None = None) -> Path:
+        """Add a user (in effect at once on a running server); its credentials file."""
+        change = accounts.add(self.settings.state_dir, name, role, Path(out) if out else None)
+        assert change.creds is not None
+        return change.creds
+
+    def users(self) -> list[dict[str, object]]:
+        """Users and roles, the server's own login first (never a password)."""
+        return accounts.listed(self.settings.state_dir)
+
+    def revoke_user(self, name: str) -> None:
+        """Remove a user: its logins are refused and its connections closed."""
+        accounts.revoke(self.settings.state_dir, name)
+
     def config(self) -> dict[str, tuple[Any, str]]:
         """Each setting's value and where it came from (file, environment, argument)."""
         return sources(nats_url=self.settings.nats_url, state_dir=self.settings.state_dir)
@@ -226,3 +260,51 @@ class Client:
 
 
 __all__ = ["Client"]
+
+
+class SubmitterClient(_Session[Submitter]):
+    """A submitter's connection (use as ``async with``): the operations open to them,
+    on their own workflows, asked of the server's submitter service.
+
+        async with SubmitterClient("alice.json") as me:
+            wf = await me.submit("sweep.yaml")
+            print(await me.status(wf))
+    """
+
+    def __init__(
+        self, creds: str | Path, nats_url: str | None = None, *, state_dir: str | Path | None = None
+    ) -> None:
+        self.settings = load_settings(nats_url=nats_url, state_dir=state_dir, creds=creds)
+        super().__init__()
+
+    async def __aenter__(self) -> SubmitterClient:
+        url, tls = submitter_url(self.settings), tls_of(self.settings)
+        self._opened = await self._stack.enter_async_context(submitter_session(url, tls=tls))
+        return self
+
+    @property
+    def me(self) -> Submitter:
+        return self._session()
+
+    async def submit(self, spec: Spec, *, workdir: str | None = None) -> str:
+        """Submit a spec file or an expanded workflow; returns the workflow id."""
+        workflow = _workflow(spec, self.settings.max_jobs)
+        return await self.me.submit(workflow, workdir or os.getcwd())
+
+    async def cancel(
+        self, wf: str, jobs: list[int] | None = None, *, reason: str = "canceled by user"
+    ) -> CancelResult:
+        return await self.me.cancel(wf, jobs, reason)
+
+    async def status(self, wf: str | None = None) -> list[WorkflowStatus]:
+        """Your workflows' statuses (or one of them)."""
+        return await self.me.statuses(wf)
+
+    async def events(self, wf: str, job: int | None = None) -> list[dict[str, object]]:
+        """A workflow's (or one job's) recorded events, as ``jobstream events --json``."""
+        return [row async for rows in self.me.events(wf, job) for row in rows]
+
+    async def sql(self, query: str, *, arrow: bool = False) -> Any:
+        """Rows of your workflows only, as dicts (or a ``pyarrow.Table``)."""
+        table = await self.me.sql(query)
+        return table if arrow else table.to_pylist()

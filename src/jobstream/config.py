@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="credentials file to log in with (a server's STATE_DIR/credentials.json); "
         "unset: the state directory's own",
     )
+    tls_ca: Path | None = Field(
+        None,
+        description="CA certificate (PEM) a tls:// server is verified with; unset: the "
+        "credentials file's, else the state directory's tls/ca.pem, else the system's",
+    )
     pool: str = Field("default", description="worker pool (routing label)")
     lease_s: float = Field(
         30.0, gt=0, description="WORK ack_wait: how long a claim lasts unrenewed"

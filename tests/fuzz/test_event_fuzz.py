@@ -19,13 +19,17 @@ from hypothesis import strategies as st
 from jobstream import codec
 from jobstream.projections.duck import DuckStore
 from jobstream.scheduler.state import SchedulerState
+from jobstream.streams.layout import upgraded_subject
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.wire import RawBatch
 
 from .strategies import JSON_VALUES, mutated
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-LOG = [json.loads(line) for line in (GOLDEN / "logs" / "failure_cascade.jsonl").open()]
+LOG = [
+    {**m, "subject": upgraded_subject(m["subject"], m["headers"], m["data"].encode())}
+    for m in map(json.loads, (GOLDEN / "logs" / "failure_cascade.jsonl").open())
+]
 SAMPLES = [json.loads(path.read_text()) for path in sorted((GOLDEN / "events").glob("*.json"))]
 EVENT_KEYS = (
     "type", "at", "actor", "wf", "job", "attempt", "worker", "spec", "return_code",

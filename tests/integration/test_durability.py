@@ -28,7 +28,7 @@ async def submitted(conn: Connection, name: str, jobs: int) -> str:
 async def lose_the_log(conn: Connection) -> None:
     """What a power loss before the first sync leaves: the stream starts again empty."""
     await conn.js.delete_stream(EVENTS_STREAM)
-    await ensure_streams(conn.js)
+    await ensure_streams(conn.nc, conn.js)
 
 
 async def assert_agrees_with_a_rebuild(conn: Connection, path: Path, tmp_path: Path) -> None:

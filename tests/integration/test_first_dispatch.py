@@ -20,7 +20,7 @@ from jobstream.streams.connection import Connection
 from jobstream.streams.reader import read_until_caught_up
 from jobstream.streams.setup import ensure_class_consumer
 from jobstream.streams.store import EventStore
-from jobstream.streams.subjects import WORK_STREAM, job_subject, workflow_filter
+from jobstream.streams.subjects import WORK_STREAM, job_subjects, workflow_filter
 from jobstream.workers import service as worker_service
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -98,7 +98,7 @@ async def test_scheduler_hears_new_events_while_it_blocks_many_jobs(
         store = EventStore(conn.js, conn.pipeline)
         with anyio.fail_after(30):  # the scheduler has begun blocking the waiting jobs
             while not isinstance(
-                getattr(await store.last(job_subject(first, 1)), "event", None), JobBlocked
+                getattr(await store.last(job_subjects(first, 1)), "event", None), JobBlocked
             ):
                 await anyio.sleep(0.005)
         second = await submit_workflow(

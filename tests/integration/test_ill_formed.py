@@ -28,7 +28,7 @@ from jobstream.streams.bulk import read_bulk
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.store import IllFormed
-from jobstream.streams.subjects import EVENTS_STREAM, job_subject
+from jobstream.streams.subjects import EVENTS_STREAM, job_event_subject, job_subjects
 from jobstream.views.audit import wait_in_log
 from jobstream.views.history import event_row, history
 from jobstream.workers.context import WorkerOptions
@@ -58,7 +58,7 @@ async def test_garbage_on_a_blocked_job_does_not_wedge_it(
         await tg.start(Worker(conn, options(tmp_path)).run)
         wf = await submit_workflow(conn, spec, workdir=str(tmp_path))
         await until_in_log(conn, wf, 0, JobStarted)
-        garbage = (await conn.js.publish(job_subject(wf, 1), GARBAGE)).seq
+        garbage = (await conn.js.publish(job_event_subject(wf, 1, "JobStarted"), GARBAGE)).seq
         with anyio.fail_after(30):
             audit = await wait_in_log(conn, wf)
         tg.cancel_scope.cancel()
@@ -76,7 +76,9 @@ async def test_garbage_on_a_ready_job_does_not_make_its_dispatch_stale(
         await tg.start(Scheduler(conn, 30.0).run)
         wf = await submit_workflow(conn, workflow(("only", "true", ())), workdir=str(tmp_path))
         await until_in_log(conn, wf, 0, JobReady)
-        await conn.js.publish(job_subject(wf, 0), GARBAGE)  # before any worker claims it
+        await conn.js.publish(
+            job_event_subject(wf, 0, "JobStarted"), GARBAGE
+        )  # before any worker claims it
         await tg.start(Worker(conn, options(tmp_path)).run)
         with anyio.fail_after(30):
             audit = await wait_in_log(conn, wf)
@@ -95,7 +97,9 @@ async def test_garbage_on_a_running_job_neither_ends_it_nor_refuses_its_result(
         await tg.start(Worker(conn, lease).run)
         wf = await submit_workflow(conn, workflow(("slow", "sleep 2", ())), workdir=str(tmp_path))
         await until_in_log(conn, wf, 0, JobStarted)
-        await conn.js.publish(job_subject(wf, 0), GARBAGE)  # the lease checks see it on top
+        await conn.js.publish(
+            job_event_subject(wf, 0, "JobStarted"), GARBAGE
+        )  # the lease checks see it on top
         with anyio.fail_after(30):
             audit = await wait_in_log(conn, wf)
         tg.cancel_scope.cancel()
@@ -112,10 +116,10 @@ async def test_a_decision_refused_for_garbage_alone_is_appended_after_it(
     wf = await submit_workflow(conn, workflow(("a", "sleep 1", ())), workdir=str(tmp_path))
     version = await conn.jobs.load(wf, 0)
     assert version is not None
-    await conn.js.publish(job_subject(wf, 0), GARBAGE)
+    await conn.js.publish(job_event_subject(wf, 0, "JobStarted"), GARBAGE)
     after = await conn.jobs.execute(version, Cancel(at=time.time(), actor="u", reason="r"))
     assert after.job.state.value == "canceled"
-    last = await conn.store.last(job_subject(wf, 0))
+    last = await conn.store.last(job_subjects(wf, 0))
     assert last is not None and not isinstance(last, IllFormed) and last.seq == after.seq
 
 
@@ -124,9 +128,13 @@ async def test_a_valid_event_stored_without_headers_is_read_by_every_reader(
 ) -> None:
     wf = await submit_workflow(conn, workflow(("a", "true", ()), ("b", "true", ())), workdir=".")
     canceled = JobCanceled(wf=wf, job=1, at=time.time(), actor="user:plain", reason="by hand")
-    seq = (await conn.js.publish(job_subject(wf, 1), msgspec.json.encode(canceled))).seq
+    seq = (
+        await conn.js.publish(
+            job_event_subject(wf, 1, "JobCanceled"), msgspec.json.encode(canceled)
+        )
+    ).seq
     last = (await conn.js.stream_info(EVENTS_STREAM)).state.last_seq
-    bulk = [raw async for raw in read_bulk(conn.js, conn.url)]
+    bulk = [raw async for raw in read_bulk(conn.js, conn.endpoint)]
     decoded = [stored for raw in bulk for stored in decode_batch(raw).events]
     assert [s.seq for s in decoded] == list(range(1, last + 1))
     assert decoded[-1].seq == seq and decoded[-1].event == canceled

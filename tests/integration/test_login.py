@@ -52,7 +52,7 @@ async def test_only_the_state_directorys_credentials_get_in(tmp_path: Path) -> N
             async with connect(settings, embedded=False) as conn:
                 wf = await submit_workflow(conn, workflow(("a", "true", ())), workdir=".")
                 # The bare-socket reader logs in too (it would raise, not fall back).
-                async with read_to_end(conn.js, conn.url) as batches:
+                async with read_to_end(conn.js, conn.endpoint) as batches:
                     seen = [seq async for batch in batches for seq in batch.seqs]
                 assert seen and wf
         login = state / CREDENTIALS_FILE

@@ -17,7 +17,7 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
-from jobstream.streams.subjects import WORK_STREAM, job_subject
+from jobstream.streams.subjects import WORK_STREAM, job_subjects
 from jobstream.views.audit import wait_in_log
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -83,7 +83,7 @@ async def test_ready_job_whose_dispatch_was_lost_is_dispatched(
     wf = await submit_workflow(conn, spec, workdir=os.getcwd())
     # The dead scheduler's last act: JobReady appended, WORK message never published.
     store = EventStore(conn.js, conn.pipeline)
-    last = await store.last(job_subject(wf, 0))
+    last = await store.last(job_subjects(wf, 0))
     assert last is not None
     job = Job(wf=wf, index=0, state=JobState.SUBMITTED, spec=spec.jobs[0])
     make_ready = MakeReady(

@@ -15,7 +15,7 @@ from jobstream.streams import pipeline
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import read_until_caught_up
 from jobstream.streams.store import Conflict, EventStore
-from jobstream.streams.subjects import job_subject
+from jobstream.streams.subjects import job_event_subject, job_subjects
 
 SPEC = JobDef(index=0, name="j", command="true")
 
@@ -48,7 +48,7 @@ async def test_second_concurrent_claim_is_rejected_by_the_server(conn: Connectio
     winners = [w for w, o in outcomes.items() if isinstance(o, int)]
     losers = [w for w, o in outcomes.items() if isinstance(o, Conflict)]
     assert len(winners) == 1 and len(losers) == 1
-    last = await store.last(job_subject("wfa", 0))
+    last = await store.last(job_subjects("wfa", 0))
     assert last is not None and isinstance(last.event, JobClaimed)
     assert last.event.worker == winners[0]
 
@@ -60,7 +60,7 @@ async def test_retried_append_is_deduplicated(conn: Connection) -> None:
     first = await store.append(claim, ready_seq)
     again = await store.append(claim, ready_seq)  # same decision, e.g. after a lost ack
     assert again == first
-    history = [s async for s in read_until_caught_up(conn.js, job_subject("wfa", 0))]
+    history = [s async for s in read_until_caught_up(conn.js, job_subjects("wfa", 0))]
     assert [type(s.event).__name__ for s in history] == ["JobSubmitted", "JobReady", "JobClaimed"]
 
 
@@ -103,7 +103,7 @@ async def test_same_actor_with_another_nonce_is_not_taken_for_its_own_append(
 async def test_pipeline_sends_header_names_of_nats_py_by_their_value(conn: Connection) -> None:
     """The pipeline frames messages itself; nats-py's header names are a str enum that
     formats as ``Header.MSG_ID``, which would silently switch CAS and dedup off."""
-    subject = job_subject("wfh", 0)
+    subject = job_event_subject("wfh", 0, "JobReady")
     sent = await conn.pipeline.publish(
         subject, b"{}", {api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "99"}
     )
@@ -114,10 +114,10 @@ async def test_pipeline_sends_header_names_of_nats_py_by_their_value(conn: Conne
 
 async def test_pipeline_fails_a_publish_larger_than_the_server_takes(conn: Connection) -> None:
     too_big = b"x" * (conn.nc.max_payload + 1)
-    sent = await conn.pipeline.publish(job_subject("wfh", 1), too_big)
+    sent = await conn.pipeline.publish(job_event_subject("wfh", 1, "JobReady"), too_big)
     with anyio.fail_after(5), pytest.raises(ServerError, match="maximum payload"):
         await conn.pipeline.ack(sent)
-    fine = await conn.pipeline.publish(job_subject("wfh", 1), b"{}")
+    fine = await conn.pipeline.publish(job_event_subject("wfh", 1, "JobReady"), b"{}")
     assert await conn.pipeline.ack(fine) > 0  # the refusal did not take others with it
 
 
@@ -129,7 +129,7 @@ async def test_pipeline_fails_a_publish_that_is_never_answered(
     monkeypatch.setattr(pipeline, "ACK_TIMEOUT_S", 0.5)
     silent = await conn.nc.subscribe("not.a.stream")
     lost = await conn.pipeline.publish("not.a.stream", b"{}")
-    fine = await conn.pipeline.publish(job_subject("wfh", 2), b"{}")
+    fine = await conn.pipeline.publish(job_event_subject("wfh", 2, "JobReady"), b"{}")
     assert await conn.pipeline.ack(fine) > 0
     with anyio.fail_after(5), pytest.raises(ServerError, match="did not acknowledge"):
         await conn.pipeline.ack(lost)

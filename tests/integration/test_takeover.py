@@ -20,7 +20,7 @@ from jobstream.scheduler import service as scheduler_service
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import Conflict
-from jobstream.streams.subjects import WORK_STREAM, job_subject
+from jobstream.streams.subjects import WORK_STREAM, job_subjects
 from jobstream.views.audit import wait_in_log
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -37,7 +37,7 @@ async def test_a_takeover_is_stored_whole_or_not_at_all(conn: Connection) -> Non
     ready = await conn.jobs.execute(version, make_ready)
     held = await conn.jobs.execute(ready, Claim(at=1.0, actor="w1", worker="w1", lease_s=30))
     taken = await conn.jobs.execute(held, Reclaim(at=2.0, actor="w2", worker="w2", lease_s=30))
-    last = await conn.store.last(job_subject(wf, 0))
+    last = await conn.store.last(job_subjects(wf, 0))
     assert last is not None and last.seq == taken.seq
     assert types((await histories(conn, wf))[0])[-2:] == ["JobLost", "JobClaimed"]
     with pytest.raises(Conflict):  # a second taker decided on the old claim: nothing stored

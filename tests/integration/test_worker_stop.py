@@ -90,4 +90,4 @@ def _runs(tmp_path: Path) -> list[int]:
 
 
 def _job(event: dict[str, object]) -> int:
-    return int(str(event["subject"]).rsplit(".", 1)[1])  # ev.<wf>.job.<n>
+    return int(str(event["subject"]).split(".")[3])  # ev.<wf>.job.<n>.<kind>

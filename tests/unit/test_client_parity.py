@@ -24,6 +24,9 @@ CLIENT_FOR = {
     "projector": "serve",
     "rebuild": "rebuild",
     "config show": "config",
+    "users add": "add_user",
+    "users list": "users",
+    "users revoke": "revoke_user",
 }
 
 

@@ -24,15 +24,20 @@ ALLOWED: dict[str, set[str]] = {
     "projections": SERVICES,
     "views": SERVICES | {"projections"},
     "ops": SERVICES | {"spec", "projections", "views"},
-    "host": SERVICES | {"spec", "scheduler", "workers", "projections", "views", "ops"},
-    "cli": SERVICES | {"spec", "scheduler", "workers", "projections", "views", "ops", "host"},
-    "client": SERVICES | {"spec", "scheduler", "workers", "projections", "views", "ops", "host"},
+    "gateway": SERVICES | {"projections", "views", "ops"},
+    "host": SERVICES | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway"},
+    "cli": SERVICES
+    | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway", "host"},
+    "client": SERVICES
+    | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway", "host"},
     "package": {"client"},  # jobstream/__init__.py exports the Client
     "__main__": {"cli"},
 }
 ADAPTER = SOURCE / "streams" / "nats_adapter.py"
 SUBJECTS = SOURCE / "streams" / "subjects.py"
-SUBJECT_LITERAL = re.compile(r"^(ev|work|ctl)\.|\$JS|\$KV|_INBOX|^jobstream\.(sql|rebuild)")
+SUBJECT_LITERAL = re.compile(
+    r"^(ev|work|ctl)\.|\$JS|\$KV|\$O\.|_INBOX|^jobstream\.(sql|rebuild|api)"
+)
 
 
 def modules() -> Iterator[tuple[Path, str, ast.Module]]:

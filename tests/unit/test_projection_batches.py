@@ -9,7 +9,7 @@ import pytest
 
 from jobstream.codec import VERSION_HEADER
 from jobstream.projections.duck import SKIPPED_LOGGED, DuckStore
-from jobstream.streams.subjects import job_subject, worker_subject, workflow_subject
+from jobstream.streams.subjects import job_event_subject, worker_subjects, workflow_subjects
 from jobstream.streams.wire import RawBatch
 
 WF = "wf1"
@@ -25,13 +25,13 @@ def batch(*payloads: bytes | dict[str, object], first: int = 1) -> RawBatch:
 def subject_of(payload: bytes | dict[str, object]) -> str:
     """The subject an event is stored on (a job's, for a payload that is not one)."""
     if isinstance(payload, bytes):
-        return job_subject(WF, 0)
-    job = payload.get("job")
+        return job_event_subject(WF, 0, "JobSubmitted")
+    kind, job = str(payload["type"]), payload.get("job")
     if isinstance(job, int):
-        return job_subject(WF, job)
-    if "worker" in payload and str(payload["type"]).startswith("Worker"):
-        return worker_subject(str(payload["worker"]))
-    return workflow_subject(str(payload.get("wf", WF)))
+        return job_event_subject(WF, job, kind)
+    if "worker" in payload and kind.startswith("Worker"):
+        return worker_subjects(str(payload["worker"]))[:-1] + kind
+    return workflow_subjects(str(payload.get("wf", WF)))[:-1] + kind
 
 
 def submitted(**fields: object) -> dict[str, object]:

@@ -21,6 +21,7 @@ from jobstream.cli import (
 )
 from jobstream.cli.common import DEBUG, GIVEN, out
 from jobstream.cli.config import config_app
+from jobstream.cli.users import users_app
 
 app = typer.Typer(
     name="jobstream",
@@ -47,14 +48,24 @@ def main_options(
         Path | None,
         typer.Option(
             "--creds",
-            help="credentials file to log in with (a server's STATE_DIR/credentials.json; "
-            "default: JOBSTREAM_CREDS, else the state directory's own)",
+            help="credentials file to log in with (a server's STATE_DIR/credentials.json, or "
+            "one from `jobstream users add`; default: JOBSTREAM_CREDS, else the state "
+            "directory's own)",
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-ca",
+            help="CA certificate that verifies a TLS server (default: JOBSTREAM_TLS_CA, the "
+            "credentials file's, the state directory's tls/ca.pem, else the system's)",
         ),
     ] = None,
 ) -> None:
     """Run thousands to millions of jobs with dependencies; lose nothing; query everything."""
     DEBUG["on"] = debug
     GIVEN["creds"] = creds
+    GIVEN["tls_ca"] = tls_ca
 
 
 app.command()(run.run)
@@ -72,6 +83,7 @@ app.command()(projections.sql)
 app.command()(projections.projector)
 app.command()(projections.rebuild)
 app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:

@@ -15,7 +15,9 @@ from rich.console import Console
 
 from jobstream.config import Settings, load_settings
 from jobstream.errors import ConfigError, JobstreamError, first_user_error
-from jobstream.host.connect import connect
+from jobstream.gateway.client import submitter_session
+from jobstream.host.connect import connect, submitter_url, tls_of
+from jobstream.host.credentials import role_of
 from jobstream.host.loop import run_async
 from jobstream.spec.units import duration_seconds, memory_mib
 
@@ -99,11 +101,31 @@ def on_server(
     name: str = "jobstream",
 ) -> T:
     """Run ``func(conn, *args)`` on a connection made the way the settings say;
-    ``embedded``: start an embedded server on the state directory if none runs."""
+    ``embedded``: start an embedded server on the state directory if none runs. Not
+    with a submitter's credentials: they reach no JetStream, only the submitter service."""
+    if as_submitter(settings):
+        command = name.removeprefix("jobstream-").replace("jobstream", "this command")
+        fail(f"`jobstream {command}` is not open to submitters: ask an admin", 2)
 
     async def connected() -> T:
         async with connect(settings, embedded=embedded, name=name) as conn:
             return await func(conn, *args)
+
+    return run_main(connected)
+
+
+def as_submitter(settings: Settings) -> bool:
+    """Whether the credentials given are a submitter's: then commands ask the submitter
+    service rather than using JetStream themselves."""
+    return role_of(settings.creds) == "submitter"
+
+
+def on_gateway(settings: Settings, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``func(submitter, *args)`` as the submitter the credentials name."""
+
+    async def connected() -> T:
+        async with submitter_session(submitter_url(settings), tls=tls_of(settings)) as submitter:
+            return await func(submitter, *args)
 
     return run_main(connected)
 

@@ -13,14 +13,17 @@ from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
+    as_submitter,
     err,
     guarded,
+    on_gateway,
     on_server,
     out,
     print_json,
     settings_from,
 )
 from jobstream.errors import ConfigError
+from jobstream.gateway.client import Submitter
 from jobstream.ops.cancel import cancel_jobs
 from jobstream.ops.explain import explain_job
 from jobstream.ops.restart import restart_failed
@@ -43,8 +46,11 @@ def cancel(
     cancel_on_blocking_job_failure: false).
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    cancel_for = functools.partial(cancel_jobs, reason=reason)
-    result = on_server(settings, cancel_for, workflow, jobs or None, name="jobstream-cancel")
+    if as_submitter(settings):
+        result = on_gateway(settings, Submitter.cancel, workflow, jobs or None, reason)
+    else:
+        cancel_for = functools.partial(cancel_jobs, reason=reason)
+        result = on_server(settings, cancel_for, workflow, jobs or None, name="jobstream-cancel")
     if json_output:
         print_json(msgspec.to_builtins(result))
         return

@@ -17,8 +17,10 @@ from rich.table import Table
 from jobstream.cli.common import (
     NatsUrl,
     StateDir,
+    as_submitter,
     err,
     guarded,
+    on_gateway,
     on_server,
     out,
     print_json,
@@ -26,6 +28,7 @@ from jobstream.cli.common import (
     settings_from,
 )
 from jobstream.errors import ConfigError
+from jobstream.gateway.client import Submitter
 from jobstream.host.services import project
 from jobstream.ops.rebuild import rebuild_models
 from jobstream.views.sql import answer
@@ -98,6 +101,11 @@ def sql(
     Views: state_counts, failed_jobs, runtime_percentiles, worker_utilization.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    if as_submitter(settings):  # their own workflows' rows only
+        if as_of is not None:
+            raise ConfigError("--as-of: not open to submitters (it replays the whole log)")
+        render(on_gateway(settings, Submitter.sql, query), format, output)
+        return
     render(
         on_server(settings, answer, settings, query, as_of, name="jobstream-sql"), format, output
     )

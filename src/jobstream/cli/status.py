@@ -11,8 +11,10 @@ from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
+    as_submitter,
     fail,
     guarded,
+    on_gateway,
     on_server,
     out,
     print_json,
@@ -20,6 +22,7 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.render import ProgressView, counts_text, print_summary
 from jobstream.config import Settings
+from jobstream.gateway.client import Submitter
 from jobstream.projections.records import JobRecord, WorkflowStatus, all_counts
 from jobstream.streams.connection import Connection
 from jobstream.views.status import follow, latest_workflow, statuses, with_problems
@@ -36,7 +39,10 @@ def status(
 ) -> None:
     """Show how many jobs are in each state (one workflow in detail, or every workflow)."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    found = on_server(settings, statuses, settings, workflow, name="jobstream-status")
+    if as_submitter(settings):  # their own workflows only
+        found = on_gateway(settings, Submitter.statuses, workflow)
+    else:
+        found = on_server(settings, statuses, settings, workflow, name="jobstream-status")
     if workflow and not found:
         fail(f"no workflow {workflow!r} (jobstream status lists them)", 1)
     if json_output:

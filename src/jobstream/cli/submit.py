@@ -12,8 +12,10 @@ from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
+    as_submitter,
     err,
     guarded,
+    on_gateway,
     on_server,
     out,
     print_json,
@@ -21,6 +23,8 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.render import ProgressView, print_summary
 from jobstream.config import Settings
+from jobstream.errors import ConfigError
+from jobstream.gateway.client import Submitter
 from jobstream.model import WorkflowDef
 from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import WorkflowStatus
@@ -53,17 +57,22 @@ def submit(
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec, max_jobs=settings.max_jobs)
-    with ProgressView(workflow.name) as view:
-        wf, summary = on_server(
-            settings,
-            _submit,
-            settings,
-            workflow,
-            wait,
-            view,
-            embedded=False,
-            name="jobstream-submit",
-        )
+    if as_submitter(settings):
+        if wait:
+            raise ConfigError("--wait: not open to submitters yet (poll `jobstream status WF`)")
+        wf, summary = on_gateway(settings, Submitter.submit, workflow, os.getcwd()), None
+    else:
+        with ProgressView(workflow.name) as view:
+            wf, summary = on_server(
+                settings,
+                _submit,
+                settings,
+                workflow,
+                wait,
+                view,
+                embedded=False,
+                name="jobstream-submit",
+            )
     if json_output:
         print_json(summary.as_json() if summary else {"workflow": wf, "jobs": len(workflow.jobs)})
     elif summary is not None:

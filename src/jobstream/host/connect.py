@@ -5,20 +5,24 @@ embedded server of its own on that state directory."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import ssl
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 import anyio
 
 from jobstream.config import Settings
-from jobstream.errors import ServerError
-from jobstream.host import credentials, statedir
+from jobstream.errors import ConfigError, ServerError
+from jobstream.host import credentials, statedir, tls
 from jobstream.host.embedded import EmbeddedServer, embedded
 from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.urls import with_user
 
 RECORD_WAIT_S = 5.0  # how long to wait for the record of an owner that is starting
 POLL_S = 0.05
+
+log = logging.getLogger(__name__)
 
 
 class Hosted(NamedTuple):
@@ -32,10 +36,11 @@ class Hosted(NamedTuple):
 async def hosted(
     settings: Settings, *, embedded_ok: bool, name: str = "jobstream"
 ) -> AsyncIterator[Hosted]:
-    """Connect the way the settings say; start an embedded server only if
+    """Connect the way the settings say (a URL set, else the one the credentials file
+    names, else the state directory's server); start an embedded server only if
     ``embedded_ok`` and no server is recorded in the state directory (``name``, less
     its ``jobstream-`` prefix, is what the record calls this process)."""
-    url = settings.nats_url or _recorded(settings)
+    url = settings.nats_url or credentials.url_of(settings.creds) or _recorded(settings)
     if url is None and not embedded_ok:
         raise ServerError(
             "no NATS server: start one with `jobstream server` in this directory, "
@@ -53,11 +58,43 @@ async def hosted(
                 if url is None:
                     raise
             else:
-                conn = await stack.enter_async_context(open_connection(started.dial_url, name))
+                conn = await stack.enter_async_context(
+                    open_connection(
+                        started.dial_url, name, upgrade=log.warning, tls=tls_of(settings)
+                    )
+                )
                 yield Hosted(conn, started)
                 return
-    async with open_connection(logged_in(url, settings), name) as conn:
+    async with open_connection(logged_in(url, settings), name, tls=tls_of(settings)) as conn:
         yield Hosted(conn, None)
+
+
+def tls_of(settings: Settings) -> ssl.SSLContext | None:
+    """How a TLS server is verified: the ``tls_ca`` file, else the CA the credentials
+    file carries, else the state directory's (None: no CA known; a tls:// URL is then
+    verified against the system's CAs)."""
+    if settings.tls_ca is not None:
+        try:
+            return tls.context(settings.tls_ca.read_text())
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{settings.tls_ca}: not a CA certificate to use: {exc}") from None
+    ca = credentials.ca_of(settings.creds)
+    if ca is not None:
+        return tls.context(ca)
+    mine = settings.state_dir / tls.TLS_DIR / tls.CA_FILE
+    return tls.context(mine.read_text()) if mine.exists() else None
+
+
+def submitter_url(settings: Settings) -> str:
+    """Where a submitter's commands go, logged in: the URL set, else the one in the
+    credentials file, else the state directory's server."""
+    url = settings.nats_url or credentials.url_of(settings.creds) or _recorded(settings)
+    if url is None:
+        raise ServerError(
+            "no NATS server: give its URL with --nats-url (or JOBSTREAM_NATS_URL) next to "
+            "your credentials"
+        )
+    return logged_in(url, settings)
 
 
 def logged_in(url: str, settings: Settings) -> str:

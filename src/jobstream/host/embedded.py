@@ -36,10 +36,11 @@ import anyio
 
 from jobstream.config import DEFAULT_SYNC
 from jobstream.errors import ServerError
-from jobstream.host import credentials, statedir
-from jobstream.host.credentials import Credentials
-from jobstream.streams.connection import reachable
-from jobstream.streams.urls import with_user
+from jobstream.host import credentials, statedir, users
+from jobstream.host.credentials import Credentials, write_private
+from jobstream.host.tls import ServerFiles, server_block, unverified
+from jobstream.streams.pull import reachable
+from jobstream.streams.urls import Endpoint, with_user
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 20.0
@@ -76,25 +77,46 @@ def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def server_config(
-    store: Path, ports_dir: Path, port: int | None, sync: str, login: Credentials
-) -> str:
+def server_config(store: Path, ports_dir: Path, port: int | None, sync: str) -> str:
     """nats-server's configuration: JetStream on loopback, ``port`` (None: a free one,
     reported in the ports file), its store, how often it is synced to disk (which has
-    no command-line flag), and the one user it lets in."""
+    no command-line flag), its pid (for reloads) and the users it lets in (a file of
+    their own, written by host/users.py)."""
     listen = f"127.0.0.1:{-1 if port is None else port}"
     return (
         f"listen: {json.dumps(listen)}\n"
         f"ports_file_dir: {json.dumps(str(ports_dir.resolve()))}\n"
-        "authorization {\n"
-        f"  user: {json.dumps(login.user)}\n"
-        f"  password: {json.dumps(login.password)}\n"
-        "}\n"
+        f"pid_file: {json.dumps(str((ports_dir / users.PID_FILE).resolve()))}\n"
+        f"include {json.dumps(users.AUTHORIZATION_FILE)}\n"
         "jetstream {\n"
         f"  store_dir: {json.dumps(str(store.resolve()))}\n"
         f"  sync_interval: {json.dumps(sync)}\n"
         "}\n"
     )
+
+
+def apply_users(state_dir: Path) -> bool:
+    """Write the users into the server's authorization file and have a running
+    nats-server re-read it; False when none runs (it reads the file when it starts).
+    A file the server would not take is never left behind (ServerError, old file kept)."""
+    run = state_dir / "run"
+    config, path = run / "nats-server.conf", run / users.AUTHORIZATION_FILE
+    before = path.read_text() if path.exists() else None
+    users.write_authorization(state_dir, credentials.ensure(state_dir))
+    if config.exists():
+        tested = subprocess.run(
+            [str(server_binary()), "-t", "-c", str(config)], capture_output=True, text=True
+        )
+        if tested.returncode != 0:
+            if before is not None:
+                write_private(path, before)
+            why = " ".join((tested.stderr or tested.stdout).split())
+            raise ServerError(f"nats-server would not take the users ({why}); nothing changed")
+    try:
+        os.kill(int((run / users.PID_FILE).read_text().strip()), signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _usable_cores() -> int:
@@ -123,9 +145,11 @@ class EmbeddedServer:
         port: int | None = None,
         kind: str = statedir.RUN,
         sync: str = DEFAULT_SYNC,
+        tls: ServerFiles | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.port = port
+        self.tls = tls
         self.kind = kind
         self.sync = sync
         self.url = ""  # as shown; dial_url logs in
@@ -140,7 +164,7 @@ class EmbeddedServer:
         try:
             port = self.port if self.port is not None else statedir.kept_port(self.state_dir)
             login = credentials.ensure(self.state_dir)
-            self.process, self.url = await _launch(self.state_dir, port, self.sync, login)
+            self.process, self.url = await _launch(self.state_dir, port, self.sync, login, self.tls)
             self.dial_url = with_user(self.url, *login)
             self.port = int(self.url.rsplit(":", 1)[1])
             statedir.keep_port(self.state_dir, self.port)
@@ -171,7 +195,9 @@ class EmbeddedServer:
             await anyio.sleep(RESTART_PAUSE_S)
             try:
                 login = credentials.ensure(self.state_dir)
-                self.process, _ = await _launch(self.state_dir, self.port, self.sync, login)
+                self.process, _ = await _launch(
+                    self.state_dir, self.port, self.sync, login, self.tls
+                )
             except ServerError as exc:
                 raise ServerError(
                     f"nats-server died and could not be started again: {exc}"
@@ -190,10 +216,14 @@ class EmbeddedServer:
 
 @contextlib.asynccontextmanager
 async def embedded(
-    state_dir: Path, port: int | None = None, kind: str = statedir.RUN, sync: str = DEFAULT_SYNC
+    state_dir: Path,
+    port: int | None = None,
+    kind: str = statedir.RUN,
+    sync: str = DEFAULT_SYNC,
+    tls: ServerFiles | None = None,
 ) -> AsyncIterator[EmbeddedServer]:
     """An embedded server for the time of the block (the owner may supervise it)."""
-    server = EmbeddedServer(state_dir, port, kind, sync)
+    server = EmbeddedServer(state_dir, port, kind, sync, tls)
     await server.start()
     try:
         yield server
@@ -212,7 +242,7 @@ async def embedded_server(
 
 
 async def _launch(
-    state_dir: Path, port: int | None, sync: str, login: Credentials
+    state_dir: Path, port: int | None, sync: str, login: Credentials, tls: ServerFiles | None
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start nats-server on ``port`` (None: a free one) and wait until it accepts
     connections; the process and its URL."""
@@ -222,8 +252,9 @@ async def _launch(
     await anyio.Path(ports_dir).mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "nats-server.log"
     config = ports_dir / "nats-server.conf"
-    text = server_config(store, ports_dir, port, sync, login)
-    await anyio.to_thread.run_sync(_write_private, config, text)  # it holds the password
+    text = server_config(store, ports_dir, port, sync) + (server_block(tls) if tls else "")
+    await anyio.to_thread.run_sync(users.write_authorization, state_dir, login)
+    await anyio.to_thread.run_sync(write_private, config, text)
     args = [str(server_binary()), "-c", str(config)]
     with open(log_path, "ab") as server_log:  # noqa: ASYNC230 - opening a log file is instant
         process = await asyncio.create_subprocess_exec(
@@ -235,23 +266,18 @@ async def _launch(
         )
     ports_file = ports_dir / f"nats-server_{process.pid}.ports"
     try:
-        return process, await _wait_ready(process, ports_file, log_path, port)
+        url = await _wait_ready(process, ports_file, log_path, port, tls is not None)
+        return process, f"tls://{url.split('://', 1)[1]}" if tls else url
     finally:
         with contextlib.suppress(OSError):
             ports_file.unlink()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read (mode 0600 from the start)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)  # a file of an earlier version may have had other bits
-
-
 async def _wait_ready(
-    process: asyncio.subprocess.Process, ports_file: Path, log: Path, port: int | None
+    process: asyncio.subprocess.Process, ports_file: Path, log: Path, port: int | None, tls: bool
 ) -> str:
+    # Up is all that is asked here: the clients verify the certificate.
+    probe = unverified() if tls else None
     with anyio.move_on_after(READY_TIMEOUT_S):
         while True:
             if process.returncode is not None:
@@ -267,7 +293,7 @@ async def _wait_ready(
                 text = await anyio.Path(ports_file).read_text()
                 with contextlib.suppress(ValueError, KeyError, IndexError):
                     url: str = json.loads(text)["nats"][0]
-                    if await reachable(url):
+                    if await reachable(Endpoint(url, probe)):
                         return url
             await anyio.sleep(0.02)
     await _stop(process)

@@ -35,6 +35,12 @@ def tune_for_throughput() -> None:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
 
 
+def _without_tls_eof_warning(record: logging.LogRecord) -> bool:
+    """nats-py's protocol answers a closed TLS connection the way plain ones want, which
+    asyncio (and uvloop) warn about at every close; it is harmless."""
+    return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
 def run_async(func: Callable[..., Awaitable[T]], *args: Any, debug: bool = False) -> T:
     """Run ``func(*args)`` on asyncio (uvloop's where installed: jobs are spawned in
     threads, never through the loop) in a tuned interpreter, logging warnings (with
@@ -43,6 +49,7 @@ def run_async(func: Callable[..., Awaitable[T]], *args: Any, debug: bool = False
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    logging.getLogger("asyncio").addFilter(_without_tls_eof_warning)
     tune_for_throughput()
     try:
         import uvloop  # noqa: F401

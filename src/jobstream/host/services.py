@@ -15,11 +15,13 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from jobstream.config import Settings
+from jobstream.gateway.service import Gateway
 from jobstream.host import statedir
-from jobstream.host.connect import connect, logged_in
+from jobstream.host.connect import connect, logged_in, tls_of
 from jobstream.host.credentials import CREDENTIALS_FILE
 from jobstream.host.embedded import embedded
 from jobstream.host.supervise import supervised
+from jobstream.host.tls import ServerFiles
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import open_connection
@@ -50,25 +52,35 @@ async def stoppable() -> AsyncIterator[TaskGroup]:
         yield tg
 
 
-async def serve(settings: Settings, port: int | None, say: Say, projector: bool = True) -> None:
-    """The embedded nats-server (unless the settings name a URL), supervised, the
-    scheduler and (unless it runs on its own) the projector, until stopped; other
-    commands in this directory find them."""
+async def serve(
+    settings: Settings,
+    port: int | None,
+    say: Say,
+    projector: bool = True,
+    tls: ServerFiles | None = None,
+) -> None:
+    """The embedded nats-server (unless the settings name a URL; with ``tls``, clients
+    must use TLS), supervised, the scheduler, the submitter service and (unless it runs
+    on its own) the projector, until stopped; other commands in this directory find
+    them."""
     async with stoppable(), contextlib.AsyncExitStack() as stack:
         url, server = settings.nats_url, None
         if url is None:
             kind = statedir.SERVER
             server = await stack.enter_async_context(
-                embedded(settings.state_dir, port, kind, settings.sync)
+                embedded(settings.state_dir, port, kind, settings.sync, tls)
             )
             url, dial = server.url, server.dial_url
         else:
             url, dial = public(url), logged_in(url, settings)
-        conn = await stack.enter_async_context(open_connection(dial, "jobstream-server"))
+        conn = await stack.enter_async_context(
+            open_connection(dial, "jobstream-server", upgrade=say, tls=tls_of(settings))
+        )
         async with anyio.create_task_group() as tg:
             if server is not None:
                 tg.start_soon(server.supervise)
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
+            await tg.start(supervised, "submitter service", lambda: Gateway(conn, settings))
             if projector:
                 await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")

@@ -25,7 +25,7 @@ from jobstream.model import JobDef, JobState, Resources
 from jobstream.ops.jobs import resolve_job
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
-from jobstream.streams.subjects import job_subject
+from jobstream.streams.subjects import job_subjects
 from jobstream.views.workers import live_capacities
 
 
@@ -123,7 +123,7 @@ async def _explain(
 
 async def _submitted(store: EventStore, wf: str, job: int) -> tuple[JobSubmitted, JobEvent] | None:
     """A job's JobSubmitted and its last event (ill-formed messages passed over)."""
-    subject = job_subject(wf, job)
+    subject = job_subjects(wf, job)
     first, latest = await store.first(subject), await store.latest(subject)
     if first is None or not isinstance(first.event, JobSubmitted) or latest.event is None:
         return None

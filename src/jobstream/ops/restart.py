@@ -12,7 +12,7 @@ from jobstream.model import UNSUCCESSFUL, JobState
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.streams.connection import Connection
-from jobstream.streams.subjects import workflow_subject
+from jobstream.streams.subjects import workflow_subjects
 
 RESTARTABLE = UNSUCCESSFUL | {JobState.BLOCKED}
 
@@ -29,7 +29,7 @@ async def restart_failed(conn: Connection, wf: str, *, actor: str | None = None)
             targets.append(n)
     if not targets:
         return []
-    wf_last = await store.last(workflow_subject(wf))
+    wf_last = await store.last(workflow_subjects(wf))
     assert wf_last is not None
     announce = WorkflowRestarted(wf=wf, at=time.time(), actor=who, jobs=tuple(targets))
     await store.append(announce, wf_last.seq)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -38,23 +38,16 @@ def spec_digest(workflow: WorkflowDef) -> str:
     return hashlib.sha256(msgspec.json.encode(workflow)).hexdigest()
 
 
-async def submit_workflow(
-    conn: Connection,
-    workflow: WorkflowDef,
-    *,
-    workdir: str,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> str:
-    """Append the workflow's events; returns the new workflow id."""
-    wf = new_workflow_id()
-    user = workflow.user or current_user()
-    actor = user_actor(user)
-    store = conn.store
-    now = time.time()
-    submitted = WorkflowSubmitted(
-        wf=wf,
-        at=now,
-        actor=actor,
+def workflow_submitted(
+    workflow: WorkflowDef, workdir: str, user: str | None = None
+) -> WorkflowSubmitted:
+    """The event opening a new workflow (a new id), by ``user`` (else the spec's, else
+    whoever runs this)."""
+    user = user or workflow.user or current_user()
+    return WorkflowSubmitted(
+        wf=new_workflow_id(),
+        at=time.time(),
+        actor=user_actor(user),
         name=workflow.name,
         user=user,
         description=workflow.description,
@@ -65,20 +58,40 @@ async def submit_workflow(
         user_data={u.name: u.data for u in workflow.user_data},
         extras=workflow.extras,
     )
+
+
+async def submit_jobs(conn: Connection, opened: WorkflowSubmitted, jobs: Sequence[JobDef]) -> None:
+    """Append the JobSubmitted of some of an opened workflow's jobs (each on a job that
+    does not exist yet: CAS at 0; the same append again is recognised, not doubled)."""
+    chunk = [
+        (
+            JobVersion(Job(wf=opened.wf, index=job.index), 0),
+            Submit(at=opened.at, actor=opened.actor, spec=job),
+        )
+        for job in jobs
+    ]
+    for result in await conn.jobs.execute_many(chunk):
+        if not isinstance(result, Stored):
+            raise JobstreamError(f"workflow {opened.wf}: job submitted twice: {result}")
+
+
+async def submit_workflow(
+    conn: Connection,
+    workflow: WorkflowDef,
+    *,
+    workdir: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Append the workflow's events; returns the new workflow id."""
+    submitted = workflow_submitted(workflow, workdir)
     check_sizes(submitted, workflow, conn.nc.max_payload)
-    await store.append(submitted, 0)
-    jobs, total = conn.jobs, len(workflow.jobs)
+    await conn.store.append(submitted, 0)
+    total = len(workflow.jobs)
     for start in range(0, total, CHUNK):
-        chunk = [
-            (JobVersion(Job(wf=wf, index=job.index), 0), Submit(at=now, actor=actor, spec=job))
-            for job in workflow.jobs[start : start + CHUNK]
-        ]
-        for result in await jobs.execute_many(chunk):
-            if not isinstance(result, Stored):
-                raise RuntimeError(f"workflow id collision on {wf}: {result}")
+        await submit_jobs(conn, submitted, workflow.jobs[start : start + CHUNK])
         if on_progress:
             on_progress(min(start + CHUNK, total), total)
-    return wf
+    return submitted.wf
 
 
 def check_sizes(submitted: WorkflowSubmitted, workflow: WorkflowDef, limit: int) -> None:

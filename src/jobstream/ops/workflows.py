@@ -5,12 +5,12 @@ from __future__ import annotations
 from jobstream.errors import JobstreamError
 from jobstream.events import WorkflowSubmitted
 from jobstream.streams.store import EventStore
-from jobstream.streams.subjects import workflow_subject
+from jobstream.streams.subjects import workflow_subjects
 
 
 async def submitted_workflow(store: EventStore, wf: str) -> WorkflowSubmitted:
     """The workflow's WorkflowSubmitted; a one-line error naming it if there is none."""
-    first = await store.first(workflow_subject(wf))
+    first = await store.first(workflow_subjects(wf))
     if first is None or not isinstance(first.event, WorkflowSubmitted):
         raise JobstreamError(f"no workflow {wf!r} (jobstream status lists them)")
     return first.event

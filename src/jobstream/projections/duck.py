@@ -21,6 +21,7 @@ from jobstream.projections import counts
 from jobstream.projections.divergence import Recorded
 from jobstream.projections.guard import DEFAULT_LIMITS, SANDBOX, QueryLimits, lock, read_only
 from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
+from jobstream.projections.owned import owned_query
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.tables import READ_MODELS
 from jobstream.projections.tables.jobs import MODEL as JOBS
@@ -161,9 +162,12 @@ class DuckStore:
         finally:
             cursor.close()
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: str, owner: str | None = None) -> pa.Table:
         """Run a user's read-only query on its own cursor (the writer may run meanwhile);
-        refused or failed: QueryError (see :mod:`jobstream.projections.guard`)."""
+        refused or failed: QueryError (see :mod:`jobstream.projections.guard`). With an
+        ``owner``: on that submitter's rows only (:mod:`jobstream.projections.owned`)."""
+        if owner is not None:
+            return owned_query(self.db, owner, sql, self.limits)
         cursor = self.db.cursor()
         try:
             return read_only(cursor, sql, self.limits)

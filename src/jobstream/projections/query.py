@@ -1,8 +1,10 @@
 """SQL over NATS: the projector answers queries on its DuckDB file (one writer only).
 
-Request on ``jobstream.sql`` with JSON ``{"sql": ...}``; the answer is an Arrow IPC stream
-split into chunks that fit the server's max payload, each published to the request's reply
-subject with a ``Jobstream-Chunk: i/n`` header (or one ``Jobstream-Error`` message).
+Request on ``jobstream.sql`` with JSON ``{"sql": ...}`` (and ``"owner"``: that submitter's
+rows only; the subject is the admin's and the submitter service's alone); the answer is
+an Arrow IPC stream split into chunks that fit the server's max payload, each published
+to the request's reply subject with a ``Jobstream-Chunk: i/n`` header (or one
+``Jobstream-Error`` message).
 ``jobstream.sql.ping`` tells a client whether a projector is there at all.
 """
 
@@ -40,7 +42,7 @@ def from_ipc(data: bytes) -> pa.Table:
 
 async def serve_queries(
     nc: NATS,
-    run_query: Callable[[str], Awaitable[pa.Table]],
+    run_query: Callable[[str, str | None], Awaitable[pa.Table]],
     rebuild: Callable[[], Awaitable[dict[str, object]]],
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -49,8 +51,8 @@ async def serve_queries(
 
     async def on_query(msg: Msg) -> None:
         try:
-            sql = json.loads(msg.data)["sql"]
-            data = to_ipc(await run_query(sql))
+            request = json.loads(msg.data)
+            data = to_ipc(await run_query(request["sql"], request.get("owner")))
         except Exception as exc:  # any failure is the caller's answer, not ours to crash on
             await nc.publish(msg.reply, b"", headers={ERROR_HEADER: _one_line(exc)})
             return
@@ -95,12 +97,13 @@ async def projector_available(nc: NATS) -> bool:
     return True
 
 
-async def remote_query(nc: NATS, sql: str) -> pa.Table:
-    """Ask the projector; raises QueryError with the database's message on failure."""
+async def remote_query(nc: NATS, sql: str, subject: str = SQL_SUBJECT) -> pa.Table:
+    """Ask the projector (or, as a submitter, the submitter service's ``subject``, which
+    passes it on); raises QueryError with the database's message on failure."""
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     try:
-        await nc.publish(SQL_SUBJECT, json.dumps({"sql": sql}).encode(), reply=inbox)
+        await nc.publish(subject, json.dumps({"sql": sql}).encode(), reply=inbox)
         parts: list[bytes] = []
         with anyio.fail_after(QUERY_TIMEOUT_S):
             while True:

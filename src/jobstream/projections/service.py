@@ -129,13 +129,13 @@ class Projector:
         """
         # Catch up in bulk (a restart, a new file), then follow the live stream.
         backlog = read_to_end(
-            self.conn.js, self.conn.url, from_seq=self._committed + 1, size=BULK_BATCH
+            self.conn.js, self.conn.endpoint, from_seq=self._committed + 1, size=BULK_BATCH
         )
         async with backlog as batches:
             async for raw in batches:
                 if raw.seqs:
                     await self.project(raw)
-        live = follow_bulk(self.conn.js, self.conn.url, from_seq=self._committed + 1)
+        live = follow_bulk(self.conn.js, self.conn.endpoint, from_seq=self._committed + 1)
         async with contextlib.aclosing(live):
             async for raw in live:
                 began = anyio.current_time()
@@ -216,11 +216,12 @@ class Projector:
         while self.checkpoint < seq:
             await self.progressed.wait()
 
-    async def query(self, sql: str) -> pa.Table:
-        """Answer from committed state at least as new as the KV records already written."""
+    async def query(self, sql: str, owner: str | None = None) -> pa.Table:
+        """Answer from committed state at least as new as the KV records already written
+        (``owner``: from that submitter's rows only)."""
         async with self.lock:
             assert self.store is not None
-            return await anyio.to_thread.run_sync(self.store.query, sql)
+            return await anyio.to_thread.run_sync(self.store.query, sql, owner)
 
     async def rebuild(self) -> dict[str, object]:
         """Replay the whole log into a fresh file, then swap it in while consuming pauses."""
@@ -300,7 +301,7 @@ async def replay_store(
     """
     applied = 0
     folding: Staged | None = None
-    async with read_to_end(conn.js, conn.url, size=BULK_BATCH) as batches:
+    async with read_to_end(conn.js, conn.endpoint, size=BULK_BATCH) as batches:
         async for raw in batches:
             kept = raw
             if upto_time is not None:

@@ -69,7 +69,7 @@ class Scheduler:
         ``reconcile`` says what is left to do, then the live stream is followed from
         where the replay ended.
         """
-        async with read_to_end(self.conn.js, self.conn.url) as backlog:
+        async with read_to_end(self.conn.js, self.conn.endpoint) as backlog:
             async for raw in backlog:
                 self._fold(raw)
         replayed_to = self.state.last_seq
@@ -77,7 +77,7 @@ class Scheduler:
         log.info("scheduler caught up at sequence %d", replayed_to)
         task_status.started()
         await self.carry_out(intents)
-        live = follow_bulk(self.conn.js, self.conn.url, from_seq=replayed_to + 1)
+        live = follow_bulk(self.conn.js, self.conn.endpoint, from_seq=replayed_to + 1)
         sweep = time.monotonic() + SWEEP_S
         async with read_ahead(live, buffer=0) as arrivals:
             with contextlib.suppress(anyio.EndOfStream):

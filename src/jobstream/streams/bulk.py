@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from jobstream.streams.pull import BulkUnavailable, PullReader, plain_address, pull_consumer
 from jobstream.streams.reader import FILL_WAIT_S, read_raw_batches
 from jobstream.streams.subjects import ALL_EVENTS
+from jobstream.streams.urls import Endpoint
 from jobstream.streams.wire import RawBatch, empty_batch
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ FIRST_BATCH = 5_000
 
 async def read_bulk(
     js: JetStreamContext,
-    url: str,
+    endpoint: Endpoint,
     subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
@@ -48,7 +49,7 @@ async def read_bulk(
 ) -> AsyncGenerator[RawBatch, None]:
     """Every event matching the filter from ``from_seq`` to the end of the stream, in
     batches growing to ``size``; the last one has ``caught_up`` set."""
-    async with pull_consumer(js, url, subject_filter, from_seq) as pull:
+    async with pull_consumer(js, endpoint, subject_filter, from_seq) as pull:
         done, limit = False, min(size, FIRST_BATCH)
         while not done:
             pull.request(limit, expires_ns=EXPIRES_NS, no_wait=True)
@@ -73,7 +74,7 @@ async def read_bulk(
 
 async def follow_bulk(
     js: JetStreamContext,
-    url: str,
+    endpoint: Endpoint,
     subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
@@ -92,7 +93,7 @@ async def follow_bulk(
     connection cannot go, nats-py's ordered consumer reads instead.
     """
     try:
-        plain_address(url)
+        plain_address(endpoint.url)
     except BulkUnavailable:
         async for batch in read_raw_batches(js, subject_filter, from_seq=from_seq, poll_s=poll_s):
             yield batch
@@ -100,7 +101,7 @@ async def follow_bulk(
     next_seq, failures = from_seq, 0
     while True:
         try:
-            async with pull_consumer(js, url, subject_filter, next_seq) as pull:
+            async with pull_consumer(js, endpoint, subject_filter, next_seq) as pull:
                 async for batch in _follow(pull, size, poll_s):
                     failures = 0
                     if batch.seqs:
@@ -159,7 +160,7 @@ async def _follow(pull: PullReader, size: int, poll_s: float) -> AsyncIterator[R
 
 def read_to_end(
     js: JetStreamContext,
-    url: str,
+    endpoint: Endpoint,
     subject_filter: str = ALL_EVENTS,
     *,
     from_seq: int = 1,
@@ -167,15 +168,15 @@ def read_to_end(
 ) -> contextlib.AbstractAsyncContextManager[MemoryObjectReceiveStream[RawBatch]]:
     """Batches of :func:`read_bulk`, or of nats-py's ordered reader where a bare
     connection cannot go, read ahead (:func:`read_ahead`)."""
-    return read_ahead(_to_end(js, url, subject_filter, from_seq, size))
+    return read_ahead(_to_end(js, endpoint, subject_filter, from_seq, size))
 
 
 async def _to_end(
-    js: JetStreamContext, url: str, subject_filter: str, from_seq: int, size: int
+    js: JetStreamContext, endpoint: Endpoint, subject_filter: str, from_seq: int, size: int
 ) -> AsyncGenerator[RawBatch, None]:
     try:
         async with contextlib.aclosing(
-            read_bulk(js, url, subject_filter, from_seq=from_seq, size=size)
+            read_bulk(js, endpoint, subject_filter, from_seq=from_seq, size=size)
         ) as batches:
             async for batch in batches:
                 yield batch

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import nats
@@ -13,37 +15,28 @@ from nats.js import JetStreamContext
 
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
+from jobstream.streams.pull import reachable
 from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import allow_atomic, ensure_streams
 from jobstream.streams.store import EventStore
-from jobstream.streams.subjects import EVENTS_STREAM
-from jobstream.streams.urls import public
+from jobstream.streams.subjects import EVENTS_STREAM, inbox_prefix
+from jobstream.streams.urls import Endpoint, public, user_of
 
-
-async def reachable(url: str) -> bool:
-    """True when the server's address accepts a TCP connection."""
-    target = url.split("://", 1)[-1].split(",", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = target.rpartition(":")
-    try:
-        with anyio.fail_after(5):
-            stream = await anyio.connect_tcp(host.strip("[]") or "127.0.0.1", int(port or 4222))
-    except (OSError, TimeoutError, ValueError):
-        return False
-    await stream.aclose()
-    return True
+log = logging.getLogger(__name__)
 
 
 class Connection:
     """An open NATS connection: its JetStream context, the pipelined publisher, the
     event store and job repository over them, and the URL it reached."""
 
-    def __init__(self, nc: NATS, url: str) -> None:
+    def __init__(self, nc: NATS, url: str, tls: ssl.SSLContext | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=10.0)
         self.pipeline = Pipeline(nc)
         self.store = EventStore(self.js, self.pipeline)
         self.jobs = JobRepository(self.store)
         self.url = url
+        self.endpoint = Endpoint(url, tls)  # where the bare-socket readers go
 
 
 class _LoginRefused(Exception):
@@ -58,21 +51,36 @@ class _Errors:
 
     def __init__(self) -> None:
         self.connected = False
+        self.refusals: set[str] = set()
 
     async def report(self, exc: Exception) -> None:
-        if not self.connected and "authorization violation" in str(exc).lower():
-            raise _LoginRefused(str(exc))
+        text = str(exc)
+        refused_login = "authorization violation" in text.lower()
+        if refused_login and not self.connected:
+            raise _LoginRefused(text)
+        if refused_login and text not in self.refusals:  # revoked while connected
+            self.refusals.add(text)
+            log.error("NATS refuses this login now (revoked?); trying again until it takes it")
+        elif "permissions violation" in text.lower() and text not in self.refusals:
+            self.refusals.add(text)  # once each: what this identity may not do
+            log.warning("the NATS server refused: %s", text)
 
 
-@contextlib.asynccontextmanager
-async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Connection]:
-    """Connect, make sure the streams exist, and close on exit.
-
-    Once connected, a lost server is retried forever (a restarted server resumes the
-    work); an address that does not accept connections at all fails at once.
-    """
-    if not await reachable(url):
-        raise ServerError(f"cannot reach NATS at {public(url)}: nothing accepts connections there")
+async def dial(url: str, name: str, tls: ssl.SSLContext | None = None) -> NATS:
+    """A logged-in NATS connection (replies under the user's own inbox prefix, which is
+    what a role may subscribe to). Once connected, a lost server is retried forever (a
+    restarted server resumes the work); an address that does not accept connections at
+    all, or a refused login, fails at once with a one-line ServerError."""
+    try:
+        if not await reachable(Endpoint(url, tls)):
+            raise ServerError(
+                f"cannot reach NATS at {public(url)}: nothing accepts connections there"
+            )
+    except ssl.SSLError as exc:
+        raise ServerError(
+            f"NATS at {public(url)}: TLS failed ({exc.reason or exc}): give the CA that signed "
+            "its certificate as --tls-ca / JOBSTREAM_TLS_CA (a server's STATE_DIR/tls/ca.pem)"
+        ) from None
     errors = _Errors()
     try:
         nc = await nats.connect(
@@ -83,20 +91,49 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
             reconnect_time_wait=0.5,
             error_cb=errors.report,
             allow_reconnect=True,
+            inbox_prefix=inbox_prefix(user_of(url)),
+            tls=tls,
         )
     except (NoServersError, OSError, TimeoutError) as exc:
         raise ServerError(f"cannot reach NATS at {public(url)}: {exc}") from exc
     except _LoginRefused:
         raise ServerError(
             f"NATS at {public(url)} refused the login: give the server's credentials "
-            "(its STATE_DIR/credentials.json) as JOBSTREAM_CREDS or the creds setting"
+            "(its STATE_DIR/credentials.json, or a file from `jobstream users add`) as "
+            "--creds, JOBSTREAM_CREDS or the creds setting"
         ) from None
     errors.connected = True
-    conn = Connection(nc, url)
+    return nc
+
+
+async def hang_up(nc: NATS) -> None:
+    """Close, bounded, whatever state the server is in."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=2)
+        # Closing while the server is gone (reconnecting) makes nats-py write its
+        # pending buffer to the dead transport, which uvloop refuses; it is closed.
+        with contextlib.suppress(RuntimeError, OSError):
+            await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def open_connection(
+    url: str,
+    name: str = "jobstream",
+    *,
+    upgrade: Callable[[str], None] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> AsyncIterator[Connection]:
+    """Connect (:func:`dial`), make sure the streams exist, and close on exit. The
+    server's owner gives ``upgrade`` (how to tell its user): a log in an older layout is
+    upgraded, not refused."""
+    nc = await dial(url, name, tls)
+    conn = Connection(nc, url, tls)
     conn.pipeline.start()
     try:
         try:
-            await ensure_streams(conn.js)
+            await ensure_streams(nc, conn.js, upgrade)
             conn.store.atomic = await allow_atomic(nc, EVENTS_STREAM)
         except (TimeoutError, NoRespondersError, ConnectionClosedError) as exc:  # it went away
             raise ServerError(
@@ -107,11 +144,6 @@ async def open_connection(url: str, name: str = "jobstream") -> AsyncIterator[Co
     finally:
         # Every publish that matters was acknowledged; flush the fire-and-forget ones
         # (message acks) and close. drain() would wait up to 30 s on idle subscriptions.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            with contextlib.suppress(Exception):
-                await conn.pipeline.close()
-                await nc.flush(timeout=2)
-            # Closing while the server is gone (reconnecting) makes nats-py write its
-            # pending buffer to the dead transport, which uvloop refuses; it is closed.
-            with contextlib.suppress(RuntimeError, OSError):
-                await nc.close()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5), contextlib.suppress(Exception):
+            await conn.pipeline.close()
+        await hang_up(nc)

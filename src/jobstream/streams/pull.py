@@ -4,22 +4,24 @@ Pull requests go out framed by :mod:`jobstream.streams.wire`, and the deliveries
 back are sliced straight into :class:`~jobstream.streams.wire.RawBatch` columns. The
 server answers waiting requests in the order they came, so deliveries are counted against
 the oldest one; each request has its own reply subject, so a status tells which one it
-ends. Servers that need TLS or credentials cannot be read this way (BulkUnavailable).
+ends. It logs in and speaks TLS like nats-py (no slower fall-back for either).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import secrets
 import socket
+import ssl
 from collections.abc import AsyncIterator
 
 import anyio
 from nats.js import JetStreamContext, api
 
 from jobstream.streams.subjects import EVENTS_STREAM, bulk_inbox, pull_subject
-from jobstream.streams.urls import Address, address
+from jobstream.streams.urls import Address, Endpoint, address
 from jobstream.streams.wire import (
     IDLE_HEARTBEAT,
     NO_MESSAGES,
@@ -43,11 +45,12 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 class BulkUnavailable(Exception):
-    """This server cannot be read with a bare connection (TLS, credentials)."""
+    """This server cannot be read with a bare connection (not a nats:// or tls:// URL)."""
 
 
 def plain_address(url: str) -> Address:
-    """Where a ``nats://`` URL (credentials included) is reached, or BulkUnavailable."""
+    """Where a ``nats://`` or ``tls://`` URL (credentials included) is reached, or
+    BulkUnavailable (e.g. a websocket URL)."""
     try:
         return address(url)
     except ValueError as exc:
@@ -59,30 +62,72 @@ class Socket:
 
     The socket is read directly rather than through a stream: :meth:`receive` takes what
     has arrived without waiting, so a follower that was busy hands out everything that
-    came meanwhile as one batch.
+    came meanwhile as one batch. After :meth:`start_tls` the same goes through TLS
+    (an in-memory TLS object between the socket and the frames).
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.received = FrameBuffer()
         self.outgoing = b""
+        self.tls: ssl.SSLObject | None = None
+        self.sealed = ssl.MemoryBIO()  # TLS records: received, and to be sent
+        self.to_send = ssl.MemoryBIO()
+
+    async def start_tls(self, context: ssl.SSLContext, hostname: str) -> None:
+        """Upgrade to TLS, as NATS does after its INFO, verifying the server."""
+        self.tls = context.wrap_bio(self.sealed, self.to_send, server_hostname=hostname)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.send(b"")
+                await self.readable()
+                self._read_sealed()
+        self.send(b"")
 
     def send(self, data: bytes) -> None:
         """Write now what the socket takes; the rest goes before the next wait."""
+        if self.tls is not None:
+            if data:
+                self.tls.write(data)
+            data = self.to_send.read()
         self.outgoing += data
         with contextlib.suppress(BlockingIOError):
             self.outgoing = self.outgoing[self.sock.send(self.outgoing) :]
 
     def receive(self) -> bool:
         """Append what has arrived, without waiting; False if nothing had."""
+        if self.tls is None:
+            chunk = self._recv()
+            if chunk:
+                self.received.feed(chunk)
+            return bool(chunk)
+        if not self._read_sealed():
+            return False
+        plain = bytearray()
+        with contextlib.suppress(ssl.SSLWantReadError):
+            while piece := self.tls.read(READ_CHUNK):
+                plain += piece
+        if plain:
+            self.received.feed(bytes(plain))
+        return True  # a record may be split: the caller waits for frames, not bytes
+
+    def _read_sealed(self) -> bool:
+        chunk = self._recv()
+        if chunk:
+            self.sealed.write(chunk)
+        return bool(chunk)
+
+    def _recv(self) -> bytes:
         try:
             chunk = self.sock.recv(READ_CHUNK)
         except BlockingIOError:
-            return False
+            return b""
         if not chunk:
             raise ConnectionError("the NATS server closed the connection")
-        self.received.feed(chunk)
-        return True
+        return chunk
 
     async def readable(self) -> None:
         """Wait until something can be read (sending what is still queued first)."""
@@ -209,12 +254,49 @@ class PullReader:
 
 
 @contextlib.asynccontextmanager
+async def greeted(endpoint: Endpoint) -> AsyncIterator[tuple[Socket, bool]]:
+    """A bare connection past the server's INFO, and TLS when the server asks for it (as
+    nats-py does); whether it is TLS. OSError (ssl.SSLError included) when it fails."""
+    where = plain_address(endpoint.url)
+    sock = await anyio.to_thread.run_sync(
+        socket.create_connection, (where.host, where.port), CONNECT_TIMEOUT_S
+    )
+    with sock:
+        sock.setblocking(False)
+        frames = Socket(sock)
+        await frames.fill()
+        if not frames.received.buffer.startswith(b"INFO"):
+            raise ConnectionError("not a NATS server")
+        while (greeting := frames.received.frame()) is None:
+            await frames.fill()
+        secure = bool(json.loads(greeting[0][len(b"INFO ") :]).get("tls_required"))
+        if secure:
+            await frames.start_tls(endpoint.tls or ssl.create_default_context(), where.host)
+        yield frames, secure
+
+
+async def reachable(endpoint: Endpoint) -> bool:
+    """True when a NATS server answers at the address (its TLS handshake included: a
+    server that asks for TLS would log a bare probe as a failed handshake). A server
+    whose certificate is not trusted raises ssl.SSLError: that is no "unreachable"."""
+    try:
+        with anyio.fail_after(CONNECT_TIMEOUT_S):
+            async with greeted(endpoint):
+                return True
+    except ssl.SSLError:
+        raise
+    except (OSError, TimeoutError, ValueError, BulkUnavailable):
+        return False
+
+
+@contextlib.asynccontextmanager
 async def pull_consumer(
-    js: JetStreamContext, url: str, subject_filter: str, from_seq: int
+    js: JetStreamContext, endpoint: Endpoint, subject_filter: str, from_seq: int
 ) -> AsyncIterator[PullReader]:
     """An ephemeral consumer from ``from_seq`` and a bare connection reading it; both
-    are gone on exit (the consumer also by itself, a minute after a crash)."""
-    where = plain_address(url)
+    are gone on exit (the consumer also by itself, a minute after a crash). The bare
+    connection logs in and uses TLS as nats-py does (verified as ``endpoint.tls`` says)."""
+    where = plain_address(endpoint.url)
     info = await js.add_consumer(
         EVENTS_STREAM,
         api.ConsumerConfig(
@@ -227,19 +309,9 @@ async def pull_consumer(
         ),
     )
     try:
-        sock = await anyio.to_thread.run_sync(
-            socket.create_connection, (where.host, where.port), CONNECT_TIMEOUT_S
-        )
-        with sock:
-            sock.setblocking(False)
-            frames = Socket(sock)
-            await frames.fill()
-            if not frames.received.buffer.startswith(b"INFO"):
-                raise ConnectionError("not a NATS server")
-            while frames.received.frame() is None:
-                await frames.fill()
-            inbox = bulk_inbox(secrets.token_hex(8))
-            frames.send(hello(inbox, where.user, where.password))
+        async with greeted(endpoint) as (frames, secure):
+            inbox = bulk_inbox(where.user, secrets.token_hex(8))
+            frames.send(hello(inbox, where.user, where.password, tls=secure))
             yield PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
     finally:
         # Bounded: with the server gone this would wait out the request timeout.

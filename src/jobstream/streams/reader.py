@@ -48,6 +48,7 @@ async def read_raw_batches(
     from_seq: int = 1,
     follow: bool = True,
     poll_s: float = 1.0,
+    stream: str = EVENTS_STREAM,
 ) -> AsyncIterator[RawBatch]:
     """Yield batches of raw events; with ``follow`` it waits for new ones forever.
 
@@ -74,7 +75,7 @@ async def read_raw_batches(
     )
     sub = await js.subscribe(
         subject_filter,
-        stream=EVENTS_STREAM,
+        stream=stream,
         ordered_consumer=True,
         cb=on_message,
         config=config,

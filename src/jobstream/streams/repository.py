@@ -24,7 +24,7 @@ from jobstream.decide import AnyCommand, Job, decide, evolve, fold, from_last_ev
 from jobstream.errors import IllegalTransition
 from jobstream.events import AnyEvent, Event, JobEvent
 from jobstream.streams.store import Conflict, EventStore, Stored
-from jobstream.streams.subjects import event_subject, job_subject
+from jobstream.streams.subjects import event_subject, job_subjects
 
 log = logging.getLogger(__name__)
 RETRY_DELAY_S = 1.0
@@ -69,7 +69,7 @@ class JobRepository:
     async def load(self, wf: str, index: int) -> JobVersion | None:
         """The job as its last event tells it (:func:`from_last_event`), at its subject's
         real last sequence (past ill-formed messages); None if it was never submitted."""
-        latest = await self.store.latest(job_subject(wf, index))
+        latest = await self.store.latest(job_subjects(wf, index))
         if latest.event is None or not isinstance(latest.event.event, JobEvent):
             return None
         return JobVersion(from_last_event(wf, index, latest.event.event), latest.seq)
@@ -79,7 +79,7 @@ class JobRepository:
         but ill-formed messages came after the event it was decided on (they change no
         state); None when the job did move on."""
         job = version.job
-        latest = await self.store.latest(job_subject(job.wf, job.index))
+        latest = await self.store.latest(job_subjects(job.wf, job.index))
         if latest.event is None or latest.event.seq != version.seq or latest.seq == version.seq:
             return None
         log.warning(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -11,9 +12,13 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.object_store import ObjectStore
 
+from jobstream.errors import ServerError
+from jobstream.streams.layout import upgrade_events, upgrade_interrupted
 from jobstream.streams.subjects import (
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
+    LAYOUT,
+    LAYOUT_KEY,
     LOGS_BUCKET,
     WORK_STREAM,
     WORK_SUBJECTS,
@@ -39,6 +44,7 @@ def events_config() -> api.StreamConfig:
         retention=api.RetentionPolicy.LIMITS,
         duplicate_window=DEDUP_WINDOW_S,
         allow_direct=True,
+        metadata={LAYOUT_KEY: LAYOUT},
     )
 
 
@@ -96,9 +102,57 @@ async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str,
     return found
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Everything jobstream needs on a server; safe to call from every process at start."""
-    await ensure_stream(js, events_config())
+async def ensure_events(
+    nc: NATS, js: JetStreamContext, upgrade: Callable[[str], None] | None = None
+) -> None:
+    """The log, in the subject layout this code reads and writes.
+
+    A log written with an older layout (events without their kind as the last token)
+    would be read as ill-formed messages and written to beside them: the server's owner
+    (``upgrade``: how it tells its user) upgrades it; anyone else is refused, with the
+    way out. An empty one is simply marked.
+    """
+    config = events_config()
+    if await upgrade_interrupted(js):  # the log is in the upgrade's complete copy
+        await _upgrade(nc, js, config, upgrade, "an upgrade of it was interrupted")
+        return
+    try:
+        info = await js.stream_info(EVENTS_STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    layout = (info.config.metadata or {}).get(LAYOUT_KEY, "1")
+    if layout == LAYOUT:
+        return
+    if not info.state.messages:
+        info.config.metadata = {**(info.config.metadata or {}), LAYOUT_KEY: LAYOUT}
+        await js.update_stream(info.config)
+        return
+    why = f"it was written by an older jobstream (subject layout {layout}; this one reads {LAYOUT})"
+    await _upgrade(nc, js, config, upgrade, why)
+
+
+async def _upgrade(
+    nc: NATS,
+    js: JetStreamContext,
+    config: api.StreamConfig,
+    upgrade: Callable[[str], None] | None,
+    why: str,
+) -> None:
+    if upgrade is None:
+        raise ServerError(
+            f"the {EVENTS_STREAM} stream needs an upgrade ({why}): start `jobstream server` "
+            "(or `run`) of this version once on it, which upgrades it"
+        )
+    await upgrade_events(nc, js, config, upgrade)
+
+
+async def ensure_streams(
+    nc: NATS, js: JetStreamContext, upgrade: Callable[[str], None] | None = None
+) -> None:
+    """Everything jobstream needs on a server; safe to call from every process at start
+    (only the server's owner gives ``upgrade``, see :func:`ensure_events`)."""
+    await ensure_events(nc, js, upgrade)
     await ensure_stream(js, work_config())
     await ensure_logs(js)
 

@@ -1,8 +1,9 @@
 """Append events with optimistic concurrency, and read a job's latest event.
 
-Every append names the subject sequence it decided on (``Nats-Expected-Last-Subject-
-Sequence``); the server refuses it when anything else was written to that subject since,
-which is how two workers never both claim a job and how a fenced-off worker's late
+Every append names the sequence it decided on (``Nats-Expected-Last-Subject-Sequence``)
+over its history's subjects (``...-Subject: ev.<wf>.job.<n>.*``: every kind of the
+job's events); the server refuses it when anything else was written there since, which
+is how two workers never both claim a job and how a fenced-off worker's late
 completion is refused. Every append also carries a deterministic ``Nats-Msg-Id`` (the
 subject, the expected sequence, the event type and the actor) so a retried publish is
 recognised as the same fact, and a competitor's is not.
@@ -22,7 +23,12 @@ from nats.js.errors import APIError, NotFoundError
 from jobstream import codec
 from jobstream.events import AnyEvent, Event
 from jobstream.streams.pipeline import Pipeline
-from jobstream.streams.subjects import EVENTS_STREAM, event_subject
+from jobstream.streams.subjects import (
+    EVENTS_STREAM,
+    EXPECTED_LAST_SUBJECT,
+    aggregate_subjects,
+    event_subject,
+)
 from jobstream.streams.wire import batch_headers
 
 WRONG_LAST_SEQUENCE = 10071
@@ -79,11 +85,12 @@ class EventStore:
     def _headers(
         event: Event, subject: str, expected: int | None, nonce: str, *, checked: bool = True
     ) -> dict[str, str]:
-        """Type, version, message id; the expected sequence too unless not ``checked``
-        (a batch checks it on its first message only)."""
+        """Type, version, message id; the expected sequence of the event's history (all
+        its kinds) too unless not ``checked`` (a batch checks it on its first message)."""
         headers = codec.headers_for(event)
         if expected is not None and checked:
             headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
+            headers[EXPECTED_LAST_SUBJECT] = aggregate_subjects(event)
         msg_id = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
         headers[api.Header.MSG_ID] = f"{msg_id}:{nonce}" if nonce else msg_id
         return headers
@@ -111,9 +118,8 @@ class EventStore:
         except APIError as exc:
             if not wrong_last_sequence(exc):
                 raise
-            subject = event_subject(event)
-            headers = self._headers(event, subject, expected, nonce)
-            return await self._already_stored(subject, headers, exc)
+            headers = self._headers(event, event_subject(event), expected, nonce)
+            return await self._already_stored(aggregate_subjects(event), headers, exc)
 
     async def append(self, event: Event, expected: int | None, nonce: str = "") -> int:
         """Store one event; returns its stream sequence or raises Conflict."""
@@ -122,13 +128,13 @@ class EventStore:
     async def append_atomic(
         self, events: Sequence[Event], expected: int, nonce: str = ""
     ) -> list[int]:
-        """Store several events of one subject together or not at all (an atomic batch,
-        CAS on the first); their sequences, or Conflict when the subject moved on. A
+        """Store several events of one history together or not at all (an atomic batch,
+        CAS on the first); their sequences, or Conflict when the history moved on. A
         retry after a lost acknowledgement is recognised as for :meth:`append`."""
-        subject = event_subject(events[0])
         batch_id = secrets.token_hex(8)
         last = len(events)
         for n, event in enumerate(events, 1):
+            subject = event_subject(event)
             headers = self._headers(event, subject, expected, nonce, checked=n == 1)
             headers.update(batch_headers(batch_id, n, commit=n == last))
             if n < last:
@@ -140,23 +146,23 @@ class EventStore:
         except APIError as exc:
             if exc.err_code not in (WRONG_LAST_SEQUENCE, DUPLICATE_IN_BATCH):
                 raise
-            seq = await self._already_stored(subject, headers, exc)
+            seq = await self._already_stored(aggregate_subjects(events[0]), headers, exc)
         return list(range(seq - last + 1, seq + 1))
 
-    async def _already_stored(self, subject: str, headers: dict[str, str], exc: APIError) -> int:
+    async def _already_stored(self, history: str, headers: dict[str, str], exc: APIError) -> int:
         """After a CAS refusal: was it our own earlier try (lost ack)? Then that sequence.
 
         The server checks the expected sequence before the dedup window, so a retried
-        append is recognised here, by its message id on the subject's last message.
+        append is recognised here, by its message id on the history's last message.
         """
-        raw = await self._last_raw(subject)
+        raw = await self._last_raw(history)
         if (
             raw is not None
             and (raw.headers or {}).get(api.Header.MSG_ID) == headers[api.Header.MSG_ID]
         ):
             assert raw.seq is not None
             return raw.seq
-        raise Conflict(f"{subject}: {exc.description}") from exc
+        raise Conflict(f"{history}: {exc.description}") from exc
 
     async def append_many(self, items: Sequence[tuple[Event, int | None]]) -> list[int | Conflict]:
         """Store many events pipelined; per item a sequence or a Conflict.
@@ -194,12 +200,12 @@ class EventStore:
             raw = await self.js.get_msg(EVENTS_STREAM, seq=seq, subject=subject, next=True)
         except NotFoundError:
             return None
-        return stored_or_ill_formed(subject, raw)
+        return stored_or_ill_formed(raw)
 
     async def last(self, subject: str) -> Stored | IllFormed | None:
         """The latest message on a subject (e.g. one job's current state), or None."""
         raw = await self._last_raw(subject)
-        return None if raw is None else stored_or_ill_formed(subject, raw)
+        return None if raw is None else stored_or_ill_formed(raw)
 
     async def at(self, seq: int) -> Stored | IllFormed | None:
         """The message at a stream sequence, or None (never written, or deleted)."""
@@ -207,7 +213,7 @@ class EventStore:
             raw = await self.js.get_msg(EVENTS_STREAM, seq=seq)
         except NotFoundError:
             return None
-        return stored_or_ill_formed(raw.subject or "", raw)
+        return stored_or_ill_formed(raw)
 
     async def end(self) -> int:
         """The stream's last sequence (0 while empty)."""
@@ -230,9 +236,9 @@ class EventStore:
         return Latest(found, last.seq)
 
 
-def stored_or_ill_formed(subject: str, raw: api.RawStreamMsg) -> Stored | IllFormed:
+def stored_or_ill_formed(raw: api.RawStreamMsg) -> Stored | IllFormed:
     assert raw.seq is not None
-    return decoded(raw.seq, subject, raw.headers, raw.data or b"")
+    return decoded(raw.seq, raw.subject or "", raw.headers, raw.data or b"")
 
 
 def decoded(

@@ -1,8 +1,12 @@
 """Names of streams, buckets and subjects: the one place that spells them.
 
 Names and dots in job names never reach a subject: jobs are addressed by workflow id
-and index (``ev.<wf>.job.<n>``); work by pool and hardware class. The subjects of
-NATS's and JetStream's own APIs that jobstream calls without nats-py are here too.
+and index, work by pool and hardware class. An event's kind is its subject's last token
+(``ev.<wf>.job.<n>.JobClaimed``) so that the server's subject permissions can say who
+may append which kind (docs/security.md); an aggregate's history is the wildcard over
+its kinds (``ev.<wf>.job.<n>.*``), and optimistic concurrency is taken over that
+wildcard (:data:`EXPECTED_LAST_SUBJECT`). The subjects of NATS's and JetStream's own
+APIs that jobstream calls without nats-py are here too.
 """
 
 from __future__ import annotations
@@ -29,22 +33,33 @@ WORK_SUBJECTS = [ALL_WORK]
 SQL_SUBJECT = "jobstream.sql"
 SQL_PING_SUBJECT = "jobstream.sql.ping"
 REBUILD_SUBJECT = "jobstream.rebuild"
+API_PREFIX = "jobstream.api"  # the submitter service: jobstream.api.<user>.<operation>
+# The header that widens Nats-Expected-Last-Subject-Sequence to a filter (nats-server 2.11+).
+EXPECTED_LAST_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+# Stream metadata naming the subject layout a store was written with.
+LAYOUT_KEY = "jobstream.layout"
+LAYOUT = "2"  # 1: ev.<wf>.job.<n> without the kind (before issue 22)
 ACK_PREFIX = "$JS.ACK"  # JetStream reply subjects of delivered messages start so
 
 
-def workflow_subject(wf: str) -> str:
-    """Subject of workflow-level events (submitted, completed)."""
-    return f"ev.{wf}.wf"
+def workflow_subjects(wf: str) -> str:
+    """Every subject of workflow-level events (submitted, completed): a filter."""
+    return f"ev.{wf}.wf.*"
 
 
-def job_subject(wf: str, job: int) -> str:
-    """Subject of one job's history: the aggregate's own stream of events."""
-    return f"ev.{wf}.job.{job}"
+def job_subjects(wf: str, job: int) -> str:
+    """Every subject of one job's history, the aggregate's own events: a filter."""
+    return f"ev.{wf}.job.{job}.*"
 
 
-def worker_subject(worker: str) -> str:
-    """Subject of one worker's lifecycle events."""
-    return f"ev.worker.{worker}"
+def job_event_subject(wf: str, job: int, kind: str) -> str:
+    """The subject of one kind of a job's events, e.g. ``ev.<wf>.job.3.JobStarted``."""
+    return f"ev.{wf}.job.{job}.{kind}"
+
+
+def worker_subjects(worker: str) -> str:
+    """Every subject of one worker's lifecycle events: a filter."""
+    return f"ev.worker.{worker}.*"
 
 
 def cancel_notice_subject(worker: str) -> str:
@@ -63,9 +78,9 @@ def lease_probe_subject(worker: str) -> str:
 
 
 def job_of(subject: str) -> tuple[str, int] | None:
-    """(workflow id, job index) of a job's subject; None for any other subject."""
+    """(workflow id, job index) of a job event's subject; None for any other subject."""
     parts = subject.split(".")
-    if len(parts) == 4 and parts[0] == "ev" and parts[2] == "job" and parts[3].isdigit():
+    if len(parts) == 5 and parts[0] == "ev" and parts[2] == "job" and parts[3].isdigit():
         return parts[1], int(parts[3])
     return None
 
@@ -77,23 +92,84 @@ def workflow_filter(wf: str) -> str:
 
 def jobs_filter(wf: str) -> str:
     """Filter matching the events of every job of one workflow."""
-    return f"ev.{wf}.job.*"
+    return f"ev.{wf}.job.*.*"
 
 
 def workers_filter() -> str:
     """Filter matching every worker's lifecycle events."""
-    return worker_subject("*")
+    return worker_subjects("*")
+
+
+def aggregate_subjects(event: Event) -> str:
+    """The filter over the history ``event`` belongs to (its job's, workflow's or
+    worker's): where its optimistic concurrency is checked."""
+    if isinstance(event, JobEvent):
+        return job_subjects(event.wf, event.job)
+    if isinstance(event, WorkflowEvent):
+        return workflow_subjects(event.wf)
+    if isinstance(event, WorkerStarted | WorkerStopped | WorkerLost):
+        return worker_subjects(event.worker)
+    raise TypeError(f"no subject for {type(event).__name__}")
 
 
 def event_subject(event: Event) -> str:
-    """The subject an event is stored under."""
-    if isinstance(event, JobEvent):
-        return job_subject(event.wf, event.job)
-    if isinstance(event, WorkflowEvent):
-        return workflow_subject(event.wf)
-    if isinstance(event, WorkerStarted | WorkerStopped | WorkerLost):
-        return worker_subject(event.worker)
-    raise TypeError(f"no subject for {type(event).__name__}")
+    """The subject an event is stored under: its history's, with its kind last."""
+    return f"{aggregate_subjects(event)[:-1]}{type(event).__name__}"
+
+
+def kind_filter(kind: type[Event]) -> str:
+    """Every subject of one kind of event, whoever's (what a permission names)."""
+    if issubclass(kind, JobEvent):
+        return f"ev.*.job.*.{kind.__name__}"
+    if issubclass(kind, WorkflowEvent):
+        return f"ev.*.wf.{kind.__name__}"
+    return f"ev.worker.*.{kind.__name__}"
+
+
+def inbox_prefix(user: str | None) -> str:
+    """Where a connection's replies come: one prefix per user, so that the server can
+    let each see only its own."""
+    return f"_INBOX.{user}" if user else "_INBOX"
+
+
+def api_subjects(user: str) -> str:
+    """The submitter service's requests from one user: the token is the caller's name,
+    which the server's permissions vouch for."""
+    return f"{API_PREFIX}.{user}.>"
+
+
+def control_subjects() -> str:
+    """Every worker's core-NATS control subjects (notices, lease probes)."""
+    return "ctl.worker.>"
+
+
+def worker_api_subjects() -> list[str]:
+    """The JetStream API subjects a worker calls, and nothing that creates, changes or
+    deletes a stream: what a compute identity is allowed (host/users.py)."""
+    api, objects = "$JS.API", f"OBJ_{LOGS_BUCKET}"
+    reads = [
+        f"{api}.{call}.{stream}{rest}"
+        for stream in (EVENTS_STREAM, objects)
+        for call, rest in (("DIRECT.GET", ""), ("DIRECT.GET", ".>"), ("STREAM.MSG.GET", ""))
+    ]
+    return [
+        *reads,
+        f"{ACK_PREFIX}.{WORK_STREAM}.>",  # acks and lease renewals of dispatches
+        f"$O.{LOGS_BUCKET}.>",  # writing job logs
+        f"{api}.INFO",
+        f"{api}.STREAM.NAMES",
+        f"{api}.STREAM.INFO.*",
+        f"{api}.CONSUMER.LIST.{WORK_STREAM}",
+        f"{api}.CONSUMER.INFO.{WORK_STREAM}.*",
+        pull_subject(WORK_STREAM, "*"),
+        # Reading the log through consumers of its own (ordered, or the bulk reader's).
+        f"{api}.CONSUMER.CREATE.{EVENTS_STREAM}",
+        f"{api}.CONSUMER.CREATE.{EVENTS_STREAM}.>",
+        f"{api}.CONSUMER.INFO.{EVENTS_STREAM}.*",
+        f"{api}.CONSUMER.DELETE.{EVENTS_STREAM}.*",
+        pull_subject(EVENTS_STREAM, "*"),
+        f"$JS.FC.{EVENTS_STREAM}.>",
+    ]
 
 
 def class_subject(pool: str, hardware_class: str) -> str:
@@ -131,6 +207,6 @@ def pull_subject(stream: str, consumer: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
 
 
-def bulk_inbox(token: str) -> str:
+def bulk_inbox(user: str | None, token: str) -> str:
     """The inbox a bare-socket reader subscribes to for its pull requests' answers."""
-    return f"_INBOX.bulk.{token}"
+    return f"{inbox_prefix(user)}.bulk.{token}"

@@ -7,8 +7,17 @@ messages, records, logs — is the same URL without them.
 
 from __future__ import annotations
 
+import ssl
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+
+class Endpoint(NamedTuple):
+    """Where a connection goes: its URL (login included) and the TLS context that
+    verifies the server (None: a plain connection, unless the server asks for TLS)."""
+
+    url: str
+    tls: ssl.SSLContext | None = None
 
 
 class Address(NamedTuple):
@@ -37,11 +46,18 @@ def public(url: str) -> str:
     return _with_netloc(url, parts.netloc.rsplit("@", 1)[1])
 
 
+def user_of(url: str) -> str | None:
+    """The user a URL logs in as, if any."""
+    name = urlsplit(url).username
+    return unquote(name) if name else None
+
+
 def address(url: str) -> Address:
-    """Host, port and credentials of a ``nats://`` URL (ValueError for another scheme)."""
+    """Host, port and credentials of a ``nats://`` or ``tls://`` URL (ValueError for
+    another scheme)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("nats", ""):
-        raise ValueError(f"{public(url)}: not a plain nats:// URL")
+    if parts.scheme not in ("nats", "tls", ""):
+        raise ValueError(f"{public(url)}: not a nats:// or tls:// URL")
     return Address(
         parts.hostname or "127.0.0.1",
         parts.port or 4222,

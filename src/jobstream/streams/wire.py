@@ -70,7 +70,9 @@ def batch_headers(batch_id: str, number: int, commit: bool = False) -> dict[str,
     return headers
 
 
-def hello(inbox: str, user: str | None = None, password: str | None = None) -> bytes:
+def hello(
+    inbox: str, user: str | None = None, password: str | None = None, *, tls: bool = False
+) -> bytes:
     """What a bare connection says first: CONNECT (headers on; the login, if any), then
     a subscription to ``<inbox>.*`` for the answers to its pull requests."""
     connect: dict[str, object] = {
@@ -78,6 +80,7 @@ def hello(inbox: str, user: str | None = None, password: str | None = None) -> b
         "pedantic": False,
         "headers": True,
         "protocol": 1,
+        "tls_required": tls,
     }
     if user is not None:
         connect.update(user=user, **{"pass": password or ""})

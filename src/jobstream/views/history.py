@@ -9,7 +9,7 @@ import msgspec
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import read_batches
 from jobstream.streams.store import IllFormed, Stored
-from jobstream.streams.subjects import job_subject, workflow_filter
+from jobstream.streams.subjects import job_subjects, workflow_filter
 
 COMMON = ("type", "wf", "job", "at", "actor")
 
@@ -51,6 +51,6 @@ async def history(
     """The messages of a workflow (or of one of its jobs) in batches, oldest first, ill-
     formed ones included; with ``follow``, new ones as they are recorded, until
     cancelled."""
-    subject = workflow_filter(wf) if job is None else job_subject(wf, job)
+    subject = workflow_filter(wf) if job is None else job_subjects(wf, job)
     async for batch in read_batches(conn.js, subject, follow=follow):
         yield batch.in_order()

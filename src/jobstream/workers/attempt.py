@@ -38,7 +38,7 @@ from jobstream.events import JobCanceled, JobEvent, WorkerLost
 from jobstream.model import JobState, Resources, RetryRule, WorkItem, retry_rule_for
 from jobstream.streams.repository import JobVersion, Sent
 from jobstream.streams.store import Conflict, wrong_last_sequence
-from jobstream.streams.subjects import job_subject
+from jobstream.streams.subjects import job_subjects
 from jobstream.streams.wire import ACK, delivery_of
 from jobstream.workers.capacity import Reservation
 from jobstream.workers.context import WorkerContext
@@ -76,7 +76,7 @@ class Attempt:
         self.version = JobVersion(job, item.ready_seq)
         self.delivery = delivery_of(msg)
         self.nonce = f"{self.delivery[0]}.{self.delivery[1]}"
-        self.subject = job_subject(item.wf, item.job)
+        self.subject = job_subjects(item.wf, item.job)
         self.held_since = time.monotonic()
         self.running_since = float("inf")
         self.canceled = False

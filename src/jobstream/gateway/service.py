@@ -1,0 +1,178 @@
+"""The submitter service: runs in `jobstream server` with the server's own identity and
+does for each submitter what their identity may not do itself (they have no access to
+JetStream at all), on their own workflows only.
+
+Who asks is the subject's user token (the server's permissions vouch for it), never a
+field of the request; whose a workflow is is its WorkflowSubmitted's ``user``, which
+this service wrote from that token. Several servers may run it: requests go to a queue
+group, and it keeps no state but a cache of owners.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+
+import anyio
+import msgspec
+from nats.aio.msg import Msg
+
+from jobstream.config import Settings
+from jobstream.errors import JobstreamError
+from jobstream.events import WorkflowSubmitted
+from jobstream.gateway.protocol import (
+    ERROR_HEADER,
+    MORE_HEADER,
+    CancelJobs,
+    ReadEvents,
+    ReadStatus,
+    RunSql,
+    SubmitJobs,
+    caller_of,
+    may_answer,
+)
+from jobstream.ids import new_workflow_id
+from jobstream.ops.cancel import cancel_jobs
+from jobstream.ops.identity import user_actor
+from jobstream.ops.submit import submit_jobs
+from jobstream.ops.workflows import submitted_workflow
+from jobstream.streams.connection import Connection
+from jobstream.streams.subjects import API_PREFIX, SQL_SUBJECT
+from jobstream.views.history import event_row, history
+from jobstream.views.status import statuses
+
+log = logging.getLogger(__name__)
+QUEUE = "jobstream-gateway"
+OWNERS_KEPT = 10_000
+ROWS_PER_ANSWER = 500
+
+
+class NotYours(JobstreamError):
+    """A workflow that is not the caller's (told apart from one that does not exist only
+    in the log: both answer the same, so that ids cannot be probed)."""
+
+
+class Gateway:
+    """Answers ``jobstream.api.<user>.<operation>`` (gateway/protocol.py)."""
+
+    def __init__(self, conn: Connection, settings: Settings) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.owners: OrderedDict[str, WorkflowSubmitted] = OrderedDict()
+        self.refused: set[str] = set()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Answer requests until cancelled; each in a task of its own."""
+        async with anyio.create_task_group() as tg:
+
+            async def on_request(msg: Msg) -> None:
+                tg.start_soon(self.answer, msg)
+
+            sub = await self.conn.nc.subscribe(f"{API_PREFIX}.*.*", queue=QUEUE, cb=on_request)
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await sub.unsubscribe()
+
+    async def answer(self, msg: Msg) -> None:
+        caller = caller_of(msg.subject)
+        if caller is None:
+            return
+        user, operation = caller
+        if not msg.reply or not may_answer(user, msg.reply):
+            self._refuse(f"{user}: {operation} with reply subject {msg.reply!r}, not its inbox")
+            return
+        try:
+            await self._carry_out(user, operation, msg)
+        except (JobstreamError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+            await self._send(msg.reply, b"", {ERROR_HEADER: " ".join(str(exc).split())[:2000]})
+        except Exception as exc:
+            log.exception("%s: %s failed", user, operation)
+            await self._send(
+                msg.reply, b"", {ERROR_HEADER: f"the service failed: {type(exc).__name__}"}
+            )
+
+    async def _carry_out(self, user: str, operation: str, msg: Msg) -> None:
+        if operation == "open":
+            opened = await self._open(user, msgspec.json.decode(msg.data, type=WorkflowSubmitted))
+            await self._send(msg.reply, json.dumps({"wf": opened.wf}).encode())
+        elif operation == "jobs":
+            request = msgspec.json.decode(msg.data, type=SubmitJobs)
+            opened = await self._owned(user, request.wf)
+            for job in request.jobs:
+                if not 0 <= job.index < opened.job_count:
+                    raise JobstreamError(f"workflow {opened.wf} has no job {job.index}")
+            await submit_jobs(self.conn, opened, request.jobs)
+            await self._send(msg.reply, json.dumps({"jobs": len(request.jobs)}).encode())
+        elif operation == "cancel":
+            cancel = msgspec.json.decode(msg.data, type=CancelJobs)
+            await self._owned(user, cancel.wf)
+            result = await cancel_jobs(
+                self.conn, cancel.wf, cancel.jobs, reason=cancel.reason, actor=user_actor(user)
+            )
+            await self._send(msg.reply, msgspec.json.encode(result))
+        elif operation == "events":
+            read = msgspec.json.decode(msg.data, type=ReadEvents)
+            await self._owned(user, read.wf)
+            await self._events(read, msg.reply)
+        elif operation == "status":
+            wanted = msgspec.json.decode(msg.data, type=ReadStatus).wf
+            if wanted is not None:
+                await self._owned(user, wanted)
+            found = await statuses(self.conn, self.settings, wanted)
+            await self._send(msg.reply, msgspec.json.encode([s for s in found if s.user == user]))
+        else:  # sql: the projector answers the caller directly, on their rows only
+            query = msgspec.json.decode(msg.data, type=RunSql)
+            payload = json.dumps({"sql": query.sql, "owner": user}).encode()
+            await self.conn.nc.publish(SQL_SUBJECT, payload, reply=msg.reply)
+
+    async def _open(self, user: str, asked: WorkflowSubmitted) -> WorkflowSubmitted:
+        """Append a new workflow as the caller's: id, time, user and actor are ours."""
+        opened = msgspec.structs.replace(
+            asked, wf=new_workflow_id(), at=time.time(), user=user, actor=user_actor(user)
+        )
+        await self.conn.store.append(opened, 0)
+        self._remember(opened)
+        return opened
+
+    async def _owned(self, user: str, wf: str) -> WorkflowSubmitted:
+        found = self.owners.get(wf)
+        if found is None:
+            try:
+                found = await submitted_workflow(self.conn.store, wf)
+            except JobstreamError:
+                raise NotYours(f"no workflow {wf!r} of yours") from None
+            self._remember(found)
+        if found.user != user:
+            raise NotYours(f"no workflow {wf!r} of yours")
+        return found
+
+    def _remember(self, submitted: WorkflowSubmitted) -> None:
+        self.owners[submitted.wf] = submitted
+        self.owners.move_to_end(submitted.wf)
+        while len(self.owners) > OWNERS_KEPT:
+            self.owners.popitem(last=False)
+
+    async def _events(self, read: ReadEvents, reply: str) -> None:
+        rows: list[dict[str, object]] = []
+        async for batch in history(self.conn, read.wf, read.job):
+            rows += [event_row(message) for message in batch]
+            while len(rows) >= ROWS_PER_ANSWER:
+                more = msgspec.json.encode(rows[:ROWS_PER_ANSWER])
+                await self._send(reply, more, {MORE_HEADER: "1"})
+                del rows[:ROWS_PER_ANSWER]
+        await self._send(reply, msgspec.json.encode(rows))
+
+    async def _send(self, reply: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        await self.conn.nc.publish(reply, data, headers=headers)
+
+    def _refuse(self, why: str) -> None:
+        if why not in self.refused and len(self.refused) < OWNERS_KEPT:
+            self.refused.add(why)
+            log.warning("submitter service: not answered: %s", why)

@@ -1,0 +1,59 @@
+"""Users as an admin manages them (``jobstream users``, ``Client.add_user`` …): each
+change written to the users file, applied to a running server at once, and a new user's
+credentials written to a file to hand out: login, role, the server's URL and, with TLS,
+its CA, so that ``jobstream --creds FILE`` needs nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from jobstream.host import statedir, users
+from jobstream.host.credentials import write_private
+from jobstream.host.embedded import apply_users
+from jobstream.host.tls import CA_FILE, TLS_DIR
+
+CREDS_DIR = "creds"
+
+
+class Change(NamedTuple):
+    user: users.User
+    creds: Path | None  # the file written for a new user
+    applied: bool  # a running server took it (else: when it starts)
+
+    def as_json(self) -> dict[str, object]:
+        found: dict[str, object] = {"user": self.user.name, "role": self.user.role}
+        if self.creds is not None:
+            found["creds"] = str(self.creds)
+        return found | {"applied": "now" if self.applied else "at the server's start"}
+
+
+def add(state_dir: Path, name: str, role: str, out: Path | None = None) -> Change:
+    user = users.add(state_dir, name, role)
+    path = out or state_dir / CREDS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    made: dict[str, str] = {"user": user.name, "password": user.password, "role": role}
+    found = statedir.discover(state_dir)
+    if found is not None:
+        made["url"] = found.url
+    ca = state_dir / TLS_DIR / CA_FILE
+    if ca.exists():
+        made["ca"] = ca.read_text()
+    write_private(path, json.dumps(made))
+    return Change(user, path, apply_users(state_dir))
+
+
+def revoke(state_dir: Path, name: str) -> Change:
+    user = users.revoke(state_dir, name)
+    return Change(user, None, apply_users(state_dir))
+
+
+def listed(state_dir: Path) -> list[dict[str, object]]:
+    """Users and roles, the server's own login first; never a password."""
+    rows: list[dict[str, object]] = []
+    admin = users.admin_name(state_dir)
+    if admin:
+        rows.append({"user": admin, "role": "admin", "added": None})
+    rows += [{"user": u.name, "role": u.role, "added": u.added} for u in users.load(state_dir)]
+    return rows

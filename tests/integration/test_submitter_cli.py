@@ -1,0 +1,81 @@
+"""The commands as people on a shared machine use them: an admin adds users, a compute
+node runs the work with its own credentials, a submitter works from another directory
+with nothing but the file they were given (TLS on)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import anyio
+
+from .processes import jobstream, spawn, stop, wait_for_server
+
+SPEC = "name: mine\njobs:\n  - name: a\n    command: 'true'\n  - name: b\n    command: 'true'\n    depends_on: [a]\n"
+
+
+async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Path) -> None:
+    head, node, home = tmp_path / "head", tmp_path / "node", tmp_path / "home"
+    for folder in (head, node, home):
+        folder.mkdir()
+    server = spawn("server", "--tls", cwd=head, log=tmp_path / "server.log")
+    worker = None
+
+    def run(*args: str, cwd: Path = head) -> tuple[int, str, str]:
+        done = jobstream(*args, cwd=cwd)
+        return done.returncode, done.stdout, done.stderr
+
+    try:
+        await anyio.to_thread.run_sync(wait_for_server, head / ".jobstream", server)
+        for name, role in (("alice", "submitter"), ("node7", "compute")):
+            code, _, err = await anyio.to_thread.run_sync(
+                lambda n=name, r=role: run(
+                    "users", "add", n, "--role", r, "--out", str(tmp_path / f"{n}.json")
+                )
+            )
+            assert code == 0, err
+            assert stat.S_IMODE((tmp_path / f"{name}.json").stat().st_mode) == 0o600
+        code, listed, _ = await anyio.to_thread.run_sync(lambda: run("users", "list", "--json"))
+        assert [(u["user"], u["role"]) for u in json.loads(listed)][1:] == [
+            ("alice", "submitter"), ("node7", "compute"),
+        ]  # fmt: skip
+        assert "password" not in listed
+        worker = spawn("--creds", str(tmp_path / "node7.json"), "worker", "--cpus", "2",
+                       cwd=node, log=tmp_path / "worker.log")  # fmt: skip
+        (home / "spec.yaml").write_text(SPEC)
+        me = ("--creds", str(tmp_path / "alice.json"))
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "submit", "spec.yaml", cwd=home)
+        )
+        assert code == 0, err
+        wf = out.strip()
+        with anyio.fail_after(60):
+            while True:
+                code, out, err = await anyio.to_thread.run_sync(
+                    lambda: run(*me, "status", wf, "--json", cwd=home)
+                )
+                if code == 0 and json.loads(out).get("finished"):
+                    break
+                await anyio.sleep(0.3)
+        assert json.loads(out)["counts"]["completed"] == 2
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "sql", "select count(*) as n from jobs", "-f", "json", cwd=home)
+        )
+        assert code == 0 and json.loads(out) == [{"n": 2}], err
+        code, out, _ = await anyio.to_thread.run_sync(
+            lambda: run(*me, "events", wf, "0", "--json", cwd=home)
+        )
+        kinds = [json.loads(line)["type"] for line in out.splitlines()]
+        assert kinds[0] == "JobSubmitted" and kinds[-1] == "JobCompleted"
+        assert json.loads(out.splitlines()[0])["actor"] == "user:alice"
+        code, _, err = await anyio.to_thread.run_sync(lambda: run(*me, "rebuild", cwd=home))
+        assert code == 2 and "not open to submitters" in err
+        code, _, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "cancel", "nosuchwf", cwd=home)
+        )
+        assert code != 0 and "of yours" in err
+    finally:
+        for process in (worker, server):
+            if process is not None:
+                stop(process)
