@@ -133,9 +133,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run(workload: Workload, workers: int = 2, secure: bool = False) -> PeerResult:
-    """``secure``: as a site with several people would run it: TLS, the worker with a
-    compute identity, the workflow submitted by a submitter (through the service)."""
+def run(workload: Workload, workers: int = 2, secure: str = "") -> PeerResult:
+    """``secure``: as a site with several people would run it: the worker with a compute
+    identity, the workflow submitted by a submitter (through the service), and (unless
+    ``roles``) TLS."""
     with tempfile.TemporaryDirectory(prefix="jobstream-bench-") as tmp:
         root = Path(tmp)
         spec = root / "spec.json"
@@ -145,7 +146,7 @@ def run(workload: Workload, workers: int = 2, secure: bool = False) -> PeerResul
         logs = Path(os.environ.get("BENCH_LOG_DIR", root))
         with open(logs / "server.log", "wb") as log:
             server = subprocess.Popen(
-                [*CLI, "server", *common, *(["--tls"] if secure else [])],
+                [*CLI, "server", *common, *(["--tls"] if secure not in ("", "roles") else [])],
                 cwd=root, stdout=log, stderr=log,
             )  # fmt: skip
         worker: subprocess.Popen[bytes] | None = None
@@ -219,10 +220,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="job slots (cores)")
     parser.add_argument(
         "--secure",
-        action="store_true",
-        default=bool(os.environ.get("BENCH_SECURE")),
-        help="TLS, a compute worker, a submitter's submission (also BENCH_SECURE=1, e.g. "
-        "for `benchmarks.pairs --after-env BENCH_SECURE=1`)",
+        choices=["", "roles", "tls"],
+        default=os.environ.get("BENCH_SECURE", ""),
+        help="roles: a compute worker and a submitter's submission; tls: that and TLS "
+        "(also BENCH_SECURE=…, e.g. for `benchmarks.pairs --after-env BENCH_SECURE=tls`)",
     )
     args = parser.parse_args()
     workload = dag(args.jobs, args.layers) if args.workload == "dag" else noop(args.jobs)
