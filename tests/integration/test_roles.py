@@ -196,6 +196,10 @@ async def test_a_submitter_reaches_nothing_but_its_own_workflows(tmp_path: Path)
                 await alice.cancel(bobs, None, "mine now")
             with pytest.raises(JobstreamError, match=r"no workflow .* of yours"):
                 await alice.statuses(bobs)
+            with pytest.raises(JobstreamError, match="no operation 'drop'"):
+                await alice.one("drop", b"{}")
+            with pytest.raises(JobstreamError, match="malformed"):
+                await alice.one("open", b"\x00garbage")
             with anyio.fail_after(30):
                 await wait_in_log(s.admin, mine)
             await _projected(alice, mine)

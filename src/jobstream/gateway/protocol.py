@@ -52,9 +52,10 @@ def operation_subject(user: str, operation: str) -> str:
 
 
 def caller_of(subject: str) -> tuple[str, str] | None:
-    """(user, operation) of a request's subject; None for any other subject."""
+    """(user, operation) of a request's subject (the operation may be unknown); None for
+    any other subject."""
     parts = subject.split(".")
-    if len(parts) == 4 and f"{parts[0]}.{parts[1]}" == API_PREFIX and parts[3] in OPERATIONS:
+    if len(parts) == 4 and f"{parts[0]}.{parts[1]}" == API_PREFIX:
         return parts[2], parts[3]
     return None
 

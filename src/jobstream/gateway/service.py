@@ -25,6 +25,7 @@ from jobstream.events import WorkflowSubmitted
 from jobstream.gateway.protocol import (
     ERROR_HEADER,
     MORE_HEADER,
+    OPERATIONS,
     CancelJobs,
     ReadEvents,
     ReadStatus,
@@ -99,6 +100,8 @@ class Gateway:
             )
 
     async def _carry_out(self, user: str, operation: str, msg: Msg) -> None:
+        if operation not in OPERATIONS:
+            raise JobstreamError(f"no operation {operation!r} (one of {', '.join(OPERATIONS)})")
         if operation == "open":
             opened = await self._open(user, msgspec.json.decode(msg.data, type=WorkflowSubmitted))
             await self._send(msg.reply, json.dumps({"wf": opened.wf}).encode())

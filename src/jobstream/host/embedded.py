@@ -113,10 +113,24 @@ def apply_users(state_dir: Path) -> bool:
             why = " ".join((tested.stderr or tested.stdout).split())
             raise ServerError(f"nats-server would not take the users ({why}); nothing changed")
     try:
-        os.kill(int((run / users.PID_FILE).read_text().strip()), signal.SIGHUP)
+        pid = int((run / users.PID_FILE).read_text().strip())
+        if _config_of(pid) != config.resolve():  # a stale pid file may name another program
+            return False
+        os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError):
         return False
     return True
+
+
+def _config_of(pid: int) -> Path | None:
+    """The configuration file a running nats-server was started with (Linux)."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    if "-c" not in args[:-1] or "nats-server" not in Path(args[0]).name:
+        return None
+    given = Path(args[args.index("-c") + 1])
+    return (
+        given if given.is_absolute() else Path(os.readlink(f"/proc/{pid}/cwd")) / given
+    ).resolve()
 
 
 def _usable_cores() -> int:

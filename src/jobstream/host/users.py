@@ -138,6 +138,7 @@ def admin_name(state_dir: Path) -> str | None:
 
 
 def _save(state_dir: Path, users: list[User]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
     write_private(state_dir / USERS_FILE, msgspec.json.encode(_Kept(users)).decode())
 
 
