@@ -296,6 +296,18 @@ class SubmitterClient(_Session[Submitter]):
     ) -> CancelResult:
         return await self.me.cancel(wf, jobs, reason)
 
+    async def restart(self, wf: str) -> list[int]:
+        """Run your workflow's failed, timed-out and canceled jobs again; which."""
+        return await self.me.restart(wf)
+
+    async def wait(self, wf: str) -> WorkflowStatus:
+        """Wait until your workflow has finished; its status (polled)."""
+        return await self.me.follow(wf)
+
+    async def explain(self, wf: str, job: int | str) -> list[str]:
+        """Why one of your jobs (index or name) is or is not running, in sentences."""
+        return await self.me.explain(wf, job)
+
     async def status(self, wf: str | None = None) -> list[WorkflowStatus]:
         """Your workflows' statuses (or one of them)."""
         return await self.me.statuses(wf)

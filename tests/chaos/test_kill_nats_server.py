@@ -21,14 +21,9 @@ from jobstream.projections.service import replay_into
 from jobstream.streams.connection import open_connection
 from jobstream.streams.subjects import EVENTS_STREAM
 
+from ..integration.helpers import free_port
 from ..integration.processes import jobstream, spawn, stop
 from ..integration.test_read_models import dump
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_nats(port: int, store: Path, log: Path) -> subprocess.Popen[bytes]:

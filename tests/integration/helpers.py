@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections import defaultdict
 
 from jobstream.events import AnyEvent, JobEvent
@@ -35,3 +36,10 @@ async def histories(conn: Connection, wf: str) -> dict[int, list[AnyEvent]]:
 
 def types(events: list[AnyEvent]) -> list[str]:
     return [type(e).__name__ for e in events]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import anyio
 import pytest
 
+from jobstream.host.embedded import server_binary
 from jobstream.ops.submit import submit_workflow
 from jobstream.streams.bulk import follow_bulk, read_bulk, read_to_end
-from jobstream.streams.connection import Connection
-from jobstream.streams.pull import BulkUnavailable, plain_address
+from jobstream.streams.connection import Connection, open_connection
+from jobstream.streams.pull import BulkUnavailable, plain_address, reachable
 from jobstream.streams.reader import read_raw_batches
 from jobstream.streams.subjects import EVENTS_STREAM
+from jobstream.streams.urls import Endpoint
 from jobstream.streams.wire import RawBatch
 
-from .helpers import workflow
+from .helpers import free_port, workflow
 
 
 def flatten(batches: list[RawBatch]) -> list[tuple[int, str, bytes, str]]:
@@ -96,3 +99,24 @@ async def test_quiet_follower_says_so_every_poll(conn: Connection) -> None:
             quiet = [await anext(follower) for _ in range(3)]
     assert all(b.caught_up and not b.seqs for b in quiet)
     assert not (await conn.js.consumers_info("EVENTS"))  # its consumer is gone
+
+
+async def test_the_bare_reader_logs_in_with_a_token_as_nats_py_does(tmp_path: Path) -> None:
+    """A site's own nats-server that takes a token (``nats://TOKEN@host``)."""
+    port = free_port()
+    server = await anyio.open_process(
+        [str(server_binary()), "-js", "-a", "127.0.0.1", "-p", str(port),
+         "--auth", "s3cret", "-sd", str(tmp_path / "store")],
+    )  # fmt: skip
+    async with server:
+        try:
+            url = f"nats://s3cret@127.0.0.1:{port}"
+            with anyio.fail_after(10):
+                while not await reachable(Endpoint(url)):
+                    await anyio.sleep(0.05)
+            async with open_connection(url) as conn:
+                await submit_workflow(conn, workflow(("a", "true", ())), workdir=".")
+                bulk = [b async for b in read_bulk(conn.js, conn.endpoint)]
+                assert sum(len(b.seqs) for b in bulk) == 2
+        finally:
+            server.terminate()

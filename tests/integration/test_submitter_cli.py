@@ -12,7 +12,16 @@ import anyio
 
 from .processes import jobstream, spawn, stop, wait_for_server
 
-SPEC = "name: mine\njobs:\n  - name: a\n    command: 'true'\n  - name: b\n    command: 'true'\n    depends_on: [a]\n"
+SPEC = """name: mine
+jobs:
+  - name: a
+    command: 'true'
+  - name: b
+    command: 'true'
+    depends_on: [a]
+  - name: c
+    command: 'false'
+"""
 
 
 async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Path) -> None:
@@ -46,23 +55,28 @@ async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Pat
         (home / "spec.yaml").write_text(SPEC)
         me = ("--creds", str(tmp_path / "alice.json"))
         code, out, err = await anyio.to_thread.run_sync(
-            lambda: run(*me, "submit", "spec.yaml", cwd=home)
+            lambda: run(*me, "submit", "spec.yaml", "--wait", "--json", cwd=home)
         )
-        assert code == 0, err
-        wf = out.strip()
-        with anyio.fail_after(60):
-            while True:
-                code, out, err = await anyio.to_thread.run_sync(
-                    lambda: run(*me, "status", wf, "--json", cwd=home)
-                )
-                if code == 0 and json.loads(out).get("finished"):
-                    break
-                await anyio.sleep(0.3)
-        assert json.loads(out)["counts"]["completed"] == 2
+        assert code == 1, err  # c fails
+        summary = json.loads(out)
+        wf = summary["workflow"]
+        assert summary["counts"]["completed"] == 2 and summary["counts"]["failed"] == 1
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "explain", wf, "c", cwd=home)
+        )
+        assert code == 0 and "failed" in out, err
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "restart", wf, "--failed", "--json", cwd=home)
+        )
+        assert code == 0 and json.loads(out)["restarted"] == [2], err
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "watch", wf, "--json", cwd=home)
+        )
+        assert code == 1 and json.loads(out)["counts"]["failed"] == 1, err  # failed again
         code, out, err = await anyio.to_thread.run_sync(
             lambda: run(*me, "sql", "select count(*) as n from jobs", "-f", "json", cwd=home)
         )
-        assert code == 0 and json.loads(out) == [{"n": 2}], err
+        assert code == 0 and json.loads(out) == [{"n": 3}], err
         code, out, _ = await anyio.to_thread.run_sync(
             lambda: run(*me, "events", wf, "0", "--json", cwd=home)
         )

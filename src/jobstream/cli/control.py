@@ -69,7 +69,11 @@ def explain(
 ) -> None:
     """Say why a job is not running: dependencies, missing worker capacity, its lease."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    for line in on_server(settings, explain_job, settings, workflow, job, name="jobstream-explain"):
+    if as_submitter(settings):
+        lines = on_gateway(settings, Submitter.explain, workflow, job)
+    else:
+        lines = on_server(settings, explain_job, settings, workflow, job, name="jobstream-explain")
+    for line in lines:
         out.print(line)
 
 
@@ -90,7 +94,10 @@ def restart(
     if not failed:
         raise ConfigError("say what to restart: --failed")
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    jobs, served = on_server(settings, _restart, workflow, name="jobstream-restart")
+    if as_submitter(settings):  # the server that answers is the one that runs them
+        jobs, served = on_gateway(settings, Submitter.restart, workflow), True
+    else:
+        jobs, served = on_server(settings, _restart, workflow, name="jobstream-restart")
     if json_output:
         print_json({"workflow": workflow, "restarted": jobs, "served": served})
     else:

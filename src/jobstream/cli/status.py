@@ -77,6 +77,11 @@ async def _watch(conn: Connection, settings: Settings, wf: str | None) -> Workfl
     return await with_problems(conn, settings, record)
 
 
+async def _watch_own(submitter: Submitter, wf: str | None) -> WorkflowStatus:
+    with ProgressView(wf or "") as view:
+        return await submitter.follow(wf, view.update)
+
+
 @guarded
 def watch(
     workflow: WorkflowArg = None,
@@ -86,9 +91,12 @@ def watch(
 ) -> None:
     """Follow a workflow (default: the latest unfinished one) with live counts until it ends."""
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    summary = on_server(
-        settings, _watch, settings, workflow, embedded=False, name="jobstream-watch"
-    )
+    if as_submitter(settings):  # polled through the submitter service
+        summary = on_gateway(settings, _watch_own, workflow)
+    else:
+        summary = on_server(
+            settings, _watch, settings, workflow, embedded=False, name="jobstream-watch"
+        )
     if json_output:
         print_json(summary.as_json())
     else:

@@ -23,7 +23,6 @@ from jobstream.cli.common import (
 )
 from jobstream.cli.render import ProgressView, print_summary
 from jobstream.config import Settings
-from jobstream.errors import ConfigError
 from jobstream.gateway.client import Submitter
 from jobstream.model import WorkflowDef
 from jobstream.ops.submit import submit_workflow
@@ -43,6 +42,16 @@ async def _submit(
     return wf, await with_problems(conn, settings, await follow(conn, wf, view.update))
 
 
+async def _submit_own(
+    submitter: Submitter, workflow: WorkflowDef, wait: bool, view: ProgressView
+) -> tuple[str, WorkflowStatus | None]:
+    wf = await submitter.submit(workflow, os.getcwd())
+    if not wait:
+        return wf, None
+    err.print(f"workflow {wf} submitted; waiting for it to finish")
+    return wf, await submitter.follow(wf, view.update)
+
+
 @guarded
 def submit(
     spec: Annotated[Path, typer.Argument(help="workflow spec (.yaml, .yml, .json, .json5)")],
@@ -58,9 +67,8 @@ def submit(
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     workflow = load_spec(spec, max_jobs=settings.max_jobs)
     if as_submitter(settings):
-        if wait:
-            raise ConfigError("--wait: not open to submitters yet (poll `jobstream status WF`)")
-        wf, summary = on_gateway(settings, Submitter.submit, workflow, os.getcwd()), None
+        with ProgressView(workflow.name) as view:
+            wf, summary = on_gateway(settings, _submit_own, workflow, wait, view)
     else:
         with ProgressView(workflow.name) as view:
             wf, summary = on_server(

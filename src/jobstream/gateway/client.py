@@ -8,6 +8,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 import msgspec
 import pyarrow as pa
 from nats.aio.client import Client as NATS
@@ -17,6 +18,8 @@ from jobstream.gateway.protocol import (
     ERROR_HEADER,
     MORE_HEADER,
     CancelJobs,
+    ExplainJob,
+    OneWorkflow,
     ReadEvents,
     ReadStatus,
     SubmitJobs,
@@ -31,6 +34,7 @@ from jobstream.streams.connection import dial, hang_up
 from jobstream.streams.urls import user_of
 
 ANSWER_TIMEOUT_S = 120.0
+POLL_S = 1.0
 ROOM = 8192  # bytes of a request kept for the envelope around its jobs
 
 
@@ -92,6 +96,15 @@ class Submitter:
         answer = await self.one("cancel", msgspec.json.encode(CancelJobs(wf, jobs, reason)))
         return msgspec.json.decode(answer, type=CancelResult)
 
+    async def restart(self, wf: str) -> list[int]:
+        """Your workflow's failed, timed-out and canceled jobs run again; which."""
+        answer = await self.one("restart", msgspec.json.encode(OneWorkflow(wf)))
+        return msgspec.json.decode(answer, type=list[int])
+
+    async def explain(self, wf: str, job: str | int) -> list[str]:
+        answer = await self.one("explain", msgspec.json.encode(ExplainJob(wf, str(job))))
+        return msgspec.json.decode(answer, type=list[str])
+
     async def events(self, wf: str, job: int | None) -> AsyncIterator[list[dict[str, object]]]:
         async for part in self.ask("events", msgspec.json.encode(ReadEvents(wf, job))):
             yield msgspec.json.decode(part, type=list[dict[str, object]])
@@ -99,6 +112,27 @@ class Submitter:
     async def statuses(self, wf: str | None) -> list[WorkflowStatus]:
         answer = await self.one("status", msgspec.json.encode(ReadStatus(wf)))
         return msgspec.json.decode(answer, type=list[WorkflowStatus])
+
+    async def follow(
+        self,
+        wf: str | None,
+        on_update: Callable[[WorkflowStatus], None] | None = None,
+        poll_s: float = POLL_S,
+    ) -> WorkflowStatus:
+        """Your workflow's status (default: the latest unfinished, else the latest) each
+        ``poll_s`` until it has finished (a submitter cannot watch the JOBS bucket)."""
+        if wf is None:
+            found = await self.statuses(None)
+            if not found:
+                raise JobstreamError("no workflows of yours yet")
+            wf = ([s for s in found if not s.finished] or found)[-1].wf
+        while True:
+            for status in await self.statuses(wf):  # none until the projector has it
+                if on_update:
+                    on_update(status)
+                if status.finished:
+                    return status
+            await anyio.sleep(poll_s)
 
     async def sql(self, sql: str) -> pa.Table:
         return await remote_query(self.nc, sql, operation_subject(self.user, "sql"))

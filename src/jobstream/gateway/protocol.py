@@ -18,7 +18,7 @@ from jobstream.streams.subjects import API_PREFIX, inbox_prefix
 
 MORE_HEADER = "Jobstream-More"
 ERROR_HEADER = "Jobstream-Error"
-OPERATIONS = ("open", "jobs", "cancel", "events", "status", "sql")
+OPERATIONS = ("open", "jobs", "cancel", "restart", "events", "explain", "status", "sql")
 
 
 class SubmitJobs(msgspec.Struct, frozen=True):
@@ -37,6 +37,15 @@ class CancelJobs(msgspec.Struct, frozen=True):
 class ReadEvents(msgspec.Struct, frozen=True):
     wf: str
     job: int | None = None
+
+
+class OneWorkflow(msgspec.Struct, frozen=True):
+    wf: str
+
+
+class ExplainJob(msgspec.Struct, frozen=True):
+    wf: str
+    job: str  # index or name
 
 
 class ReadStatus(msgspec.Struct, frozen=True):

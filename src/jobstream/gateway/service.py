@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from typing import TypeVar
 
 import anyio
 import msgspec
@@ -27,6 +28,8 @@ from jobstream.gateway.protocol import (
     MORE_HEADER,
     OPERATIONS,
     CancelJobs,
+    ExplainJob,
+    OneWorkflow,
     ReadEvents,
     ReadStatus,
     RunSql,
@@ -36,7 +39,9 @@ from jobstream.gateway.protocol import (
 )
 from jobstream.ids import new_workflow_id
 from jobstream.ops.cancel import cancel_jobs
+from jobstream.ops.explain import explain_job
 from jobstream.ops.identity import user_actor
+from jobstream.ops.restart import restart_failed
 from jobstream.ops.submit import submit_jobs
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.streams.connection import Connection
@@ -45,6 +50,7 @@ from jobstream.views.history import event_row, history
 from jobstream.views.status import statuses
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 QUEUE = "jobstream-gateway"
 OWNERS_KEPT = 10_000
 ROWS_PER_ANSWER = 500
@@ -120,6 +126,15 @@ class Gateway:
                 self.conn, cancel.wf, cancel.jobs, reason=cancel.reason, actor=user_actor(user)
             )
             await self._send(msg.reply, msgspec.json.encode(result))
+        elif operation == "restart":
+            wf = (await self._owned(user, _decoded(msg, OneWorkflow).wf)).wf
+            jobs = await restart_failed(self.conn, wf, actor=user_actor(user))
+            await self._send(msg.reply, msgspec.json.encode(jobs))
+        elif operation == "explain":
+            asked = _decoded(msg, ExplainJob)
+            await self._owned(user, asked.wf)
+            lines = await explain_job(self.conn, self.settings, asked.wf, asked.job)
+            await self._send(msg.reply, msgspec.json.encode(lines))
         elif operation == "events":
             read = msgspec.json.decode(msg.data, type=ReadEvents)
             await self._owned(user, read.wf)
@@ -179,3 +194,7 @@ class Gateway:
         if why not in self.refused and len(self.refused) < OWNERS_KEPT:
             self.refused.add(why)
             log.warning("submitter service: not answered: %s", why)
+
+
+def _decoded(msg: Msg, kind: type[T]) -> T:
+    return msgspec.json.decode(msg.data, type=kind)

@@ -73,7 +73,8 @@ def batch_headers(batch_id: str, number: int, commit: bool = False) -> dict[str,
 def hello(
     inbox: str, user: str | None = None, password: str | None = None, *, tls: bool = False
 ) -> bytes:
-    """What a bare connection says first: CONNECT (headers on; the login, if any), then
+    """What a bare connection says first: CONNECT (headers on; the login, if any: a user
+    and password, or a token), then
     a subscription to ``<inbox>.*`` for the answers to its pull requests."""
     connect: dict[str, object] = {
         "verbose": False,
@@ -82,8 +83,10 @@ def hello(
         "protocol": 1,
         "tls_required": tls,
     }
-    if user is not None:
-        connect.update(user=user, **{"pass": password or ""})
+    if user is not None and password is None:  # nats://TOKEN@host, as nats-py reads it
+        connect["auth_token"] = user
+    elif user is not None:
+        connect.update(user=user, **{"pass": password})
     return f"CONNECT {json.dumps(connect)}\r\nSUB {inbox}.* 1\r\n".encode()
 
 
