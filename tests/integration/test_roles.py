@@ -200,6 +200,12 @@ async def test_a_submitter_reaches_nothing_but_its_own_workflows(tmp_path: Path)
                 await alice.one("drop", b"{}")
             with pytest.raises(JobstreamError, match="malformed"):
                 await alice.one("open", b"\x00garbage")
+            sweep = WorkflowSubmitted(
+                wf="x", at=0.0, actor="user:x", name="huge", user="x", spec_digest="",
+                job_count=10**12,
+            )  # fmt: skip
+            with pytest.raises(JobstreamError, match="takes at most"):
+                await alice.one("open", msgspec.json.encode(sweep))
             with anyio.fail_after(30):
                 await wait_in_log(s.admin, mine)
             await _projected(alice, mine)

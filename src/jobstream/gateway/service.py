@@ -106,58 +106,83 @@ class Gateway:
             )
 
     async def _carry_out(self, user: str, operation: str, msg: Msg) -> None:
-        if operation not in OPERATIONS:
+        handlers = {
+            "open": self._open, "jobs": self._jobs, "cancel": self._cancel,
+            "restart": self._restart, "explain": self._explain, "status": self._status,
+            "events": self._events, "sql": self._sql,
+        }  # fmt: skip
+        handler = handlers.get(operation)
+        if handler is None:
             raise JobstreamError(f"no operation {operation!r} (one of {', '.join(OPERATIONS)})")
-        if operation == "open":
-            opened = await self._open(user, msgspec.json.decode(msg.data, type=WorkflowSubmitted))
-            await self._send(msg.reply, json.dumps({"wf": opened.wf}).encode())
-        elif operation == "jobs":
-            request = msgspec.json.decode(msg.data, type=SubmitJobs)
-            opened = await self._owned(user, request.wf)
-            for job in request.jobs:
-                if not 0 <= job.index < opened.job_count:
-                    raise JobstreamError(f"workflow {opened.wf} has no job {job.index}")
-            await submit_jobs(self.conn, opened, request.jobs)
-            await self._send(msg.reply, json.dumps({"jobs": len(request.jobs)}).encode())
-        elif operation == "cancel":
-            cancel = msgspec.json.decode(msg.data, type=CancelJobs)
-            await self._owned(user, cancel.wf)
-            result = await cancel_jobs(
-                self.conn, cancel.wf, cancel.jobs, reason=cancel.reason, actor=user_actor(user)
-            )
-            await self._send(msg.reply, msgspec.json.encode(result))
-        elif operation == "restart":
-            wf = (await self._owned(user, _decoded(msg, OneWorkflow).wf)).wf
-            jobs = await restart_failed(self.conn, wf, actor=user_actor(user))
-            await self._send(msg.reply, msgspec.json.encode(jobs))
-        elif operation == "explain":
-            asked = _decoded(msg, ExplainJob)
-            await self._owned(user, asked.wf)
-            lines = await explain_job(self.conn, self.settings, asked.wf, asked.job)
-            await self._send(msg.reply, msgspec.json.encode(lines))
-        elif operation == "events":
-            read = msgspec.json.decode(msg.data, type=ReadEvents)
-            await self._owned(user, read.wf)
-            await self._events(read, msg.reply)
-        elif operation == "status":
-            wanted = msgspec.json.decode(msg.data, type=ReadStatus).wf
-            if wanted is not None:
-                await self._owned(user, wanted)
-            found = await statuses(self.conn, self.settings, wanted)
-            await self._send(msg.reply, msgspec.json.encode([s for s in found if s.user == user]))
-        else:  # sql: the projector answers the caller directly, on their rows only
-            query = msgspec.json.decode(msg.data, type=RunSql)
-            payload = json.dumps({"sql": query.sql, "owner": user}).encode()
-            await self.conn.nc.publish(SQL_SUBJECT, payload, reply=msg.reply)
+        answer = await handler(user, msg)
+        if answer is not None:
+            await self._send(msg.reply, answer)
 
-    async def _open(self, user: str, asked: WorkflowSubmitted) -> WorkflowSubmitted:
-        """Append a new workflow as the caller's: id, time, user and actor are ours."""
+    async def _open(self, user: str, msg: Msg) -> bytes:
+        """A new workflow, the caller's: id, time, user and actor are ours."""
+        asked = _decoded(msg, WorkflowSubmitted)
+        if not 0 <= asked.job_count <= self.settings.max_jobs:
+            raise JobstreamError(
+                f"{asked.job_count:,} jobs: this server takes at most {self.settings.max_jobs:,}"
+            )
         opened = msgspec.structs.replace(
             asked, wf=new_workflow_id(), at=time.time(), user=user, actor=user_actor(user)
         )
         await self.conn.store.append(opened, 0)
         self._remember(opened)
-        return opened
+        return msgspec.json.encode({"wf": opened.wf})
+
+    async def _jobs(self, user: str, msg: Msg) -> bytes:
+        request = _decoded(msg, SubmitJobs)
+        opened = await self._owned(user, request.wf)
+        for job in request.jobs:
+            if not 0 <= job.index < opened.job_count:
+                raise JobstreamError(f"workflow {opened.wf} has no job {job.index}")
+        await submit_jobs(self.conn, opened, request.jobs)
+        return msgspec.json.encode({"jobs": len(request.jobs)})
+
+    async def _cancel(self, user: str, msg: Msg) -> bytes:
+        cancel = _decoded(msg, CancelJobs)
+        await self._owned(user, cancel.wf)
+        result = await cancel_jobs(
+            self.conn, cancel.wf, cancel.jobs, reason=cancel.reason, actor=user_actor(user)
+        )
+        return msgspec.json.encode(result)
+
+    async def _restart(self, user: str, msg: Msg) -> bytes:
+        wf = (await self._owned(user, _decoded(msg, OneWorkflow).wf)).wf
+        return msgspec.json.encode(await restart_failed(self.conn, wf, actor=user_actor(user)))
+
+    async def _explain(self, user: str, msg: Msg) -> bytes:
+        asked = _decoded(msg, ExplainJob)
+        await self._owned(user, asked.wf)
+        return msgspec.json.encode(await explain_job(self.conn, self.settings, asked.wf, asked.job))
+
+    async def _status(self, user: str, msg: Msg) -> bytes:
+        wanted = _decoded(msg, ReadStatus).wf
+        if wanted is not None:
+            await self._owned(user, wanted)
+        found = await statuses(self.conn, self.settings, wanted)
+        return msgspec.json.encode([status for status in found if status.user == user])
+
+    async def _events(self, user: str, msg: Msg) -> None:
+        """Answered in parts of ROWS_PER_ANSWER events."""
+        read = _decoded(msg, ReadEvents)
+        await self._owned(user, read.wf)
+        rows: list[dict[str, object]] = []
+        async for batch in history(self.conn, read.wf, read.job):
+            rows += [event_row(message) for message in batch]
+            while len(rows) >= ROWS_PER_ANSWER:
+                more = msgspec.json.encode(rows[:ROWS_PER_ANSWER])
+                await self._send(msg.reply, more, {MORE_HEADER: "1"})
+                del rows[:ROWS_PER_ANSWER]
+        await self._send(msg.reply, msgspec.json.encode(rows))
+
+    async def _sql(self, user: str, msg: Msg) -> None:
+        """Passed on: the projector answers the caller directly, from their rows only."""
+        query = _decoded(msg, RunSql)
+        payload = json.dumps({"sql": query.sql, "owner": user}).encode()
+        await self.conn.nc.publish(SQL_SUBJECT, payload, reply=msg.reply)
 
     async def _owned(self, user: str, wf: str) -> WorkflowSubmitted:
         found = self.owners.get(wf)
@@ -176,16 +201,6 @@ class Gateway:
         self.owners.move_to_end(submitted.wf)
         while len(self.owners) > OWNERS_KEPT:
             self.owners.popitem(last=False)
-
-    async def _events(self, read: ReadEvents, reply: str) -> None:
-        rows: list[dict[str, object]] = []
-        async for batch in history(self.conn, read.wf, read.job):
-            rows += [event_row(message) for message in batch]
-            while len(rows) >= ROWS_PER_ANSWER:
-                more = msgspec.json.encode(rows[:ROWS_PER_ANSWER])
-                await self._send(reply, more, {MORE_HEADER: "1"})
-                del rows[:ROWS_PER_ANSWER]
-        await self._send(reply, msgspec.json.encode(rows))
 
     async def _send(self, reply: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         await self.conn.nc.publish(reply, data, headers=headers)
