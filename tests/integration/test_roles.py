@@ -24,7 +24,7 @@ from jobstream.events import JobCompleted, JobStarted, JobSubmitted, WorkflowSub
 from jobstream.gateway.client import Submitter, submitter_session
 from jobstream.gateway.protocol import ReadEvents, operation_subject
 from jobstream.gateway.service import Gateway
-from jobstream.host import users
+from jobstream.host import accounts, users
 from jobstream.host.embedded import apply_users, embedded
 from jobstream.model import Resources
 from jobstream.projections.service import Projector
@@ -67,7 +67,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     state = tmp_path / "state"
     async with embedded(state) as server:
         logins = {
-            name: users.add(state, name, role)
+            name: accounts.add(state, name, role).user
             for name, role in (("alice", "submitter"), ("bob", "submitter"), ("node", "compute"))
         }
         apply_users(state)

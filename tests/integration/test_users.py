@@ -37,6 +37,9 @@ def test_users_are_kept_private_and_applied_when_the_server_starts(tmp_path: Pat
             accounts.add(state, name, role)
     with pytest.raises(ConfigError, match="no user 'carol'"):
         accounts.revoke(state, "carol")
+    with pytest.raises(ConfigError, match="cannot write the credentials"):
+        accounts.add(state, "carol", "compute", Path("/proc/no/carol.json"))
+    assert "carol" not in [row["user"] for row in accounts.listed(state)]  # nothing kept
 
 
 async def test_a_stale_pid_file_signals_nothing(tmp_path: Path) -> None:

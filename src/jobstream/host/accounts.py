@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+from jobstream.errors import ConfigError
 from jobstream.host import statedir, users
 from jobstream.host.credentials import write_private
 from jobstream.host.embedded import apply_users
@@ -30,18 +31,24 @@ class Change(NamedTuple):
 
 
 def add(state_dir: Path, name: str, role: str, out: Path | None = None) -> Change:
-    user = users.add(state_dir, name, role)
     path = out or state_dir / CREDS_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    made: dict[str, str] = {"user": user.name, "password": user.password, "role": role}
+    user = users.add(state_dir, name, role, lambda made: _hand_out(state_dir, made, path))
+    return Change(user, path, apply_users(state_dir))
+
+
+def _hand_out(state_dir: Path, user: users.User, path: Path) -> None:
+    made = {"user": user.name, "password": user.password, "role": user.role}
     found = statedir.discover(state_dir)
     if found is not None:
         made["url"] = found.url
     ca = state_dir / TLS_DIR / CA_FILE
     if ca.exists():
         made["ca"] = ca.read_text()
-    write_private(path, json.dumps(made))
-    return Change(user, path, apply_users(state_dir))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(path, json.dumps(made))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the credentials: {exc.strerror}") from None
 
 
 def revoke(state_dir: Path, name: str) -> Change:

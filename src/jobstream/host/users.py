@@ -23,7 +23,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
@@ -105,9 +105,10 @@ def load(state_dir: Path) -> list[User]:
         raise ConfigError(f"{path}: not a users file: {exc}") from None
 
 
-def add(state_dir: Path, name: str, role: str) -> User:
-    """A new user with a new password; ConfigError for a bad name or role, or a name
-    taken."""
+def add(state_dir: Path, name: str, role: str, handed: Callable[[User], None]) -> User:
+    """A new user with a new password, kept once ``handed`` (writing its credentials
+    file) succeeded: nothing is kept when it fails. ConfigError for a bad name or role,
+    or a name taken."""
     if not NAME.fullmatch(name):
         raise ConfigError(
             f"user name {name!r}: use 1-32 lowercase letters, digits, '-' or '_', "
@@ -119,6 +120,7 @@ def add(state_dir: Path, name: str, role: str) -> User:
     if any(u.name == name for u in users) or name == admin_name(state_dir):
         raise ConfigError(f"user {name!r} exists: revoke it first to make it anew")
     user = User(name, role, secrets.token_urlsafe(32), time.time())
+    handed(user)
     _save(state_dir, [*users, user])
     return user
 
