@@ -10,7 +10,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from jobstream.errors import ServerError
+from jobstream.errors import ConfigError, ServerError
 from jobstream.host import tls
 from jobstream.host.embedded import embedded
 from jobstream.ops.submit import submit_workflow
@@ -64,3 +64,5 @@ def test_the_made_certificate_covers_new_hosts_with_the_same_ca(tmp_path: Path) 
     assert tls.ensure_made(tmp_path, []).cert.read_bytes() == cert  # kept
     assert tls.ensure_made(tmp_path, ["10.0.0.7"]).cert.read_bytes() != cert  # made anew
     assert (tmp_path / "tls" / tls.CA_FILE).read_bytes() == ca  # clients keep trusting it
+    with pytest.raises(ConfigError, match="not a host name"):
+        tls.ensure_made(tmp_path, ["bad name!"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 from pathlib import Path
@@ -30,6 +31,7 @@ TLS_DIR = "tls"
 CA_FILE = "ca.pem"
 CA_YEARS = 10
 SERVER_YEARS = 2
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*")
 
 
 class ServerFiles(NamedTuple):
@@ -42,6 +44,8 @@ class ServerFiles(NamedTuple):
 def ensure_made(state_dir: Path, hosts: list[str]) -> ServerFiles:
     """The state directory's CA and server certificate, made if missing (a server
     certificate that does not cover ``hosts`` is made anew, signed by the same CA)."""
+    for host in hosts:
+        _general_name(host)  # a ConfigError before anything is made
     folder = state_dir / TLS_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_cert, ca_key = folder / CA_FILE, folder / "ca-key.pem"
@@ -136,7 +140,10 @@ def _general_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
-        return x509.DNSName(name)
+        pass
+    if not HOST_NAME.fullmatch(name):
+        raise ConfigError(f"--tls-host {name!r}: not a host name or an IP address")
+    return x509.DNSName(name)
 
 
 def _covers(cert_file: Path, names: list[str]) -> bool:
