@@ -5,8 +5,8 @@ over its history's subjects (``...-Subject: ev.<wf>.job.<n>.*``: every kind of t
 job's events); the server refuses it when anything else was written there since, which
 is how two workers never both claim a job and how a fenced-off worker's late
 completion is refused. Every append also carries a deterministic ``Nats-Msg-Id`` (the
-subject, the expected sequence, the event type and the actor) so a retried publish is
-recognised as the same fact, and a competitor's is not.
+subject, which names the kind, the expected sequence and the actor) so a retried publish
+is recognised as the same fact, and a competitor's is not.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class EventStore:
         if expected is not None and checked:
             headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
             headers[EXPECTED_LAST_SUBJECT] = aggregate_subjects(event)
-        msg_id = f"{subject}:{expected}:{type(event).__name__}:{event.actor}"
+        msg_id = f"{subject}:{expected}:{event.actor}"  # the subject names the kind
         headers[api.Header.MSG_ID] = f"{msg_id}:{nonce}" if nonce else msg_id
         return headers
 
