@@ -73,12 +73,12 @@ async def serve(
             url, dial = server.url, server.dial_url
         else:
             url, dial = public(url), logged_in(url, settings)
-        conn = await stack.enter_async_context(
-            open_connection(dial, "jobstream-server", upgrade=say, tls=tls_of(settings))
-        )
         async with anyio.create_task_group() as tg:
-            if server is not None:
+            if server is not None:  # from the start: it may die while the streams are set up
                 tg.start_soon(server.supervise)
+            conn = await stack.enter_async_context(
+                open_connection(dial, "jobstream-server", upgrade=say, tls=tls_of(settings))
+            )
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
             await tg.start(supervised, "submitter service", lambda: Gateway(conn, settings))
             if projector:

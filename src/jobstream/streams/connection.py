@@ -23,6 +23,8 @@ from jobstream.streams.subjects import EVENTS_STREAM, inbox_prefix
 from jobstream.streams.urls import Endpoint, public, user_of
 
 log = logging.getLogger(__name__)
+SETUP_PATIENCE_S = 30.0
+SETUP_RETRY_S = 0.5
 
 
 class Connection:
@@ -117,6 +119,25 @@ async def hang_up(nc: NATS) -> None:
             await nc.close()
 
 
+async def _set_up(conn: Connection, upgrade: Callable[[str], None] | None) -> None:
+    """The streams, tried again while the server is away (a restarted nats-server comes
+    back within seconds, and the connection with it) for up to SETUP_PATIENCE_S."""
+    deadline = anyio.current_time() + SETUP_PATIENCE_S
+    while True:
+        try:
+            await ensure_streams(conn.nc, conn.js, upgrade)
+            conn.store.atomic = await allow_atomic(conn.nc, EVENTS_STREAM)
+            return
+        except (TimeoutError, NoRespondersError, ConnectionClosedError) as exc:  # it went away
+            if conn.nc.is_closed or anyio.current_time() > deadline:
+                raise ServerError(
+                    f"NATS at {public(conn.url)} stopped answering while its streams were set "
+                    f"up ({exc.__class__.__name__}: {exc}): is its nats-server still running?"
+                ) from exc
+            log.warning("NATS did not answer while the streams were set up; trying again")
+            await anyio.sleep(SETUP_RETRY_S)
+
+
 @contextlib.asynccontextmanager
 async def open_connection(
     url: str,
@@ -132,14 +153,7 @@ async def open_connection(
     conn = Connection(nc, url, tls)
     conn.pipeline.start()
     try:
-        try:
-            await ensure_streams(nc, conn.js, upgrade)
-            conn.store.atomic = await allow_atomic(nc, EVENTS_STREAM)
-        except (TimeoutError, NoRespondersError, ConnectionClosedError) as exc:  # it went away
-            raise ServerError(
-                f"NATS at {public(url)} stopped answering while its streams were set up "
-                f"({exc.__class__.__name__}: {exc}): is its nats-server still running?"
-            ) from exc
+        await _set_up(conn, upgrade)
         yield conn
     finally:
         # Every publish that matters was acknowledged; flush the fire-and-forget ones
