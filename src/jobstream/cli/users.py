@@ -28,8 +28,11 @@ def add(
     state_dir: StateDir = None,
     json_output: Json = False,
 ) -> None:
-    """Add a user and write its credentials file (mode 0600) to hand to that person or
-    node: `jobstream --creds FILE …` logs in with it."""
+    """Add a user and write its credentials file (mode 0600) to hand out.
+
+    Whoever has the file logs in with `jobstream --creds FILE …`; it holds the server's
+    URL and, with TLS, its CA too.
+    """
     change = accounts.add(settings_from(state_dir=state_dir).state_dir, name, role, out_file)
     if json_output:
         print_json(change.as_json())
