@@ -158,3 +158,21 @@ def test_a_run_whose_server_cannot_come_back_exits_with_a_clear_error(tmp_path: 
     assert code not in (0, None)
     assert "error:" in log and ("nats-server" in log or "port" in log), log[-2000:]
     assert "Traceback" not in log
+
+
+def test_a_nats_server_killed_while_the_server_starts_is_started_again(tmp_path: Path) -> None:
+    """Killed before the server has connected or set up its streams (it used to end the
+    server: nothing supervised the nats-server yet)."""
+    server = spawn("server", cwd=tmp_path, log=tmp_path / "server.log")
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / ".jobstream" / "server.json").exists():  # nats-server is up
+            assert time.monotonic() < deadline and server.poll() is None, "no server"
+            time.sleep(0.002)
+        os.kill(nats_children(server.pid)[0], signal.SIGKILL)  # before the server connects
+        wait_until(lambda: "server ready" in (tmp_path / "server.log").read_text(), 60)
+        status = jobstream("status", "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert "starting it again" in (tmp_path / "server.log").read_text()
+    finally:
+        assert stop(server) == 0

@@ -8,6 +8,8 @@ projector run supervised: a transient failure restarts them from the log.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 
@@ -15,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from jobstream.config import Settings
+from jobstream.errors import ServerError
 from jobstream.gateway.service import Gateway
 from jobstream.host import statedir
 from jobstream.host.connect import connect, logged_in, tls_of
@@ -24,12 +27,15 @@ from jobstream.host.supervise import supervised
 from jobstream.host.tls import ServerFiles
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
-from jobstream.streams.connection import open_connection
+from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.urls import public
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
 Say = Callable[[str], None]
+log = logging.getLogger(__name__)
+OPEN_PATIENCE_S = 30.0
+OPEN_RETRY_S = 0.5
 
 
 async def _stop_on_signal(
@@ -74,11 +80,12 @@ async def serve(
         else:
             url, dial = public(url), logged_in(url, settings)
         async with anyio.create_task_group() as tg:
-            if server is not None:  # from the start: it may die while the streams are set up
+            if server is not None:  # from the start: it may die before we are connected
                 tg.start_soon(server.supervise)
-            conn = await stack.enter_async_context(
-                open_connection(dial, "jobstream-server", upgrade=say, tls=tls_of(settings))
+            opening = functools.partial(
+                open_connection, dial, "jobstream-server", upgrade=say, tls=tls_of(settings)
             )
+            conn = await _opened(stack, opening, patient=server is not None)
             await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
             await tg.start(supervised, "submitter service", lambda: Gateway(conn, settings))
             if projector:
@@ -88,6 +95,25 @@ async def serve(
             if server is not None:
                 login = (settings.state_dir / CREDENTIALS_FILE).resolve()
                 say(f"  (they log in with {login}: elsewhere, JOBSTREAM_CREDS=<a copy of it>)")
+
+
+async def _opened(
+    stack: contextlib.AsyncExitStack,
+    opening: Callable[[], contextlib.AbstractAsyncContextManager[Connection]],
+    *,
+    patient: bool,
+) -> Connection:
+    """The server's connection; while its own nats-server is being started again (it
+    died at start), tried again for up to OPEN_PATIENCE_S."""
+    deadline = anyio.current_time() + OPEN_PATIENCE_S
+    while True:
+        try:
+            return await stack.enter_async_context(opening())
+        except ServerError as exc:
+            if not patient or anyio.current_time() > deadline:
+                raise
+            log.warning("%s; trying again", exc)
+            await anyio.sleep(OPEN_RETRY_S)
 
 
 async def project(settings: Settings, say: Say) -> None:
