@@ -40,7 +40,7 @@ async def hosted(
     names, else the state directory's server); start an embedded server only if
     ``embedded_ok`` and no server is recorded in the state directory (``name``, less
     its ``jobstream-`` prefix, is what the record calls this process)."""
-    url = settings.nats_url or credentials.url_of(settings.creds) or _recorded(settings)
+    url = server_url(settings)
     if url is None and not embedded_ok:
         raise ServerError(
             "no NATS server: start one with `jobstream server` in this directory, "
@@ -85,10 +85,15 @@ def tls_of(settings: Settings) -> ssl.SSLContext | None:
     return tls.context(mine.read_text()) if mine.exists() else None
 
 
+def server_url(settings: Settings) -> str | None:
+    """The server the settings name: the URL set, else the one the credentials file
+    names, else the state directory's recorded server."""
+    return settings.nats_url or credentials.url_of(settings.creds) or _recorded(settings)
+
+
 def submitter_url(settings: Settings) -> str:
-    """Where a submitter's commands go, logged in: the URL set, else the one in the
-    credentials file, else the state directory's server."""
-    url = settings.nats_url or credentials.url_of(settings.creds) or _recorded(settings)
+    """Where a submitter's commands go, logged in (:func:`server_url`)."""
+    url = server_url(settings)
     if url is None:
         raise ServerError(
             "no NATS server: give its URL with --nats-url (or JOBSTREAM_NATS_URL) next to "
