@@ -42,7 +42,8 @@ from jobstream.events import (
     WorkerStarted,
     WorkerStopped,
 )
-from jobstream.host.credentials import Credentials, write_private
+from jobstream.host import credentials
+from jobstream.host.credentials import CREDENTIALS_FILE, Credentials, write_private
 from jobstream.streams.subjects import (
     WORK_STREAM,
     api_subjects,
@@ -135,8 +136,8 @@ def revoke(state_dir: Path, name: str) -> User:
 
 
 def admin_name(state_dir: Path) -> str | None:
-    path = state_dir / "credentials.json"
-    return str(json.loads(path.read_text())["user"]) if path.exists() else None
+    path = state_dir / CREDENTIALS_FILE
+    return credentials.load(path).user if path.exists() else None
 
 
 def _save(state_dir: Path, users: list[User]) -> None:
