@@ -15,7 +15,6 @@ from nats.aio.client import Client as NATS
 
 from jobstream.errors import JobstreamError, ServerError
 from jobstream.gateway.protocol import (
-    ERROR_HEADER,
     MORE_HEADER,
     CancelJobs,
     ExplainJob,
@@ -28,7 +27,7 @@ from jobstream.gateway.protocol import (
 from jobstream.model import JobDef, WorkflowDef
 from jobstream.ops.cancel import CancelResult
 from jobstream.ops.submit import check_sizes, workflow_submitted
-from jobstream.projections.query import remote_query
+from jobstream.projections.query import ERROR_HEADER, remote_query
 from jobstream.projections.records import WorkflowStatus
 from jobstream.streams.connection import dial, hang_up
 from jobstream.streams.urls import user_of

@@ -17,7 +17,6 @@ from jobstream.model import JobDef
 from jobstream.streams.subjects import API_PREFIX, inbox_prefix
 
 MORE_HEADER = "Jobstream-More"
-ERROR_HEADER = "Jobstream-Error"
 OPERATIONS = ("open", "jobs", "cancel", "restart", "events", "explain", "status", "sql")
 
 

@@ -24,7 +24,6 @@ from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.events import WorkflowSubmitted
 from jobstream.gateway.protocol import (
-    ERROR_HEADER,
     MORE_HEADER,
     OPERATIONS,
     CancelJobs,
@@ -44,10 +43,12 @@ from jobstream.ops.identity import user_actor
 from jobstream.ops.restart import restart_failed
 from jobstream.ops.submit import submit_jobs
 from jobstream.ops.workflows import submitted_workflow
+from jobstream.projections.kv import workflow_records
+from jobstream.projections.query import ERROR_HEADER
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import API_PREFIX, SQL_SUBJECT
 from jobstream.views.history import event_row, history
-from jobstream.views.status import statuses
+from jobstream.views.status import with_problems
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -162,8 +163,10 @@ class Gateway:
         wanted = _decoded(msg, ReadStatus).wf
         if wanted is not None:
             await self._owned(user, wanted)
-        found = await statuses(self.conn, self.settings, wanted)
-        return msgspec.json.encode([status for status in found if status.user == user])
+        mine = [s for s in await workflow_records(self.conn.js, wanted) if s.user == user]
+        return msgspec.json.encode(
+            [await with_problems(self.conn, self.settings, status) for status in mine]
+        )
 
     async def _events(self, user: str, msg: Msg) -> None:
         """Answered in parts of ROWS_PER_ANSWER events."""
