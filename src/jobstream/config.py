@@ -43,6 +43,20 @@ class Settings(BaseSettings):
         description="CA certificate (PEM) a tls:// server is verified with; unset: the "
         "credentials file's, else the state directory's tls/ca.pem, else the system's",
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="copies of every stream, KV bucket and object store kept by a NATS "
+        "cluster (3 on a 3-node cluster: one node may die); set where they are first made",
+    )
+    partitions: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="schedulers sharing the workflows (by a hash of the id), each active "
+        "on one server; every server of a deployment must give the same",
+    )
     pool: str = Field("default", description="worker pool (routing label)")
     lease_s: float = Field(
         30.0, gt=0, description="WORK ack_wait: how long a claim lasts unrenewed"

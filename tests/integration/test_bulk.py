@@ -12,7 +12,7 @@ from jobstream.host.embedded import server_binary
 from jobstream.ops.submit import submit_workflow
 from jobstream.streams.bulk import follow_bulk, read_bulk, read_to_end
 from jobstream.streams.connection import Connection, open_connection
-from jobstream.streams.pull import BulkUnavailable, plain_address, reachable
+from jobstream.streams.pull import BulkUnavailable, plain_addresses, reachable
 from jobstream.streams.reader import read_raw_batches
 from jobstream.streams.subjects import EVENTS_STREAM
 from jobstream.streams.urls import Endpoint
@@ -55,12 +55,14 @@ async def test_bulk_of_nothing_is_one_empty_caught_up_batch(conn: Connection) ->
 
 
 def test_bare_readers_log_in_and_speak_tls() -> None:
-    assert plain_address("nats://127.0.0.1:4333") == ("127.0.0.1", 4333, None, None)
-    login = plain_address("nats://jobstream:a%2Fb@127.0.0.1:4333")
+    assert plain_addresses("nats://127.0.0.1:4333") == [("127.0.0.1", 4333, None, None)]
+    (login,) = plain_addresses("nats://jobstream:a%2Fb@127.0.0.1:4333")
     assert (login.user, login.password) == ("jobstream", "a/b")
-    assert plain_address("tls://127.0.0.1:4222").port == 4222  # see test_tls.py
+    assert plain_addresses("tls://127.0.0.1:4222")[0].port == 4222  # see test_tls.py
+    cluster = plain_addresses("nats://u:p@127.0.0.1:4333,nats://u:p@127.0.0.1:4334")
+    assert [(a.port, a.user) for a in cluster] == [(4333, "u"), (4334, "u")]
     with pytest.raises(BulkUnavailable):
-        plain_address("ws://127.0.0.1:4222")
+        plain_addresses("ws://127.0.0.1:4222")
 
 
 async def test_follower_hands_out_backlog_and_live_events_once_and_in_order(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from jobstream.errors import ConfigError
-from jobstream.host import statedir, users
+from jobstream.host import cluster, statedir, users
 from jobstream.host.credentials import write_private
 from jobstream.host.embedded import apply_users
 from jobstream.host.tls import CA_FILE, TLS_DIR
@@ -39,8 +39,11 @@ def add(state_dir: Path, name: str, role: str, out: Path | None = None) -> Chang
 def _hand_out(state_dir: Path, user: users.User, path: Path) -> None:
     made = {"user": user.name, "password": user.password, "role": user.role}
     found = statedir.discover(state_dir)
+    planned = cluster.load(state_dir)  # a cluster's nodes, running or not
     if found is not None:
         made["url"] = found.url
+    elif planned is not None:
+        made["url"] = planned.url()
     ca = state_dir / TLS_DIR / CA_FILE
     if ca.exists():
         made["ca"] = ca.read_text()

@@ -60,12 +60,19 @@ async def hosted(
             else:
                 conn = await stack.enter_async_context(
                     open_connection(
-                        started.dial_url, name, upgrade=log.warning, tls=tls_of(settings)
+                        started.dial_url,
+                        name,
+                        upgrade=log.warning,
+                        tls=tls_of(settings),
+                        replicas=settings.replicas,
                     )
                 )
                 yield Hosted(conn, started)
                 return
-    async with open_connection(logged_in(url, settings), name, tls=tls_of(settings)) as conn:
+    dial = logged_in(url, settings)
+    async with open_connection(
+        dial, name, tls=tls_of(settings), replicas=settings.replicas
+    ) as conn:
         yield Hosted(conn, None)
 
 

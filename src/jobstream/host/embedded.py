@@ -100,20 +100,28 @@ def apply_users(state_dir: Path) -> bool:
     nats-server re-read it; False when none runs (it reads the file when it starts).
     A file the server would not take is never left behind (ServerError, old file kept)."""
     run = state_dir / "run"
-    config, path = run / "nats-server.conf", run / users.AUTHORIZATION_FILE
+    path = run / users.AUTHORIZATION_FILE
     before = path.read_text() if path.exists() else None
     users.write_authorization(state_dir, credentials.ensure(state_dir))
-    if config.exists():
+    # The embedded server's configuration, or a cluster's nodes' (host/cluster.py).
+    configs = [run / "nats-server.conf", *sorted(run.glob("node-*.conf"))]
+    configs = [config for config in configs if config.exists()]
+    if configs:
         tested = subprocess.run(
-            [str(server_binary()), "-t", "-c", str(config)], capture_output=True, text=True
+            [str(server_binary()), "-t", "-c", str(configs[0])], capture_output=True, text=True
         )
         if tested.returncode != 0:
             if before is not None:
                 write_private(path, before)
             why = " ".join((tested.stderr or tested.stdout).split())
             raise ServerError(f"nats-server would not take the users ({why}); nothing changed")
+    return sum(_reload(config) for config in configs) > 0
+
+
+def _reload(config: Path) -> bool:
+    """SIGHUP to the nats-server running ``config`` (its pid file beside it), if one does."""
     try:
-        pid = int((run / users.PID_FILE).read_text().strip())
+        pid = int(config.with_suffix(".pid").read_text().strip())
         if _config_of(pid) != config.resolve():  # a stale pid file may name another program
             return False
         os.kill(pid, signal.SIGHUP)
@@ -140,7 +148,7 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the server gets SIGTERM when the process that started it dies (even by -9)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -222,7 +230,7 @@ class EmbeddedServer:
         self.stopping = True
         try:
             if self.process is not None:
-                await _stop(self.process)
+                await stop_process(self.process)
         finally:
             statedir.forget(self.state_dir)
             self._owned.close()
@@ -276,7 +284,7 @@ async def _launch(
             stdout=server_log,
             stderr=subprocess.STDOUT,
             env=server_environment(os.environ),
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     ports_file = ports_dir / f"nats-server_{process.pid}.ports"
     try:
@@ -310,11 +318,11 @@ async def _wait_ready(
                     if await reachable(Endpoint(url, probe)):
                         return url
             await anyio.sleep(0.02)
-    await _stop(process)
+    await stop_process(process)
     raise ServerError(f"nats-server did not become ready in {READY_TIMEOUT_S:.0f} s (see {log})")
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def stop_process(process: asyncio.subprocess.Process) -> None:
     """SIGTERM lets JetStream flush its store; SIGKILL if it does not exit in time."""
     if process.returncode is not None:
         return

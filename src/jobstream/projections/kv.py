@@ -9,33 +9,30 @@ log or DuckDB, so they cost one key per workflow however many jobs it has.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-import nats.errors
-from nats.js import JetStreamContext, api
-from nats.js.errors import BucketNotFoundError, NotFoundError
-from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
-from jobstream.errors import ServerError
 from jobstream.projections.records import JobRecord, WorkflowStatus
+from jobstream.streams.buckets import current_values
 from jobstream.streams.pipeline import Pipeline
+from jobstream.streams.setup import ensure_kv
 from jobstream.streams.subjects import (
     JOBS_BUCKET,
     JOBS_BUCKET_STREAM,
     kv_subject,
 )
-from jobstream.streams.wire import batch_headers, reply_position
+from jobstream.streams.wire import batch_headers
 
 log = logging.getLogger(__name__)
 ATOMIC_BATCH = 1000  # the server's limit per batch
 ATOMIC_IN_FLIGHT = 32  # the server allows 50 open batches per stream
 COUNTED_STRETCH = 10_000  # puts checked by one pair of acknowledgements (bounds the outbox)
-READ_TIMEOUT_S = 10.0
 
 
 _encoder = msgspec.json.Encoder()
@@ -56,13 +53,9 @@ def workflow_key(wf: str) -> str:
     return f"{wf}.wf"
 
 
-async def ensure_bucket(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.key_value(JOBS_BUCKET)
-    except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(
-            config=api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
-        )
+async def ensure_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The JOBS bucket (a server makes it at start, with the cluster's ``replicas``)."""
+    return await ensure_kv(js, JOBS_BUCKET, replicas)
 
 
 async def put_records(
@@ -145,7 +138,10 @@ def record_key(record: JobRecord | WorkflowStatus) -> str:
 async def workflow_records(js: JetStreamContext, wf: str | None = None) -> list[WorkflowStatus]:
     """Summaries of one workflow or all, in submission order."""
     await ensure_bucket(js)
-    found = [_wf_decoder.decode(value) async for _, value in _current(js, workflow_key(wf or "*"))]
+    found = [
+        _wf_decoder.decode(value)
+        async for _, value in current_values(js, JOBS_BUCKET, workflow_key(wf or "*"))
+    ]
     return sorted(found, key=lambda r: (r.submitted_at, r.wf))
 
 
@@ -153,44 +149,10 @@ async def job_records(js: JetStreamContext, wf: str) -> list[JobRecord]:
     await ensure_bucket(js)
     found = [
         _job_decoder.decode(value)
-        async for key, value in _current(js, f"{wf}.*")
+        async for key, value in current_values(js, JOBS_BUCKET, f"{wf}.*")
         if not key.endswith(".wf")
     ]
     return sorted(found, key=lambda r: r.job)
-
-
-async def _current(js: JetStreamContext, keys: str) -> AsyncIterator[tuple[str, bytes]]:
-    """Every current ``(key, value)`` under a key pattern, then stop.
-
-    Not nats-py's KV watch: it reports "no more values" when nothing is pending on the
-    server, even while values are already on their way to the client (a workflow
-    without its summary, now and then). Here the last delivery says when it is the last.
-    """
-    prefix = kv_subject(JOBS_BUCKET, "")
-    sub = await js.subscribe(
-        prefix + keys,
-        stream=JOBS_BUCKET_STREAM,
-        ordered_consumer=True,
-        deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-    )
-    try:
-        info = await sub.consumer_info()
-        if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
-            return  # nothing matches
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=READ_TIMEOUT_S)
-            except nats.errors.TimeoutError as exc:
-                raise ServerError(f"no reply reading {prefix}{keys}") from exc
-            operation = (msg.headers or {}).get(KV_OP)
-            if msg.data and operation not in (KV_DEL, KV_PURGE):
-                yield msg.subject[len(prefix) :], msg.data
-            position = reply_position(msg.reply or "")
-            if position is None or position[1] == 0:
-                return
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
 
 
 async def watch_workflow(js: JetStreamContext, wf: str) -> AsyncIterator[WorkflowStatus]:

@@ -102,7 +102,7 @@ class Projector:
         await anyio.Path(self.db_path.parent).mkdir(parents=True, exist_ok=True)
         self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
         try:
-            await ensure_bucket(self.conn.js)
+            await ensure_bucket(self.conn.js, self.conn.replicas)
             self.atomic_puts = await allow_atomic(self.conn.nc, JOBS_BUCKET_STREAM)
             await self._agree_with_log()
             await self._repair_kv()

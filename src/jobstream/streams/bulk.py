@@ -21,7 +21,7 @@ import nats.errors
 from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.js import JetStreamContext
 
-from jobstream.streams.pull import BulkUnavailable, PullReader, plain_address, pull_consumer
+from jobstream.streams.pull import BulkUnavailable, PullReader, plain_addresses, pull_consumer
 from jobstream.streams.reader import FILL_WAIT_S, read_raw_batches
 from jobstream.streams.subjects import ALL_EVENTS
 from jobstream.streams.urls import Endpoint
@@ -50,7 +50,10 @@ async def read_bulk(
     """Every event matching the filter from ``from_seq`` to the end of the stream, in
     batches growing to ``size``; the last one has ``caught_up`` set."""
     async with pull_consumer(js, endpoint, subject_filter, from_seq) as pull:
-        done, limit = False, min(size, FIRST_BATCH)
+        # Nothing to read (a restart at the end of the log): a pull would wait it out.
+        done, limit = pull.pending_at_start == 0, min(size, FIRST_BATCH)
+        if done:
+            yield empty_batch(caught_up=True)
         while not done:
             pull.request(limit, expires_ns=EXPIRES_NS, no_wait=True)
             batch = empty_batch()
@@ -93,7 +96,7 @@ async def follow_bulk(
     connection cannot go, nats-py's ordered consumer reads instead.
     """
     try:
-        plain_address(endpoint.url)
+        plain_addresses(endpoint.url)
     except BulkUnavailable:
         async for batch in read_raw_batches(js, subject_filter, from_seq=from_seq, poll_s=poll_s):
             yield batch

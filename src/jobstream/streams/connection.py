@@ -12,6 +12,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
@@ -20,7 +21,7 @@ from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import allow_atomic, ensure_streams
 from jobstream.streams.store import EventStore
 from jobstream.streams.subjects import EVENTS_STREAM, inbox_prefix
-from jobstream.streams.urls import Endpoint, public, user_of
+from jobstream.streams.urls import Endpoint, login_of, public, servers, user_of
 
 log = logging.getLogger(__name__)
 SETUP_PATIENCE_S = 30.0
@@ -31,8 +32,11 @@ class Connection:
     """An open NATS connection: its JetStream context, the pipelined publisher, the
     event store and job repository over them, and the URL it reached."""
 
-    def __init__(self, nc: NATS, url: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, nc: NATS, url: str, tls: ssl.SSLContext | None = None, replicas: int = 1
+    ) -> None:
         self.nc = nc
+        self.replicas = replicas  # of what this connection creates (a NATS cluster's copies)
         self.js: JetStreamContext = nc.jetstream(timeout=10.0)
         self.pipeline = Pipeline(nc)
         self.store = EventStore(self.js, self.pipeline)
@@ -86,7 +90,8 @@ async def dial(url: str, name: str, tls: ssl.SSLContext | None = None) -> NATS:
     errors = _Errors()
     try:
         nc = await nats.connect(
-            url,
+            servers(public(url)),
+            **login_of(url),
             name=name,
             connect_timeout=5,
             max_reconnect_attempts=-1,
@@ -125,10 +130,12 @@ async def _set_up(conn: Connection, upgrade: Callable[[str], None] | None) -> No
     deadline = anyio.current_time() + SETUP_PATIENCE_S
     while True:
         try:
-            await ensure_streams(conn.nc, conn.js, upgrade)
+            await ensure_streams(conn.nc, conn.js, upgrade, conn.replicas)
             conn.store.atomic = await allow_atomic(conn.nc, EVENTS_STREAM)
             return
-        except (TimeoutError, NoRespondersError, ConnectionClosedError) as exc:  # it went away
+        except (TimeoutError, NoRespondersError, ConnectionClosedError, APIError) as exc:
+            if isinstance(exc, APIError) and not _cluster_not_ready(exc):
+                raise
             if conn.nc.is_closed or anyio.current_time() > deadline:
                 raise ServerError(
                     f"NATS at {public(conn.url)} stopped answering while its streams were set "
@@ -138,6 +145,12 @@ async def _set_up(conn: Connection, upgrade: Callable[[str], None] | None) -> No
             await anyio.sleep(SETUP_RETRY_S)
 
 
+def _cluster_not_ready(exc: APIError) -> bool:
+    """A cluster that has not elected its leaders yet, or not heard from enough nodes
+    to place a stream's replicas (503; 10005 no suitable peers, 10008 unavailable)."""
+    return exc.code == 503 or exc.err_code in (10005, 10008)
+
+
 @contextlib.asynccontextmanager
 async def open_connection(
     url: str,
@@ -145,12 +158,13 @@ async def open_connection(
     *,
     upgrade: Callable[[str], None] | None = None,
     tls: ssl.SSLContext | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[Connection]:
     """Connect (:func:`dial`), make sure the streams exist, and close on exit. The
     server's owner gives ``upgrade`` (how to tell its user): a log in an older layout is
     upgraded, not refused."""
     nc = await dial(url, name, tls)
-    conn = Connection(nc, url, tls)
+    conn = Connection(nc, url, tls, replicas)
     conn.pipeline.start()
     try:
         await _set_up(conn, upgrade)

@@ -16,12 +16,13 @@ import secrets
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 import anyio
 from nats.js import JetStreamContext, api
 
 from jobstream.streams.subjects import EVENTS_STREAM, bulk_inbox, pull_subject
-from jobstream.streams.urls import Address, Endpoint, address
+from jobstream.streams.urls import Address, Endpoint, addresses
 from jobstream.streams.wire import (
     IDLE_HEARTBEAT,
     NO_MESSAGES,
@@ -48,11 +49,11 @@ class BulkUnavailable(Exception):
     """This server cannot be read with a bare connection (not a nats:// or tls:// URL)."""
 
 
-def plain_address(url: str) -> Address:
-    """Where a ``nats://`` or ``tls://`` URL (credentials included) is reached, or
-    BulkUnavailable (e.g. a websocket URL)."""
+def plain_addresses(url: str) -> list[Address]:
+    """Where the servers of a ``nats://`` or ``tls://`` URL list (credentials included)
+    are reached, or BulkUnavailable (e.g. a websocket URL)."""
     try:
-        return address(url)
+        return addresses(url)
     except ValueError as exc:
         raise BulkUnavailable(str(exc)) from None
 
@@ -168,6 +169,7 @@ class PullReader:
         self.pulls = 0
         self.waiting: collections.deque[_Request] = collections.deque()
         self.pending: int | None = None  # stored after the last delivery, once known
+        self.pending_at_start: int | None = None  # when the consumer was made
         self.status: int | None = None  # of the status that ended a request since the last was made
 
     def request(self, size: int, *, expires_ns: int, no_wait: bool, heartbeat_ns: int = 0) -> None:
@@ -253,14 +255,41 @@ class PullReader:
         return self._delivered(1)
 
 
+class Greeted(NamedTuple):
+    """A bare connection past the server's INFO: whether it is TLS, and where it went."""
+
+    frames: Socket
+    secure: bool
+    where: Address
+
+
 @contextlib.asynccontextmanager
-async def greeted(endpoint: Endpoint) -> AsyncIterator[tuple[Socket, bool]]:
+async def greeted(endpoint: Endpoint) -> AsyncIterator[Greeted]:
     """A bare connection past the server's INFO, and TLS when the server asks for it (as
-    nats-py does); whether it is TLS. OSError (ssl.SSLError included) when it fails."""
-    where = plain_address(endpoint.url)
-    sock = await anyio.to_thread.run_sync(
-        socket.create_connection, (where.host, where.port), CONNECT_TIMEOUT_S
-    )
+    nats-py does), to the first server of the URL list that takes it, starting at a
+    random one (a cluster's readers spread over its nodes). OSError (ssl.SSLError
+    included) when none does."""
+    found = plain_addresses(endpoint.url)
+    start = secrets.randbelow(len(found))
+    failed: OSError = ConnectionError(f"no server in {len(found)}")
+    for where in found[start:] + found[:start]:
+        try:
+            sock = await anyio.to_thread.run_sync(
+                socket.create_connection, (where.host, where.port), CONNECT_TIMEOUT_S
+            )
+        except OSError as exc:
+            failed = exc
+            continue
+        async with _greeted(sock, endpoint, where) as done:
+            yield done
+        return
+    raise failed
+
+
+@contextlib.asynccontextmanager
+async def _greeted(
+    sock: socket.socket, endpoint: Endpoint, where: Address
+) -> AsyncIterator[Greeted]:
     with sock:
         sock.setblocking(False)
         frames = Socket(sock)
@@ -272,7 +301,7 @@ async def greeted(endpoint: Endpoint) -> AsyncIterator[tuple[Socket, bool]]:
         secure = bool(json.loads(greeting[0][len(b"INFO ") :]).get("tls_required"))
         if secure:
             await frames.start_tls(endpoint.tls or ssl.create_default_context(), where.host)
-        yield frames, secure
+        yield Greeted(frames, secure, where)
 
 
 async def reachable(endpoint: Endpoint) -> bool:
@@ -296,7 +325,6 @@ async def pull_consumer(
     """An ephemeral consumer from ``from_seq`` and a bare connection reading it; both
     are gone on exit (the consumer also by itself, a minute after a crash). The bare
     connection logs in and uses TLS as nats-py does (verified as ``endpoint.tls`` says)."""
-    where = plain_address(endpoint.url)
     info = await js.add_consumer(
         EVENTS_STREAM,
         api.ConsumerConfig(
@@ -309,10 +337,12 @@ async def pull_consumer(
         ),
     )
     try:
-        async with greeted(endpoint) as (frames, secure):
+        async with greeted(endpoint) as (frames, secure, where):
             inbox = bulk_inbox(where.user, secrets.token_hex(8))
             frames.send(hello(inbox, where.user, where.password, tls=secure))
-            yield PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
+            reader = PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
+            reader.pending_at_start = info.num_pending
+            yield reader
     finally:
         # Bounded: with the server gone this would wait out the request timeout.
         with anyio.move_on_after(DELETE_TIMEOUT_S, shield=True), contextlib.suppress(Exception):

@@ -9,7 +9,8 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from jobstream.errors import ServerError
@@ -17,11 +18,13 @@ from jobstream.streams.layout import upgrade_events, upgrade_interrupted
 from jobstream.streams.subjects import (
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
+    JOBS_BUCKET,
     LAYOUT,
     LAYOUT_KEY,
     LOGS_BUCKET,
     WORK_STREAM,
     WORK_SUBJECTS,
+    WORKERS_BUCKET,
     class_consumer,
     class_subject,
     stream_api_subject,
@@ -33,11 +36,13 @@ ALLOW_ATOMIC = "allow_atomic"
 DEDUP_WINDOW_S = 120.0
 REQUIREMENT_KEY = "jobstream.class"
 POOL_KEY = "jobstream.pool"
+WORKERS_MAX_AGE_S = 86_400.0  # a dead worker's last heartbeat is listed this long
 
 
-def events_config() -> api.StreamConfig:
+def events_config(replicas: int = 1) -> api.StreamConfig:
     """The log: file storage, keep everything, direct gets for per-job reads."""
     return api.StreamConfig(
+        num_replicas=replicas,
         name=EVENTS_STREAM,
         subjects=EVENTS_SUBJECTS,
         storage=api.StorageType.FILE,
@@ -48,9 +53,10 @@ def events_config() -> api.StreamConfig:
     )
 
 
-def work_config() -> api.StreamConfig:
+def work_config(replicas: int = 1) -> api.StreamConfig:
     """Dispatches: a work queue, each message removed once a worker acks it."""
     return api.StreamConfig(
+        num_replicas=replicas,
         name=WORK_STREAM,
         subjects=WORK_SUBJECTS,
         storage=api.StorageType.FILE,
@@ -60,23 +66,65 @@ def work_config() -> api.StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
-    """Create the stream, or leave it as it is when it already exists."""
+async def ensure_stream(js: JetStreamContext, config: api.StreamConfig, owner: bool) -> None:
+    """Create the stream, or leave it as it is when it already exists (but the server's
+    ``owner`` gives it at least ``config``'s replicas: a cluster grown from one node
+    keeps its log as the setting says)."""
     assert config.name is not None
     try:
-        await js.stream_info(config.name)
+        info = await js.stream_info(config.name)
     except NotFoundError:
         await js.add_stream(config)
+        return
+    if owner:
+        await _enough_replicas(js, info.config, config.num_replicas or 1)
 
 
-async def ensure_logs(js: JetStreamContext) -> ObjectStore:
+async def _enough_replicas(js: JetStreamContext, found: api.StreamConfig, replicas: int) -> None:
+    if (found.num_replicas or 1) < replicas:
+        log.warning("%s: %d replicas → %d", found.name, found.num_replicas or 1, replicas)
+        found.num_replicas = replicas
+        await js.update_stream(found)
+
+
+async def ensure_logs(js: JetStreamContext, replicas: int = 1) -> ObjectStore:
     """The LOGS object store (stdout/stderr of every attempt)."""
+    return await ensure_objects(js, LOGS_BUCKET, replicas)
+
+
+async def ensure_objects(js: JetStreamContext, bucket: str, replicas: int = 1) -> ObjectStore:
+    """An object store on file storage (made if missing)."""
     try:
-        return await js.object_store(LOGS_BUCKET)
+        return await js.object_store(bucket)
     except NotFoundError:
         return await js.create_object_store(
-            LOGS_BUCKET, config=api.ObjectStoreConfig(storage=api.StorageType.FILE)
+            bucket,
+            config=api.ObjectStoreConfig(storage=api.StorageType.FILE, replicas=replicas),
         )
+
+
+async def ensure_kv(
+    js: JetStreamContext, bucket: str, replicas: int = 1, max_age_s: float | None = None
+) -> KeyValue:
+    """A key-value bucket keeping the latest value of each key (made if missing; a key
+    not written for ``max_age_s`` vanishes)."""
+    try:
+        return await js.key_value(bucket)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_key_value(
+            config=api.KeyValueConfig(
+                bucket=bucket,
+                history=1,
+                storage=api.StorageType.FILE,
+                replicas=replicas,
+                ttl=max_age_s,
+            )
+        )
+
+
+async def ensure_workers(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The WORKERS bucket: each worker's latest heartbeat, kept a day after its last."""
+    return await ensure_kv(js, WORKERS_BUCKET, replicas, WORKERS_MAX_AGE_S)
 
 
 async def allow_atomic(nc: NATS, stream: str) -> bool:
@@ -103,7 +151,10 @@ async def _stream_api(nc: NATS, call: str, request: dict[str, Any]) -> dict[str,
 
 
 async def ensure_events(
-    nc: NATS, js: JetStreamContext, upgrade: Callable[[str], None] | None = None
+    nc: NATS,
+    js: JetStreamContext,
+    upgrade: Callable[[str], None] | None = None,
+    replicas: int = 1,
 ) -> None:
     """The log, in the subject layout this code reads and writes.
 
@@ -112,7 +163,7 @@ async def ensure_events(
     (``upgrade``: how it tells its user) upgrades it; anyone else is refused, with the
     way out. An empty one is simply marked.
     """
-    config = events_config()
+    config = events_config(replicas)
     if await upgrade_interrupted(js):  # the log is in the upgrade's complete copy
         await _upgrade(nc, js, config, upgrade, "an upgrade of it was interrupted")
         return
@@ -123,6 +174,8 @@ async def ensure_events(
         return
     layout = (info.config.metadata or {}).get(LAYOUT_KEY, "1")
     if layout == LAYOUT:
+        if upgrade is not None:  # the owner
+            await _enough_replicas(js, info.config, replicas)
         return
     if not info.state.messages:
         info.config.metadata = {**(info.config.metadata or {}), LAYOUT_KEY: LAYOUT}
@@ -148,13 +201,16 @@ async def _upgrade(
 
 
 async def ensure_streams(
-    nc: NATS, js: JetStreamContext, upgrade: Callable[[str], None] | None = None
+    nc: NATS, js: JetStreamContext, upgrade: Callable[[str], None] | None = None, replicas: int = 1
 ) -> None:
     """Everything jobstream needs on a server; safe to call from every process at start
     (only the server's owner gives ``upgrade``, see :func:`ensure_events`)."""
-    await ensure_events(nc, js, upgrade)
-    await ensure_stream(js, work_config())
-    await ensure_logs(js)
+    await ensure_events(nc, js, upgrade, replicas)
+    await ensure_stream(js, work_config(replicas), owner=upgrade is not None)
+    await ensure_logs(js, replicas)
+    if upgrade is not None:  # the owner: before any reader could make it with one replica
+        await ensure_kv(js, JOBS_BUCKET, replicas)
+        await ensure_workers(js, replicas)
 
 
 async def ensure_class_consumer(

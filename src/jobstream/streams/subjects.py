@@ -23,8 +23,11 @@ from jobstream.events import (
 EVENTS_STREAM = "EVENTS"
 WORK_STREAM = "WORK"
 LOGS_BUCKET = "LOGS"
+LEASES_BUCKET = "LEASES"  # key-value: which server is active for each role
+SNAPSHOTS_BUCKET = "SNAPSHOTS"  # object store: each scheduler partition's state at a sequence
 JOBS_BUCKET = "JOBS"  # key-value: the latest state of every job and workflow
 JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
+WORKERS_BUCKET = "WORKERS"  # key-value: each worker's latest heartbeat, by worker id
 ALL_EVENTS = "ev.>"
 ALL_WORK = "work.>"
 EVENTS_SUBJECTS = [ALL_EVENTS]
@@ -156,6 +159,7 @@ def worker_api_subjects() -> list[str]:
         *reads,
         f"{ACK_PREFIX}.{WORK_STREAM}.>",  # acks and lease renewals of dispatches
         f"$O.{LOGS_BUCKET}.>",  # writing job logs
+        kv_subject(WORKERS_BUCKET, ">"),  # heartbeats
         f"{api}.INFO",
         f"{api}.STREAM.NAMES",
         f"{api}.STREAM.INFO.*",
@@ -192,6 +196,11 @@ def log_object(wf: str, job: int, attempt: int, stream: str) -> str:
     return f"{wf}/{job}/{attempt}/{stream}"
 
 
+def kv_stream(bucket: str) -> str:
+    """The stream that holds a KV bucket."""
+    return f"KV_{bucket}"
+
+
 def kv_subject(bucket: str, key: str) -> str:
     """The subject a KV put of ``key`` is a publish on (a key may be a pattern)."""
     return f"$KV.{bucket}.{key}"
@@ -200,6 +209,11 @@ def kv_subject(bucket: str, key: str) -> str:
 def stream_api_subject(call: str) -> str:
     """JetStream's stream API, e.g. ``INFO.<stream>`` (for fields nats-py drops)."""
     return f"$JS.API.STREAM.{call}"
+
+
+def direct_get_subject(stream: str) -> str:
+    """Where direct gets of a stream's messages are asked (``allow_direct``)."""
+    return f"$JS.API.DIRECT.GET.{stream}"
 
 
 def pull_subject(stream: str, consumer: str) -> str:

@@ -2,7 +2,9 @@
 
 A connection dials a URL that may carry a user and password (``nats://user:pw@host:port``,
 understood by nats-py and by the bare-socket readers alike); what is shown to people —
-messages, records, logs — is the same URL without them.
+messages, records, logs — is the same URL without them. A NATS cluster is given as its
+servers' URLs separated by commas (``nats://n1:4222,nats://n2:4222``): each carries the
+login, and a connection goes to whichever answers.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ class Address(NamedTuple):
     password: str | None
 
 
+def servers(url: str) -> list[str]:
+    """The servers a URL (or a comma-separated list of them: a cluster) names."""
+    return [one.strip() for one in url.split(",") if one.strip()]
+
+
 def with_user(url: str, user: str, password: str) -> str:
-    """``url`` dialing as ``user`` (a URL that names a user already is kept)."""
+    """``url`` dialing as ``user`` (a server whose URL names a user already is kept)."""
+    return ",".join(_one_with_user(one, user, password) for one in servers(url))
+
+
+def _one_with_user(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     if parts.username or not parts.netloc:
         return url
@@ -40,6 +51,10 @@ def with_user(url: str, user: str, password: str) -> str:
 
 def public(url: str) -> str:
     """``url`` without user and password: what may be printed."""
+    return ",".join(_one_public(one) for one in servers(url))
+
+
+def _one_public(url: str) -> str:
     parts = urlsplit(url)
     if not parts.username and not parts.password:
         return url
@@ -47,9 +62,28 @@ def public(url: str) -> str:
 
 
 def user_of(url: str) -> str | None:
-    """The user a URL logs in as, if any."""
-    name = urlsplit(url).username
+    """The user a URL (its first server) logs in as, if any."""
+    found = servers(url)
+    name = urlsplit(found[0]).username if found else None
     return unquote(name) if name else None
+
+
+def login_of(url: str) -> dict[str, str]:
+    """nats-py's login options for a URL list (its first server's user and password, or
+    token): given as options, not in each URL, since nats-py dials the servers a
+    cluster announces with no login of their own."""
+    found = servers(url)
+    parts = urlsplit(found[0]) if found else None
+    if parts is None or not parts.username:
+        return {}
+    if parts.password is None:
+        return {"token": unquote(parts.username)}
+    return {"user": unquote(parts.username), "password": unquote(parts.password)}
+
+
+def addresses(url: str) -> list[Address]:
+    """Where each server of a URL list is reached (:func:`address`)."""
+    return [address(one) for one in servers(url)]
 
 
 def address(url: str) -> Address:
