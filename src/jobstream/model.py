@@ -210,3 +210,48 @@ class JobNotice(msgspec.Struct, frozen=True, kw_only=True):
 
     wf: str
     job: int
+
+
+class WorkerState(enum.StrEnum):
+    """What a worker says of itself in its heartbeat. A heartbeat that stopped coming is
+    no state of its own: readers tell it by its age (``views/workers``)."""
+
+    RUNNING = "running"
+    STOPPING = "stopping"  # takes no more work; its jobs finish or are terminated
+    STOPPED = "stopped"  # its last heartbeat, written on a clean stop
+
+
+class RunningJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job a worker's process runs now (``started_at``: wall-clock seconds)."""
+
+    wf: str
+    job: int
+    attempt: int
+    started_at: float
+
+
+class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's entry in the WORKERS bucket (key: its id), put every few seconds.
+
+    Not an event: it is the worker's current condition, which nobody folds, and one key
+    per worker keeps only the latest. Times are wall-clock seconds; ``*_used`` is what
+    its running jobs reserve; ``held`` counts the dispatches it holds, running or not;
+    the next entry is due ``interval_s`` after this one.
+    """
+
+    id: str
+    host: str
+    pid: int
+    pools: tuple[str, ...]
+    capacity: Resources
+    cpus_used: int = 0
+    memory_used_mib: int = 0
+    gpus_used: int = 0
+    running: tuple[RunningJob, ...] = ()
+    held: int = 0
+    jobs_run: int = 0
+    started_at: float
+    heartbeat_at: float
+    interval_s: float
+    walltime_end: float | None = None
+    state: WorkerState = WorkerState.RUNNING

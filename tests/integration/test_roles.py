@@ -33,13 +33,16 @@ from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.store import Stored
 from jobstream.streams.subjects import (
     EVENTS_STREAM,
+    JOBS_BUCKET,
     SQL_SUBJECT,
     job_event_subject,
     job_subjects,
+    kv_subject,
     workflow_subjects,
 )
 from jobstream.streams.urls import with_user
 from jobstream.views.audit import wait_in_log
+from jobstream.views.workers import worker_views
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
@@ -75,7 +78,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         options = WorkerOptions(capacity=Resources(num_cpus=2, memory_mib=1024), log_dir=tmp_path)
         found = Site(server.url, None, state, logins)  # type: ignore[arg-type]
         async with (
-            open_connection(server.dial_url) as admin,
+            open_connection(server.dial_url, upgrade=print) as admin,  # the server's own
             open_connection(found.url_of("node")) as compute,
             anyio.create_task_group() as tg,
         ):
@@ -157,6 +160,18 @@ async def test_a_compute_identity_runs_work_but_never_submits(tmp_path: Path) ->
                 )  # fmt: skip
         assert await s.events_stored() == before
         assert not Path("/tmp/jobstream-forged").exists()
+
+
+async def test_a_compute_identity_puts_its_heartbeat_and_no_other_key(tmp_path: Path) -> None:
+    async with site(tmp_path) as s:
+        with anyio.fail_after(10):
+            while not (found := await worker_views(s.admin, time.time())):
+                await anyio.sleep(0.2)
+        assert [view.beat.capacity.num_cpus for view in found] == [2]
+        refusals = Refusals()
+        async with plain(s.url_of("node"), refusals, "_INBOX.node") as nc:
+            await nc.publish(kv_subject(JOBS_BUCKET, "wf0.0"), b"{}")
+            await refusals.wait_for('publish to "$kv.jobs.wf0.0"')
 
 
 async def test_a_submitter_reaches_nothing_but_its_own_workflows(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from jobstream.workers import process
 from jobstream.workers.outputs import OutputFiles, written
-from jobstream.workers.prefetch import MAX_EXTRA, ClassPace
+from jobstream.workers.prefetch import MAX_EXTRA, PATIENCE_S, RECENT_S, ClassPace
 from jobstream.workers.process import Spawned, reap, seal_inherited_fds, shell_command, spawn
 
 BASH = shutil.which("bash") or "/bin/sh"
@@ -19,33 +19,54 @@ BASH = shutil.which("bash") or "/bin/sh"
 def test_no_extra_dispatches_until_the_pace_is_known() -> None:
     pace = ClassPace(slots=2)
     assert pace.extra() == 0
-    assert pace.demand(fit_now=2) == 2
+    assert pace.demand(fit_now=2, now=0.0) == 2
     pace.held = 1
-    assert pace.demand(fit_now=1) == 1
-    assert pace.demand(fit_now=0) == 0  # another class holds the room: fetch nothing
+    assert pace.demand(fit_now=1, now=0.0) == 1
+    assert pace.demand(fit_now=0, now=0.0) == 0  # another class holds the room: fetch nothing
 
 
 def test_short_jobs_are_held_ahead_long_ones_are_not() -> None:
     short = ClassPace(slots=2)
-    short.observe(0.002)
+    short.observe(0.002, now=10.0)
     assert short.extra() == MAX_EXTRA  # 2 slots x 0.5 s / 2 ms, capped
-    assert short.demand(fit_now=0) == 2 + MAX_EXTRA  # fetched while the slots are busy
+    assert short.demand(fit_now=0, now=10.0) == 2 + MAX_EXTRA  # fetched while the slots are busy
     short.held = 2 + MAX_EXTRA - 1
-    assert short.demand(fit_now=0) == 0  # one job done: not worth a fetch yet
+    assert short.demand(fit_now=0, now=10.0) == 0  # one job done: not worth a fetch yet
     short.held = 2 + MAX_EXTRA // 2
-    assert short.demand(fit_now=0) == MAX_EXTRA // 2  # half the extra used: refill
+    assert short.demand(fit_now=0, now=10.0) == MAX_EXTRA // 2  # half the extra used: refill
     long = ClassPace(slots=2)
-    long.observe(5.0)
+    long.observe(5.0, now=10.0)
     assert long.extra() == 0
 
 
 def test_the_pace_follows_recent_jobs() -> None:
     pace = ClassPace(slots=1)
-    pace.observe(10.0)
+    pace.observe(10.0, now=10.0)
     for _ in range(40):
-        pace.observe(0.01)
+        pace.observe(0.01, now=10.0)
     assert pace.mean_run_s is not None and pace.mean_run_s < 0.02
     assert pace.extra() > 0
+
+
+def test_a_pace_no_job_ends_at_any_more_fetches_no_extra() -> None:
+    """Issue 23: quick jobs a while ago must not make a worker hoard the long ones next."""
+    quick = ClassPace(slots=2)
+    quick.observe(0.002, now=10.0)
+    assert quick.current(10.0 + RECENT_S)
+    assert not quick.current(10.0 + RECENT_S + 0.01)
+    assert quick.demand(fit_now=2, now=12.0) == 2  # only what can start now
+    assert quick.demand(fit_now=0, now=12.0) == 0
+    medium = ClassPace(slots=2)  # ends come every 0.15 s: current for 4 such gaps
+    medium.observe(0.3, now=10.0)
+    assert medium.current(10.5) and not medium.current(10.7)
+
+
+def test_jobs_claimed_ahead_go_back_once_no_job_ends_for_a_while() -> None:
+    pace = ClassPace(slots=2)
+    assert pace.stuck(0.0)  # nothing ever ended
+    pace.observe(0.002, now=10.0)
+    assert not pace.stuck(10.0 + PATIENCE_S)
+    assert pace.stuck(10.0 + PATIENCE_S + 0.01)
 
 
 @pytest.mark.parametrize(

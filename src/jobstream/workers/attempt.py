@@ -43,7 +43,7 @@ from jobstream.streams.wire import ACK, delivery_of
 from jobstream.workers.capacity import Reservation
 from jobstream.workers.context import WorkerContext
 from jobstream.workers.ending import NO_OUTPUT, Ending, keep_output
-from jobstream.workers.prefetch import ClassPace
+from jobstream.workers.prefetch import PATIENCE_S, ClassPace
 from jobstream.workers.process import Outcome, shell_command
 from jobstream.workers.slots import Launch
 
@@ -167,13 +167,12 @@ class Attempt:
         try:
             ctx.slots.queue(launch, reservation)
             if not await self._started(launch):
-                self._ack()  # canceled while it waited: nothing ran
                 return False
             ran = await self._supervise(launch)
             if ran is None:
                 return False  # fenced off: another worker holds the job now
             outcome, timed_out = ran
-            self.pace.observe(outcome.exec_time_s)
+            self.pace.observe(outcome.exec_time_s, time.monotonic())
             rule = (
                 None
                 if timed_out
@@ -199,13 +198,21 @@ class Attempt:
         return rule is not None and bool(rules[rule].recovery_script)
 
     async def _started(self, launch: Launch) -> bool:
-        """Wait until the launch leaves the queue; False if it never started (canceled).
+        """Wait until the launch leaves the queue; False if it never started: canceled, or
+        handed back (claimed ahead of the slots, it found no room while no job of its class
+        ended for ``PATIENCE_S``: their pace changed, and another worker may start it).
 
         A worker stopping meanwhile hands the job back at once.
         """
         queued = launch.reservation is None
         self.pace.waiting += queued
+        handed_back = False
         try:
+            while queued and not launch.started.is_set() and not handed_back:
+                with anyio.move_on_after(PATIENCE_S):
+                    await launch.started.wait()
+                if self.pace.stuck(time.monotonic()):
+                    handed_back = self.ctx.slots.withdraw(launch, revoke=False)
             await launch.started.wait()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
@@ -218,7 +225,15 @@ class Attempt:
             raise
         finally:
             self.pace.waiting -= queued
-        return launch.process is not None or launch.outcome is not None
+        if handed_back:
+            reason = f"no room within {PATIENCE_S:g} s on worker {self.ctx.worker_id}"
+            with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
+                await self._record_terminated(None, time.monotonic(), reason)
+            return False
+        if launch.process is None and launch.outcome is None:
+            self._ack()  # canceled while it waited: nothing ran
+            return False
+        return True
 
     async def _supervise(self, launch: Launch) -> tuple[Outcome, bool] | None:
         """Record JobStarted and wait for the process, terminating it past its runtime;
@@ -385,14 +400,18 @@ class Attempt:
         await ctx.jobs.store.append(lost, None)
         return Claimed.YES
 
-    async def _record_terminated(self, return_code: int | None, began: float) -> None:
+    async def _record_terminated(
+        self, return_code: int | None, began: float, reason: str | None = None
+    ) -> None:
+        """End this attempt without a failure (the job is dispatched again): the worker is
+        stopping, unless another ``reason`` is given; -15 for a process that never started."""
         ctx = self.ctx
         terminate = Terminate(
             at=time.time(),
             actor=ctx.worker_id,
             worker=ctx.worker_id,
             attempt=self.job.attempt,
-            reason=f"worker {ctx.worker_id} stopping ({ctx.stop_reason()})",
+            reason=reason or f"worker {ctx.worker_id} stopping ({ctx.stop_reason()})",
             return_code=return_code if return_code is not None else -15,
             exec_time_s=time.monotonic() - began,
         )

@@ -3,6 +3,7 @@ Finish command that records how it ended."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from jobstream.workers.outputs import Scratch
 from jobstream.workers.process import Outcome, Output, read_output
 
 NO_OUTPUT = Output(b"", b"", "")
+LOG_PATIENCE_S = 60.0
+LOG_RETRY_S = 1.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,5 +70,22 @@ async def keep_output(
     output = await anyio.to_thread.run_sync(read_output, kept.get("stdout"), kept.get("stderr"))
     for name, data in (("stdout", output.stdout), ("stderr", output.stderr)):
         if data:
-            await ctx.logs.put(log_object(item.wf, item.job, attempt, name), data)
+            await _store_log(ctx, log_object(item.wf, item.job, attempt, name), data)
     return kept, output
+
+
+async def _store_log(ctx: WorkerContext, name: str, data: bytes) -> None:
+    """Copy one output into LOGS, tried again through a server outage (a cluster electing
+    a leader) for up to LOG_PATIENCE_S; then given up with a warning: the job's ending
+    must be recorded either way, and the output stays in its file on this node."""
+    deadline = time.monotonic() + LOG_PATIENCE_S
+    while True:
+        try:
+            await ctx.logs.put(name, data)
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                log.warning("output %s not stored in LOGS (%s); kept on this node only", name, exc)
+                return
+            log.warning("output %s not stored yet (%s); trying again", name, exc)
+            await anyio.sleep(LOG_RETRY_S)

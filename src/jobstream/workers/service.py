@@ -28,7 +28,7 @@ from nats.js.api import ConsumerInfo
 from nats.js.object_store import ObjectStore
 
 from jobstream.events import WorkerStarted, WorkerStopped
-from jobstream.model import JobNotice, Resources, WorkItem
+from jobstream.model import JobNotice, Resources, WorkerHeartbeat, WorkerState, WorkItem
 from jobstream.streams.connection import Connection
 from jobstream.streams.repository import JobRepository
 from jobstream.streams.setup import POOL_KEY, REQUIREMENT_KEY, ensure_logs
@@ -42,6 +42,7 @@ from jobstream.workers.attempt import Attempt
 from jobstream.workers.capacity import Capacity
 from jobstream.workers.context import JobFolders, WorkerContext, WorkerOptions
 from jobstream.workers.guardian import Guardian
+from jobstream.workers.heartbeat import HEARTBEAT_S, Heartbeats, running_jobs
 from jobstream.workers.outputs import OutputFiles
 from jobstream.workers.prefetch import ClassPace
 from jobstream.workers.probe import FREE, HELD, holder_answers, probe_window
@@ -89,6 +90,8 @@ class Worker:
         self.stop_reason = "stopped"
         self.host = socket.gethostname()
         self.outputs = OutputFiles(options.log_dir, self.id)
+        self.state = WorkerState.RUNNING
+        self.heartbeats = Heartbeats(conn.js, conn.replicas, self.heartbeat)
 
     def remaining_s(self) -> float:
         return self.options.walltime_s - (time.monotonic() - self.started_at)
@@ -104,7 +107,7 @@ class Worker:
                 await anyio.to_thread.run_sync(guardian.close)
 
     async def _serve(self, guardian: Guardian, task_status: TaskStatus[None]) -> None:
-        logs = await ensure_logs(self.conn.js)
+        logs = await ensure_logs(self.conn.js, self.conn.replicas)
         notices = await self.conn.nc.subscribe(
             cancel_notice_subject(self.id), cb=self._on_cancel_notice
         )
@@ -123,6 +126,7 @@ class Worker:
         try:
             async with anyio.create_task_group() as leases:
                 leases.start_soon(self._lease_loop)
+                leases.start_soon(self.heartbeats.run)
                 # Jobs outlive the fetchers: stopping fetchers lets held jobs finish.
                 async with anyio.create_task_group() as jobs:
 
@@ -140,6 +144,8 @@ class Worker:
                         fetchers.start_soon(self._bind_loop, fetchers, ctx)
                         fetchers.start_soon(self._watch_stop, fetchers)
                         task_status.started()
+                    self.state = WorkerState.STOPPING  # the held jobs finish
+                    self.heartbeats.nudge()
                 leases.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
@@ -156,6 +162,31 @@ class Worker:
                         jobs_run=self.jobs_run,
                     )
                 )
+                self.state = WorkerState.STOPPED
+                await self.heartbeats.put()
+
+    def heartbeat(self) -> WorkerHeartbeat:
+        """How this worker is now, for its entry in the WORKERS bucket."""
+        now, clock = time.time(), time.monotonic()
+        started_at, walltime = now - (clock - self.started_at), self.options.walltime_s
+        return WorkerHeartbeat(
+            id=self.id,
+            host=self.host,
+            pid=os.getpid(),
+            pools=self.options.pools,
+            capacity=self.options.capacity,
+            cpus_used=self.capacity.cpus_used,
+            memory_used_mib=self.capacity.memory_used,
+            gpus_used=self.capacity.total.num_gpus - len(self.capacity.free_gpus),
+            running=running_jobs(self.runs.values(), now, clock),
+            held=len(self.runs),
+            jobs_run=self.jobs_run,
+            started_at=started_at,
+            heartbeat_at=now,
+            interval_s=HEARTBEAT_S,
+            walltime_end=started_at + walltime if walltime < 1e12 else None,
+            state=self.state,
+        )
 
     def _context(self, logs: ObjectStore, jobs: TaskGroup) -> WorkerContext:
         """What the attempts share, once the LOGS store and the jobs' task group exist."""
@@ -310,7 +341,9 @@ class Worker:
 
     async def _wait_for_demand(self, consumer: str, need: Resources, pace: ClassPace) -> int:
         """Wait until this class should hold more dispatches; how many more."""
-        while (want := pace.demand(self.capacity.how_many_fit(need, MAX_BATCH))) <= 0:
+        while (
+            want := pace.demand(self.capacity.how_many_fit(need, MAX_BATCH), time.monotonic())
+        ) <= 0:
             wakeup = self.wakeups[consumer] = anyio.Event()
             await wakeup.wait()
         return min(want, MAX_BATCH)

@@ -146,16 +146,17 @@ class Slots:
         for each in granted:
             self._start_thread(each)
 
-    def withdraw(self, launch: Launch) -> bool:
+    def withdraw(self, launch: Launch, *, revoke: bool = True) -> bool:
         """The job was canceled: True if it left the queue without room (on the loop).
-        A launch already granted is marked so that it never starts."""
+        A launch already granted is marked so that it never starts, unless not ``revoke``
+        (a job handed back for want of room starts if room came meanwhile)."""
         with self.lock:
             if launch.state is LaunchState.WAITING:
                 self.waiting.remove(launch)
                 launch.state = LaunchState.WITHDRAWN
                 launch.started.set()
                 return True
-            if launch.state is LaunchState.GRANTED:
+            if revoke and launch.state is LaunchState.GRANTED:
                 launch.state = LaunchState.REVOKED
             return False
 
