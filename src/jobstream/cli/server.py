@@ -50,15 +50,33 @@ def server(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="the key of --tls-cert (PEM)")
     ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            help="copies of the streams and buckets it makes, on a NATS cluster "
+            "[default: the replicas setting, 1]"
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="schedulers sharing the workflows, spread over the servers (the same on "
+            "every server) [default: the partitions setting, 1]"
+        ),
+    ] = None,
     nats_url: NatsUrl = None,
     state_dir: StateDir = None,
 ) -> None:
     """Run the embedded NATS server (unless --nats-url), scheduler, submitter service and
     projector until stopped.
 
-    Other commands started in the same directory find this server by itself.
+    Other commands started in the same directory find this server by itself. Several
+    servers may run on one NATS server or cluster: one scheduler and one projector are
+    active (a KV lease), the others wait as standbys and take over within seconds.
     """
-    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    settings = settings_from(
+        nats_url=nats_url, state_dir=state_dir, replicas=replicas, partitions=partitions
+    )
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     files = None

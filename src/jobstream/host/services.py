@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from nats.js.kv import KeyValue
 
 from jobstream.config import Settings
 from jobstream.errors import ServerError
@@ -23,9 +24,11 @@ from jobstream.host import statedir
 from jobstream.host.connect import connect, logged_in, tls_of
 from jobstream.host.credentials import CREDENTIALS_FILE
 from jobstream.host.embedded import embedded
+from jobstream.host.lease import PROJECTOR, Leased, Share, agree, ensure_leases, holder_id
 from jobstream.host.supervise import supervised
 from jobstream.host.tls import ServerFiles
 from jobstream.projections.service import Projector
+from jobstream.scheduler.partition import PARTITIONS_KEY, Partition, partitions
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection, open_connection
 from jobstream.streams.urls import public
@@ -83,13 +86,26 @@ async def serve(
             if server is not None:  # from the start: it may die before we are connected
                 tg.start_soon(server.supervise)
             opening = functools.partial(
-                open_connection, dial, "jobstream-server", upgrade=say, tls=tls_of(settings)
+                open_connection,
+                dial,
+                "jobstream-server",
+                upgrade=say,
+                tls=tls_of(settings),
+                replicas=settings.replicas,
             )
             conn = await _opened(stack, opening, patient=server is not None)
-            await tg.start(supervised, "scheduler", lambda: Scheduler(conn, settings.lease_s))
+            leases = await ensure_leases(conn.nc, conn.replicas)
+            await agree(leases, PARTITIONS_KEY, str(settings.partitions), "partitions")
+            holder = holder_id()
+            schedulers = Share(settings.partitions, holder)
+            for part in partitions(settings.partitions):
+                leased = _leased_scheduler(conn, settings, leases, part, holder, schedulers, say)
+                await tg.start(supervised, part.lease_key(), leased)
             await tg.start(supervised, "submitter service", lambda: Gateway(conn, settings))
             if projector:
-                await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
+                await tg.start(
+                    supervised, "projector", await _leased_projector(conn, settings, holder, say)
+                )
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
             if server is not None:
@@ -123,8 +139,34 @@ async def project(settings: Settings, say: Say) -> None:
         connect(settings, embedded=False, name="jobstream-projector") as conn,
         anyio.create_task_group() as tg,
     ):
-        await tg.start(supervised, "projector", lambda: Projector.of(conn, settings))
-        say(f"projector writing {settings.db_path()}; answering `jobstream sql`")
+        await tg.start(
+            supervised, "projector", await _leased_projector(conn, settings, holder_id(), say)
+        )
+        say(f"projector writing {settings.db_path()}; answering `jobstream sql` while active")
+
+
+def _leased_scheduler(
+    conn: Connection,
+    settings: Settings,
+    leases: KeyValue,
+    part: Partition,
+    holder: str,
+    share: Share,
+    say: Say,
+) -> Callable[[], Leased]:
+    """One partition's scheduler, active while this process holds its lease."""
+    key = part.lease_key()
+    return lambda: Leased(
+        leases, key, holder, lambda: Scheduler(conn, settings.lease_s, part), say, share
+    )
+
+
+async def _leased_projector(
+    conn: Connection, settings: Settings, holder: str, say: Say
+) -> Callable[[], Leased]:
+    """The projector, active while this process holds its lease (a standby meanwhile)."""
+    leases = await ensure_leases(conn.nc, conn.replicas)
+    return lambda: Leased(leases, PROJECTOR, holder, lambda: Projector.of(conn, settings), say)
 
 
 async def work(settings: Settings, options: WorkerOptions, say: Say) -> None:
