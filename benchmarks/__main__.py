@@ -3,7 +3,8 @@
 Names: ``noop`` and ``dag`` (jobstream, HyperQueue, Dask, Parsl on the same jobs),
 ``submit`` (1,000,000 jobs durable, scheduler memory), ``replay`` (read-model rebuild),
 ``spawn`` (the machine's process-spawn ceiling), ``projection`` (projector throughput and
-lag), ``scaling`` (jobstream alone at growing sizes: are its costs linear?), and ``all``
+lag), ``restart`` (scheduler start-up against the history's length, with and without its
+snapshot), ``scaling`` (jobstream alone at growing sizes: are its costs linear?), and ``all``
 (spawn, noop, dag, submit, replay, each in a fresh interpreter). ``--write`` updates
 docs/benchmarks.md and what it shows (docs/benchmarks/).
 """
@@ -15,7 +16,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import compare, projection, replay, report, scaling, spawn, submit, targets
+from benchmarks import (
+    compare,
+    projection,
+    replay,
+    report,
+    restart,
+    scaling,
+    spawn,
+    submit,
+    targets,
+)
 from benchmarks.fresh import run_fresh, write_measures
 from benchmarks.machine import describe
 from benchmarks.results import Measure
@@ -31,7 +42,7 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("name", choices=[*SUITE, "projection", "scaling", "all"])
+    parser.add_argument("name", choices=[*SUITE, "projection", "scaling", "restart", "all"])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI (< 2 min)")
     parser.add_argument("--jobs", type=int, help="jobs for noop/dag/submit")
     parser.add_argument("--events", type=int, help="events for replay/projection")
@@ -48,6 +59,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.name == "projection":
         return projection.main(quick=args.quick, events=args.events)
+    if args.name == "restart":
+        lengths = [args.events] if args.events else [10_000 if args.quick else 1_000_000]
+        return restart.main(lengths, args.jobs or 10_000)
     if args.name == "scaling":
         return scaling.main(quick=args.quick, write=args.write, machine=describe())
 

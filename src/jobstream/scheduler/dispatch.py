@@ -8,23 +8,36 @@ dispatch (after a restart) inside the dedup window is a no-op, and
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
 
 from jobstream.model import WorkItem
 from jobstream.scheduler.state import DispatchIntent, Intent, SchedulerState
 from jobstream.streams.pipeline import Pipeline
 from jobstream.streams.setup import ensure_class_consumer
-from jobstream.streams.subjects import ALL_WORK, WORK_STREAM, class_subject
+from jobstream.streams.subjects import ALL_WORK, WORK_STREAM, class_subject, direct_get_subject
 
 _encoder = msgspec.json.Encoder()
-_item_decoder = msgspec.json.Decoder(WorkItem)
+QUEUED_BATCH = 1000
+DIRECT_GET_TIMEOUT_S = 5.0
+STATUS_HEADER = "Status"
+SEQUENCE_HEADER = "Nats-Sequence"  # of a direct get's message
 
 
 def work_msg_id(wf: str, job: int, ready_seq: int) -> str:
     """Dedup id of one dispatch."""
     return f"{wf}.{job}.{ready_seq}"
+
+
+def dispatch_of(msg_id: str) -> tuple[str, int, int] | None:
+    """The (wf, job, ready_seq) a WORK message id names (:func:`work_msg_id`)."""
+    wf, _, rest = msg_id.partition(".")
+    job, _, ready_seq = rest.partition(".")
+    if not (job.isdigit() and ready_seq.isdigit()):
+        return None
+    return wf, int(job), int(ready_seq)
 
 
 class Dispatcher:
@@ -82,17 +95,39 @@ class Dispatcher:
         ]
 
     async def _queued(self) -> set[tuple[str, int, int]]:
-        """(wf, job, ready_seq) of every message still in WORK (queued or in flight)."""
+        """(wf, job, ready_seq) of every message still in WORK (queued or in flight):
+        their message ids, read in batches of direct gets (one round trip per
+        QUEUED_BATCH messages, where one per message took seconds for 10,000)."""
         info = await self.js.stream_info(WORK_STREAM)
         queued: set[tuple[str, int, int]] = set()
         seq = info.state.first_seq
         while info.state.messages and seq <= info.state.last_seq:
-            try:
-                raw = await self.js.get_msg(WORK_STREAM, seq=seq, subject=ALL_WORK, next=True)
-            except NotFoundError:
+            found, seq = await self._queued_batch(seq)
+            if not found:
                 break
-            assert raw.seq is not None and raw.data is not None
-            item = _item_decoder.decode(raw.data)
-            queued.add((item.wf, item.job, item.ready_seq))
-            seq = raw.seq + 1
+            queued.update(found)
         return queued
+
+    async def _queued_batch(self, seq: int) -> tuple[list[tuple[str, int, int]], int]:
+        """The dispatches of up to QUEUED_BATCH messages from ``seq``; the sequence after."""
+        nc = self.pipeline.nc  # a raw request: nats-py has no batched direct get
+        inbox = nc.new_inbox()
+        answers = await nc.subscribe(inbox)
+        try:
+            request = {"seq": seq, "batch": QUEUED_BATCH, "next_by_subj": ALL_WORK}
+            await nc.publish(
+                direct_get_subject(WORK_STREAM), json.dumps(request).encode(), reply=inbox
+            )
+            found: list[tuple[str, int, int]] = []
+            after = seq
+            while True:
+                msg = await answers.next_msg(timeout=DIRECT_GET_TIMEOUT_S)
+                headers = msg.headers or {}
+                if headers.get(STATUS_HEADER):  # 204: the batch ended; 404: nothing more
+                    return found, after
+                after = int(headers[SEQUENCE_HEADER]) + 1
+                msg_id = headers.get(api.Header.MSG_ID, "")
+                if (dispatch := dispatch_of(msg_id)) is not None:
+                    found.append(dispatch)
+        finally:
+            await answers.unsubscribe()

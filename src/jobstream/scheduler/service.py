@@ -1,9 +1,10 @@
 """The scheduler process: replay the log, then turn every new fact into decisions.
 
-It holds no state of its own on disk. At start it reads EVENTS from sequence 1 (an
-ordered, ephemeral reader: a durable consumer would not spare the replay, since the
-state lives in memory), then carries out what the replay left undone: undecided jobs,
-jobs released but not made ready, ready jobs whose WORK message is gone. Each decision
+At start it restores its last snapshot (:mod:`jobstream.scheduler.snapshot`: the open
+workflows at a sequence, in the object store) and reads EVENTS from the sequence after
+it (from 1 without one), then carries out what the replay left undone: undecided jobs,
+jobs released but not made ready, ready jobs whose WORK message is gone. It keeps a
+snapshot every SNAPSHOT_EVERY_S and when it stops. Each decision
 is appended with CAS on the job's last sequence, so a second scheduler or a restarted one
 can never make a job ready twice, and each WORK message carries a deterministic
 Nats-Msg-Id so a repeated dispatch is deduplicated.
@@ -20,11 +21,14 @@ from collections.abc import Iterable, Sequence
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
+from nats.js.object_store import ObjectStore
 
 from jobstream.decide import AnyCommand, Block, Cancel, MakeReady
 from jobstream.errors import IllegalTransition
 from jobstream.events import Event, WorkflowCompleted
 from jobstream.scheduler.dispatch import Dispatcher
+from jobstream.scheduler.partition import WHOLE_LOG, Partition
+from jobstream.scheduler.snapshot import load, restore, save, snapshots, take
 from jobstream.scheduler.state import (
     BlockIntent,
     CancelIntent,
@@ -40,7 +44,7 @@ from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.repository import JobVersion
 from jobstream.streams.store import Conflict, IllFormed, Stored
-from jobstream.streams.subjects import EVENTS_STREAM, job_of
+from jobstream.streams.subjects import EVENTS_STREAM, job_of, workflow_filter
 from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
@@ -50,17 +54,23 @@ FIRST_CHUNK = 100
 CHUNK_S = 0.05  # what a chunk of intents should take at most
 SWEEP_S = 5.0  # how often the running scheduler looks for jobs a takeover left half done
 STRANDED_S = 10.0  # a JobLost without its JobClaimed for this long is a half-done takeover
+SNAPSHOT_EVERY_S = 60.0  # how often the running scheduler keeps its state
+SNAPSHOT_ON_EXIT_S = 10.0
 
 
 class Scheduler:
     """Folds EVENTS and appends JobBlocked/JobReady/JobCanceled/WorkflowCompleted."""
 
-    def __init__(self, conn: Connection, lease_s: float) -> None:
+    def __init__(self, conn: Connection, lease_s: float, partition: Partition = WHOLE_LOG) -> None:
         self.conn = conn
+        self.partition = partition
         self.store = conn.store
         self.jobs = conn.jobs
         self.state = SchedulerState()
         self.dispatcher = Dispatcher(conn.js, conn.pipeline, lease_s)
+        self.snapshot_at = time.monotonic()  # none due at once: the replay just ended
+        self.snapshot_seq = 0
+        self.snapshot_every = SNAPSHOT_EVERY_S
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve forever; ``task_status.started()`` fires once the replay has caught up.
@@ -69,8 +79,14 @@ class Scheduler:
         ``reconcile`` says what is left to do, then the live stream is followed from
         where the replay ended.
         """
-        async with read_to_end(self.conn.js, self.conn.endpoint) as backlog:
+        info = await self.conn.js.stream_info(EVENTS_STREAM)
+        log_id = str(info.created)
+        await self._restore(log_id, info.state.last_seq)
+        async with read_to_end(
+            self.conn.js, self.conn.endpoint, from_seq=self.state.last_seq + 1
+        ) as backlog:
             async for raw in backlog:
+                await self._reload_finished(raw)
                 self._fold(raw)
         replayed_to = self.state.last_seq
         intents = await self.dispatcher.skip_already_queued(self.state.reconcile())
@@ -79,16 +95,76 @@ class Scheduler:
         await self.carry_out(intents)
         live = follow_bulk(self.conn.js, self.conn.endpoint, from_seq=replayed_to + 1)
         sweep = time.monotonic() + SWEEP_S
-        async with read_ahead(live, buffer=0) as arrivals:
-            with contextlib.suppress(anyio.EndOfStream):
-                while True:
-                    arrived = await self._arrival(arrivals)
-                    intents = self._fold(arrived) if arrived is not None else []
-                    intents += self.state.due(time.time())
-                    if time.monotonic() >= sweep:  # every SWEEP_S, busy or idle (heartbeats)
-                        sweep = time.monotonic() + SWEEP_S
-                        intents += self.state.stranded(time.time(), STRANDED_S)
-                    await self.carry_out(intents, arrivals)
+        kept = await snapshots(self.conn.js, self.conn.replicas)
+        try:
+            async with read_ahead(live, buffer=0) as arrivals:
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        arrived = await self._arrival(arrivals)
+                        if arrived is not None:
+                            await self._reload_finished(arrived)
+                        intents = self._fold(arrived) if arrived is not None else []
+                        intents += self.state.due(time.time())
+                        if time.monotonic() >= sweep:  # every SWEEP_S, busy or idle
+                            sweep = time.monotonic() + SWEEP_S
+                            intents += self.state.stranded(time.time(), STRANDED_S)
+                        await self.carry_out(intents, arrivals)
+                        await self._snapshot(kept, log_id, due=True)
+        finally:  # a clean stop leaves its state for the next start
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SNAPSHOT_ON_EXIT_S):
+                await self._snapshot(kept, log_id, due=False)
+
+    async def _restore(self, log_id: str, last_seq: int) -> None:
+        """Start from this partition's snapshot, when there is one of this log."""
+        try:
+            data = await load(self.conn.js, self.partition.lease_key())
+        except Exception as exc:  # no snapshot to be had: the whole log, as before
+            log.warning("scheduler snapshot not read (%s); replaying the whole log", exc)
+            return
+        restored = restore(data, self.partition, log_id, last_seq) if data else None
+        if restored is not None:
+            self.state = restored
+            log.info(
+                "scheduler restored %d open workflows at sequence %d",
+                len(restored.workflows),
+                restored.last_seq,
+            )
+
+    async def _snapshot(self, kept: ObjectStore, log_id: str, *, due: bool) -> None:
+        """Keep the state (every SNAPSHOT_EVERY_S when ``due``, and whenever the log moved
+        since the last one); a failure is reported and tried again next time."""
+        if self.state.last_seq == self.snapshot_seq:
+            return
+        if due and time.monotonic() - self.snapshot_at < self.snapshot_every:
+            return
+        self.snapshot_at = began = time.monotonic()
+        try:
+            data = take(self.state, self.partition, log_id)
+            await save(kept, self.partition.lease_key(), data)
+        except Exception as exc:
+            log.warning("scheduler snapshot not kept (%s)", exc)
+            return
+        self.snapshot_seq = self.state.last_seq
+        # A million open jobs take seconds to keep: never more than 5 % of the time.
+        self.snapshot_every = max(SNAPSHOT_EVERY_S, 20 * (time.monotonic() - began))
+
+    async def _reload_finished(self, raw: RawBatch) -> None:
+        """Read back from the log the completed workflows (let go of) that this batch
+        has events of, up to the batch: a restart of one folds on its whole history."""
+        evicted = self.state.finished
+        if not evicted:
+            return
+        wanted = {subject.split(".", 2)[1] for subject in raw.subjects} & evicted
+        for wf in sorted(wanted):
+            history: list[tuple[int, Event]] = []
+            async with read_to_end(self.conn.js, self.conn.endpoint, workflow_filter(wf)) as found:
+                async for batch in found:
+                    history += [
+                        (each.seq, each.event)
+                        for each in decode_batch(batch).events
+                        if each.seq < raw.seqs[0]
+                    ]
+            self.state.reload(wf, history)
 
     async def _arrival(self, arrivals: MemoryObjectReceiveStream[RawBatch]) -> RawBatch | None:
         """The next batch from the log, or None when a delayed retry is due first."""
@@ -100,7 +176,7 @@ class Scheduler:
         return None
 
     def _fold(self, raw: RawBatch) -> list[Intent]:
-        batch = decode_batch(raw)
+        batch = decode_batch(self.partition.mine(raw))
         intents: list[Intent] = []
         for found in batch.in_order():
             if isinstance(found, Stored):
@@ -114,6 +190,8 @@ class Scheduler:
                 stray.event.wf, stray.event.job, stray.reason,
             )  # fmt: skip
         self.state.out_of_place.clear()
+        if raw.seqs:  # other partitions' events too: they are read, not read again
+            self.state.last_seq = max(self.state.last_seq, raw.seqs[-1])
         return intents
 
     def _ill_formed(self, found: IllFormed) -> list[Intent]:

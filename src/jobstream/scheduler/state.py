@@ -167,6 +167,29 @@ class SchedulerState:
         self.dirty: set[str] = set()
         self.delayed: list[tuple[float, str, int]] = []  # heap of retries waiting (at, wf, n)
         self.out_of_place: list[Stray] = []  # for the service to report, then clear
+        # Completed workflows let go of (:meth:`evict_completed`): read back from the log
+        # by the service when one of their events arrives (a restart).
+        self.finished: set[str] = set()
+
+    def evict_completed(self) -> int:
+        """Let go of every completed workflow (nothing of it can move unless it is
+        restarted); how many. The scheduler's memory and snapshots then hold only the
+        open workflows, however long the log."""
+        done = [wf for wf, t in self.workflows.items() if t.completed and not t.restarting]
+        for wf in done:
+            del self.workflows[wf]
+            self.dirty.discard(wf)
+        self.finished.update(done)
+        return len(done)
+
+    def reload(self, wf: str, history: list[tuple[int, Event]]) -> None:
+        """Fold an evicted workflow's events back in (no intents: they were carried out
+        when the events were new)."""
+        self.finished.discard(wf)
+        last = self.last_seq
+        for seq, event in history:
+            self.apply(seq, event)
+        self.last_seq = last
 
     def track(self, wf: str) -> WorkflowTrack:
         found = self.workflows.get(wf)
@@ -274,8 +297,8 @@ class SchedulerState:
         intents: list[Intent] = []
         while self.delayed and self.delayed[0][0] <= now:
             at, wf, n = heapq.heappop(self.delayed)
-            track = self.workflows[wf]
-            if track.retry_at.get(n) != at:
+            track = self.workflows.get(wf)
+            if track is None or track.retry_at.get(n) != at:
                 continue  # an earlier retry's, or already made ready
             del track.retry_at[n]
             if track.state_of(n) is JobState.RETRYING:
@@ -359,7 +382,7 @@ class SchedulerState:
     def reconcile(self) -> list[Intent]:
         """Everything still to do after a replay: undecided, releasable, undispatched jobs."""
         intents: list[Intent] = []
-        for track in self.workflows.values():
+        for track in list(self.workflows.values()):
             for n, job in track.jobs.items():
                 if job.state is JobState.READY:
                     intents.append(DispatchIntent(track.wf, n, track.seqs[n]))

@@ -1,0 +1,61 @@
+"""A scheduler restored from a snapshot at any point and fed the rest of the log holds
+the same state as one that replayed the whole log (completed workflows let go of, in
+both), and a snapshot of another log or partition is not used."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from benchmarks.projection import lifecycle
+
+from jobstream.events import Event, WorkflowCompleted, WorkflowSubmitted
+from jobstream.scheduler.partition import WHOLE_LOG, Partition
+from jobstream.scheduler.snapshot import restore, take
+from jobstream.scheduler.state import SchedulerState
+
+LOG = "2026-12-07 00:00:00+00:00"
+
+
+def history() -> list[tuple[int, Event]]:
+    """Two workflows: ``done`` (3 jobs, completed) and ``open`` (4 jobs, 2 completed)."""
+    now = time.time()
+    events: list[Event] = []
+    for wf, jobs in (("done", 3), ("open", 4)):
+        events.append(
+            WorkflowSubmitted(
+                wf=wf, at=now, actor="user:t", name=wf, user="t", spec_digest="-", job_count=jobs
+            )
+        )
+    for n in range(3):
+        events += lifecycle("done", n, now)
+    events.append(WorkflowCompleted(wf="done", at=now, actor="scheduler", counts={"completed": 3}))
+    for n in range(4):
+        events += lifecycle("open", n, now)[: 5 if n < 2 else 2]
+    return list(enumerate(events, 1))
+
+
+def folded(events: list[tuple[int, Event]], state: SchedulerState | None = None) -> SchedulerState:
+    state = state or SchedulerState()
+    for seq, event in events:
+        state.apply(seq, event)
+    return state
+
+
+@pytest.mark.parametrize("cut", [0, 1, 7, 17, 20, 25, 28])
+def test_restored_and_replayed_equals_replayed(cut: int) -> None:
+    events = history()
+    whole = folded(events)
+    restored = restore(take(folded(events[:cut]), WHOLE_LOG, LOG), WHOLE_LOG, LOG, len(events))
+    assert restored is not None
+    rest = folded(events[cut:], restored)
+    assert take(rest, WHOLE_LOG, LOG) == take(whole, WHOLE_LOG, LOG)
+    assert "done" in rest.finished and set(rest.workflows) == {"open"}
+
+
+def test_a_snapshot_of_another_log_or_partition_is_not_used() -> None:
+    data = take(folded(history()), WHOLE_LOG, LOG)
+    assert restore(data, WHOLE_LOG, "another log", 100) is None
+    assert restore(data, Partition(0, 2), LOG, 100) is None
+    assert restore(data, WHOLE_LOG, LOG, 3) is None  # ahead of the stream: not of it
+    assert restore(b"\x93garbage", WHOLE_LOG, LOG, 100) is None
