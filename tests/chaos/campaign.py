@@ -56,6 +56,7 @@ class Audit:
     jobs_seen_running: set[str] = field(default_factory=set)
     read_models_equal_rebuild: bool = False
     events: int = 0
+    takeovers_s: list[float] = field(default_factory=list)  # a standby's, after a kill
 
     def ok(self) -> bool:
         return (
@@ -67,17 +68,21 @@ class Audit:
         )
 
 
-def spec_text(jobs: int, tag: str) -> str:
-    """N jobs of 0.1 to 0.9 s; the ``: chaos-job-i`` word keeps a shell in each execution,
-    whose command line names the job."""
+def spec_text(jobs: int, tag: str, pace: str = "0.") -> str:
+    """N jobs of 0.1 to 0.9 s (``pace`` 0.0: 0.01 to 0.09 s); the ``: chaos-job-i`` word
+    keeps a shell in each execution, whose command line names the job."""
     return (
         "name: chaos\njobs:\n  - name: j{i:04d}\n"
-        f"    command: ': {tag}{{i}}; sleep 0.$(( {{i}} % 9 + 1 )); echo {{i}}'\n"
+        f"    command: ': {tag}{{i}}; sleep {pace}$(( {{i}} % 9 + 1 )); echo {{i}}'\n"
         f"    parameters: {{i: '0:{jobs - 1}'}}\n"
     )
 
 
 class Campaign:
+    STARTED: tuple[str, ...] = ("server", "projector", "worker-a", "worker-b")
+    VICTIMS: tuple[str, ...] = VICTIMS
+    PACE = "0."
+
     def __init__(self, root: Path, jobs: int, lease_s: float = 5.0) -> None:
         self.root = root
         self.state = root / ".jobstream"
@@ -125,8 +130,8 @@ class Campaign:
     def run(self, rounds: int, interval_s: float) -> Audit:
         began = time.monotonic()
         spec = self.root / "chaos.yaml"
-        spec.write_text(spec_text(self.audit.jobs, self.tag))
-        for kind in ("server", "projector", "worker-a", "worker-b"):
+        spec.write_text(spec_text(self.audit.jobs, self.tag, self.PACE))
+        for kind in self.STARTED:
             self.start(kind)
         sampler = threading.Thread(target=self._sample, daemon=True)
         self.sampling.set()
@@ -136,7 +141,7 @@ class Campaign:
             assert submitted.returncode == 0, submitted.stderr
             wf = json.loads(submitted.stdout)["workflow"]
             for _ in range(rounds):
-                for kind in VICTIMS:
+                for kind in self.VICTIMS:
                     time.sleep(interval_s)
                     self.kill(kind)
             self.audit.finished = self._wait_finished(wf, timeout_s=60 + self.audit.jobs)
@@ -175,7 +180,7 @@ class Campaign:
 
     async def _audit_log(self, wf: str) -> None:
         """Every job's events, read with nats-py alone; exactly one ending each, completed."""
-        nc = await nats.connect(self.url)
+        nc = await nats.connect(self.url.split(","))  # one server, or a cluster's
         try:
             js = nc.jetstream()
             info = await js.stream_info("EVENTS")
@@ -205,10 +210,15 @@ class Campaign:
             with anyio.fail_after(120):
                 while await _checkpoint(conn) < last:
                     await anyio.sleep(0.5)
-            stop(self.processes["projector"])
+            projector, db = await self._projector(conn)
+            stop(projector)
             await replay_into(conn, self.root / "rebuilt.duckdb")
-        live = dump(self.state / "jobstream.duckdb")
+        live = dump(db)
         self.audit.read_models_equal_rebuild = live == dump(self.root / "rebuilt.duckdb")
+
+    async def _projector(self, conn: Connection) -> tuple[subprocess.Popen[bytes], Path]:
+        """The process that projects, and its read models' file."""
+        return self.processes["projector"], self.state / "jobstream.duckdb"
 
 
 async def _checkpoint(conn: Connection) -> int:
@@ -267,17 +277,23 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
     raise TimeoutError("condition not reached")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos.campaign", description=__doc__)
-    parser.add_argument("--jobs", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=2, help="kills of each kind")
-    parser.add_argument("--interval", type=float, default=4.0, help="seconds between kills")
+def main(
+    kind: type[Campaign] = Campaign, jobs: int = 300, rounds: int = 2, interval: float = 4.0
+) -> int:
+    """Run one campaign of ``kind`` from the command line; print its audit."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {sys.modules[kind.__module__].__spec__.name}",  # type: ignore[union-attr]
+        description=sys.modules[kind.__module__].__doc__,
+    )
+    parser.add_argument("--jobs", type=int, default=jobs)
+    parser.add_argument("--rounds", type=int, default=rounds, help="kills of each kind")
+    parser.add_argument("--interval", type=float, default=interval, help="seconds between kills")
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobstream-chaos-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        audit = Campaign(root, args.jobs).run(args.rounds, args.interval)
+        audit = kind(root, args.jobs).run(args.rounds, args.interval)
     report = {**asdict(audit), "jobs_seen_running": len(audit.jobs_seen_running)}
     print(json.dumps({**report, "ok": audit.ok()}, indent=2))
     return 0 if audit.ok() else 1
