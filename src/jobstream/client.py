@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -27,7 +28,8 @@ from anyio.abc import TaskStatus
 from jobstream.config import Settings, load_settings, sources
 from jobstream.errors import JobstreamError
 from jobstream.gateway.client import Submitter, submitter_session
-from jobstream.host import accounts
+from jobstream.host import accounts, cluster
+from jobstream.host.cluster import ClusterPlan, LocalCluster
 from jobstream.host.connect import connect, submitter_url, tls_of
 from jobstream.host.credentials import role_of
 from jobstream.host.local import Hooks, RunOutcome, local_worker, run_on
@@ -50,6 +52,7 @@ from jobstream.streams.store import IllFormed, Stored
 from jobstream.views.history import history
 from jobstream.views.sql import answer
 from jobstream.views.status import changes, follow, latest_workflow, statuses, with_problems
+from jobstream.views.workers import WorkerView, worker_views
 from jobstream.workers.capacity import local_capacity
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -219,6 +222,30 @@ class Client(_Session[Connection]):
         """Remove a user: its logins are refused and its connections closed."""
         accounts.revoke(self.settings.state_dir, name)
 
+    def cluster_config(
+        self,
+        hosts: Sequence[str],
+        *,
+        store: Path | None = None,
+        listen: str = "0.0.0.0",
+        ports: tuple[int, int, int] = (4222, 6222, 8222),
+    ) -> ClusterPlan:
+        """Write a NATS cluster's node configurations into the state directory (one node
+        per host; `jobstream cluster config`); the cluster planned."""
+        return cluster.configure(
+            self.settings.state_dir,
+            hosts,
+            store=store,
+            listen=listen,
+            ports=ports,
+            sync=self.settings.sync,
+        )
+
+    def dev_cluster(self, nodes: int = 3) -> contextlib.AbstractAsyncContextManager[LocalCluster]:
+        """A NATS cluster of ``nodes`` on loopback for the time of an ``async with``
+        (`jobstream dev-cluster`); its ``dial_url`` logs in."""
+        return cluster.local_cluster(self.settings.state_dir, nodes, self.settings.sync)
+
     def config(self) -> dict[str, tuple[Any, str]]:
         """Each setting's value and where it came from (file, environment, argument)."""
         return sources(nats_url=self.settings.nats_url, state_dir=self.settings.state_dir)
@@ -233,8 +260,8 @@ class Client(_Session[Connection]):
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run a scheduler and a projector on this connection until cancelled (what
-        ``jobstream server`` and ``jobstream projector`` run); ready (``task_status``)
-        once both have caught up with the log."""
+        ``jobstream server`` and ``jobstream projector`` run, without their leases: one
+        such process per log); ready (``task_status``) once both have caught up."""
         tune_for_throughput()
         conn, settings = self.conn, self.settings
         async with anyio.create_task_group() as tg:
@@ -257,6 +284,12 @@ class Client(_Session[Connection]):
         )
         await worker.run()
         return worker
+
+    async def workers(self, *, stopped: bool = False) -> list[WorkerView]:
+        """Every worker as its latest heartbeat shows it (capacity, load, running jobs,
+        ``lost`` when the heartbeats stopped); with ``stopped``, also those that stopped
+        cleanly: ``jobstream workers``."""
+        return await worker_views(self.conn, time.time(), stopped=stopped)
 
 
 __all__ = ["Client"]

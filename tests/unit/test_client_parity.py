@@ -14,6 +14,7 @@ CLIENT_FOR = {
     "submit": "submit",
     "server": "serve",
     "worker": "work",
+    "workers": "workers",
     "status": "status",
     "watch": "watch",
     "events": "events",
@@ -27,6 +28,8 @@ CLIENT_FOR = {
     "users add": "add_user",
     "users list": "users",
     "users revoke": "revoke_user",
+    "cluster config": "cluster_config",
+    "dev-cluster": "dev_cluster",
 }
 
 

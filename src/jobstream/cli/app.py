@@ -10,6 +10,7 @@ import typer
 
 from jobstream.cli import (
     check,
+    cluster,
     control,
     events,
     projections,
@@ -18,7 +19,9 @@ from jobstream.cli import (
     status,
     submit,
     worker,
+    workers,
 )
+from jobstream.cli.cluster import cluster_app
 from jobstream.cli.common import DEBUG, GIVEN, out
 from jobstream.cli.config import config_app
 from jobstream.cli.users import users_app
@@ -73,6 +76,7 @@ app.command()(check.check)
 app.command()(submit.submit)
 app.command()(server.server)
 app.command()(worker.worker)
+app.command()(workers.workers)
 app.command()(status.status)
 app.command()(status.watch)
 app.command()(events.events)
@@ -84,6 +88,8 @@ app.command()(projections.projector)
 app.command()(projections.rebuild)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(cluster_app, name="cluster")
+app.command("dev-cluster")(cluster.dev_cluster)
 
 
 def main() -> None:
