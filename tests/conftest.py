@@ -11,6 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from jobstream.config import Settings
+from jobstream.host.cluster import LocalCluster, local_cluster
 from jobstream.host.embedded import embedded_server
 from jobstream.host.loop import tune_for_throughput
 from jobstream.streams.connection import Connection, open_connection
@@ -50,3 +51,11 @@ async def conn(nats_url: str) -> AsyncIterator[Connection]:
 @pytest.fixture
 def settings(tmp_path: Path, nats_url: str) -> Settings:
     return Settings(nats_url=nats_url, state_dir=tmp_path / "state", lease_s=5.0)
+
+
+@pytest.fixture
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    """Three nats-servers with JetStream on loopback, routed, with the state directory's
+    users (``jobstream dev-cluster``'s, unsupervised here: a node killed stays down)."""
+    async with local_cluster(tmp_path / "cluster") as running:
+        yield running

@@ -86,15 +86,16 @@ class ClusterCampaign(Campaign):
             return
         if kind == "worker":
             victim = "worker-a"
-        else:
+        else:  # the active one (none for a moment while the cluster elects a leader)
+            _wait_until(lambda: self._server_of(anyio.run(self._holder, "scheduler")) != "")
             victim = self._server_of(anyio.run(self._holder, "scheduler"))
         process = self.processes[victim]
         killed_at = time.monotonic()
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         if kind == "active-server":
-            _wait_until(lambda: self._server_of(anyio.run(self._holder, "scheduler")) != victim,
-                        TAKEOVER_TIMEOUT_S)  # fmt: skip
+            _wait_until(lambda: self._server_of(anyio.run(self._holder, "scheduler")) not in
+                        (victim, ""), TAKEOVER_TIMEOUT_S)  # fmt: skip
             self.audit.takeovers_s.append(round(time.monotonic() - killed_at, 2))
         time.sleep(0.5)
         self.start(victim)

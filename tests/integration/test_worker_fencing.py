@@ -14,11 +14,13 @@ import anyio
 import pytest
 
 from jobstream.events import JobCanceled, JobEvent, JobStarted
-from jobstream.model import Resources
+from jobstream.model import Resources, WorkItem
 from jobstream.ops.submit import submit_workflow
 from jobstream.scheduler.service import Scheduler
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import EventStore
+from jobstream.views.audit import wait_in_log
+from jobstream.workers import attempt as attempt_module
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
 
@@ -65,3 +67,36 @@ async def test_a_refused_job_started_ends_the_process_at_once(
     assert types((await histories(conn, wf))[0]) == [
         "JobSubmitted", "JobReady", "JobClaimed", "JobCanceled"
     ]  # fmt: skip
+
+
+async def test_a_worker_takes_over_its_own_job_after_its_attempt_failed(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that fails after its process ran (here: its output could not be kept)
+    leaves the job running under this very worker; at the redelivery the worker takes it
+    over itself. Before, it asked itself whether it held the job, heard its new attempt
+    say yes, and left the job claimed forever."""
+    real = attempt_module.keep_output
+    failed: list[int] = []
+
+    async def fail_once(ctx: object, scratch: object, item: WorkItem, attempt: int) -> object:
+        if not failed:
+            failed.append(item.job)
+            raise RuntimeError("lost mid-attempt")
+        return await real(ctx, scratch, item, attempt)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attempt_module, "keep_output", fail_once)
+    options = WorkerOptions(
+        capacity=Resources(num_cpus=1, memory_mib=512), log_dir=tmp_path / "logs", lease_s=2.0
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(Scheduler(conn, 2.0).run)
+        await tg.start(Worker(conn, options).run)
+        spec = workflow(("a", "echo ran >> runs; echo out", ()))
+        wf = await submit_workflow(conn, spec, workdir=str(tmp_path))
+        with anyio.fail_after(30):
+            status = await wait_in_log(conn, wf)
+        tg.cancel_scope.cancel()
+    assert failed == [0] and status.succeeded()
+    assert types((await histories(conn, wf))[0]).count("JobCompleted") == 1
+    assert (tmp_path / "runs").read_text() == "ran\nran\n"  # once each, one after the other

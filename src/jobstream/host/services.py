@@ -30,7 +30,7 @@ from jobstream.host.tls import ServerFiles
 from jobstream.projections.service import Projector
 from jobstream.scheduler.partition import PARTITIONS_KEY, Partition, partitions
 from jobstream.scheduler.service import Scheduler
-from jobstream.streams.connection import Connection, open_connection
+from jobstream.streams.connection import Connection, open_connection, patiently
 from jobstream.streams.urls import public
 from jobstream.workers.context import WorkerOptions
 from jobstream.workers.service import Worker
@@ -94,8 +94,7 @@ async def serve(
                 replicas=settings.replicas,
             )
             conn = await _opened(stack, opening, patient=server is not None)
-            leases = await ensure_leases(conn.nc, conn.replicas)
-            await agree(leases, PARTITIONS_KEY, str(settings.partitions), "partitions")
+            leases = await patiently(conn, "the leases were read", lambda: _leases(conn, settings))
             holder = holder_id()
             schedulers = Share(settings.partitions, holder)
             for part in partitions(settings.partitions):
@@ -145,6 +144,13 @@ async def project(settings: Settings, say: Say) -> None:
         say(f"projector writing {settings.db_path()}; answering `jobstream sql` while active")
 
 
+async def _leases(conn: Connection, settings: Settings) -> KeyValue:
+    """The LEASES bucket, with this deployment's partition count agreed."""
+    leases = await ensure_leases(conn.nc, conn.replicas)
+    await agree(leases, PARTITIONS_KEY, str(settings.partitions), "partitions")
+    return leases
+
+
 def _leased_scheduler(
     conn: Connection,
     settings: Settings,
@@ -165,7 +171,9 @@ async def _leased_projector(
     conn: Connection, settings: Settings, holder: str, say: Say
 ) -> Callable[[], Leased]:
     """The projector, active while this process holds its lease (a standby meanwhile)."""
-    leases = await ensure_leases(conn.nc, conn.replicas)
+    leases = await patiently(
+        conn, "the leases were read", lambda: ensure_leases(conn.nc, conn.replicas)
+    )
     return lambda: Leased(leases, PROJECTOR, holder, lambda: Projector.of(conn, settings), say)
 
 

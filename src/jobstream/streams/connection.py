@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import nats
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from jobstream.errors import ServerError
 from jobstream.streams.pipeline import Pipeline
@@ -24,6 +25,7 @@ from jobstream.streams.subjects import EVENTS_STREAM, inbox_prefix
 from jobstream.streams.urls import Endpoint, login_of, public, servers, user_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SETUP_PATIENCE_S = 30.0
 SETUP_RETRY_S = 0.5
 
@@ -125,23 +127,39 @@ async def hang_up(nc: NATS) -> None:
 
 
 async def _set_up(conn: Connection, upgrade: Callable[[str], None] | None) -> None:
-    """The streams, tried again while the server is away (a restarted nats-server comes
-    back within seconds, and the connection with it) for up to SETUP_PATIENCE_S."""
+    """The streams (:func:`patiently`)."""
+
+    async def set_up() -> None:
+        await ensure_streams(conn.nc, conn.js, upgrade, conn.replicas)
+        conn.store.atomic = await allow_atomic(conn.nc, EVENTS_STREAM)
+
+    await patiently(conn, "its streams were set up", set_up)
+
+
+async def patiently(conn: Connection, what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """``step()``, tried again while the server is away (a restarted nats-server comes
+    back within seconds, and the connection with it) or a cluster has not yet elected
+    the leaders it needs (a stream just made has none for a moment), for up to
+    SETUP_PATIENCE_S; then a one-line ServerError saying ``what`` was going on."""
     deadline = anyio.current_time() + SETUP_PATIENCE_S
     while True:
         try:
-            await ensure_streams(conn.nc, conn.js, upgrade, conn.replicas)
-            conn.store.atomic = await allow_atomic(conn.nc, EVENTS_STREAM)
-            return
-        except (TimeoutError, NoRespondersError, ConnectionClosedError, APIError) as exc:
+            return await step()
+        except (
+            TimeoutError,
+            NoRespondersError,
+            NoStreamResponseError,
+            ConnectionClosedError,
+            APIError,
+        ) as exc:
             if isinstance(exc, APIError) and not _cluster_not_ready(exc):
                 raise
             if conn.nc.is_closed or anyio.current_time() > deadline:
                 raise ServerError(
-                    f"NATS at {public(conn.url)} stopped answering while its streams were set "
-                    f"up ({exc.__class__.__name__}: {exc}): is its nats-server still running?"
+                    f"NATS at {public(conn.url)} stopped answering while {what} "
+                    f"({exc.__class__.__name__}: {exc}): is its nats-server still running?"
                 ) from exc
-            log.warning("NATS did not answer while the streams were set up; trying again")
+            log.warning("NATS did not answer while %s; trying again", what)
             await anyio.sleep(SETUP_RETRY_S)
 
 

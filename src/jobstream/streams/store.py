@@ -171,11 +171,14 @@ class EventStore:
         """
         futures = [await self.send(event, expected) for event, expected in items]
         results: list[int | Conflict] = []
-        for future, (event, expected) in zip(futures, items, strict=True):
-            try:
-                results.append(await self.settle(future, event, expected))
-            except Conflict as conflict:
-                results.append(conflict)
+        try:
+            for future, (event, expected) in zip(futures, items, strict=True):
+                try:
+                    results.append(await self.settle(future, event, expected))
+                except Conflict as conflict:
+                    results.append(conflict)
+        finally:
+            _drop(futures[len(results) + 1 :])
         return results
 
     async def _last_raw(self, subject: str) -> api.RawStreamMsg | None:
@@ -258,3 +261,13 @@ def decoded(
         why = f"{EVENTS_STREAM}#{seq} is a {type(event).__name__} of {own}, stored on {subject}"
         return IllFormed(seq, subject, why, data)
     return Stored(seq, subject, event, data)
+
+
+def _drop(futures: Sequence[asyncio.Future[int]]) -> None:
+    """After a failure, the answers still to come are not wanted: those that came are
+    retrieved (no "exception never retrieved" in the log), the others cancelled."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()

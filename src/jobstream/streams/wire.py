@@ -117,7 +117,11 @@ _ack_decoder = msgspec.json.Decoder(_PubAck)
 
 def pub_ack(data: bytes) -> int:
     """The stream sequence JetStream's answer to a publish gives; its APIError if it
-    refused the publish (or the answer is not one)."""
+    refused the publish (or the answer is not one). An empty answer is the server's "no
+    responders" (503): no stream took the subject just now (a cluster electing a
+    leader), which is worth trying again."""
+    if not data:
+        raise APIError(code=503, description="no response from stream")
     try:
         reply = _ack_decoder.decode(data)
     except msgspec.DecodeError:

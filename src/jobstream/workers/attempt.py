@@ -59,6 +59,7 @@ class Claimed(enum.Enum):
     YES = "claimed"  # by this worker, or taken over from a lost one
     STALE = "stale"  # the dispatch is out of date (or a duplicate): drop it
     HELD = "held"  # a redelivery, but its live holder renews it: leave it be
+    ENDED = "ended"  # this worker's own failed attempt, ended here (JobTerminated)
 
 
 class Attempt:
@@ -118,7 +119,7 @@ class Attempt:
             return False
         try:
             claimed = await self._claim()
-            if claimed is Claimed.HELD:  # its holder renews the dispatch: leave it be
+            if claimed in (Claimed.HELD, Claimed.ENDED):  # its holder renews it, or it ended
                 return False
             if claimed is Claimed.STALE:
                 log.info("job %s.%d: dispatch is stale, dropped", self.item.wf, self.item.job)
@@ -378,6 +379,13 @@ class Attempt:
             return Claimed.STALE
         holder = held.job.worker
         assert holder is not None
+        if holder == ctx.worker_id:
+            # This worker's own earlier attempt of the job failed (a worker runs one
+            # attempt per job, and this is it): it ends, and the job is dispatched again.
+            self.version = held
+            with contextlib.suppress(IllegalTransition):
+                await self._record_terminated(None, time.monotonic(), "its attempt failed")
+            return Claimed.ENDED
         if await ctx.holder_answers(holder, held.job.wf, held.job.index):
             log.info("job %s.%d: redelivered, but %s holds it", held.job.wf, held.job.index, holder)
             return Claimed.HELD
@@ -397,7 +405,10 @@ class Attempt:
         lost = WorkerLost(
             at=time.time(), actor=ctx.worker_id, worker=holder, reason="lease expired"
         )
-        await ctx.jobs.store.append(lost, None)
+        try:  # a note about the holder, written once per taker (the same message id)
+            await ctx.jobs.store.append(lost, None)
+        except Exception as exc:  # the job is taken over all the same
+            log.info("WorkerLost of %s not written (%s)", holder, exc)
         return Claimed.YES
 
     async def _record_terminated(

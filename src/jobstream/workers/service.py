@@ -362,6 +362,7 @@ class Worker:
     async def _run_job(
         self, msg: Msg, need: Resources, pace: ClassPace, ctx: WorkerContext
     ) -> None:
+        attempt = None
         try:
             attempt = Attempt(ctx, _item_decoder.decode(msg.data), msg, need, pace)
             key = (attempt.item.wf, attempt.item.job)
@@ -374,6 +375,8 @@ class Worker:
                 del self.runs[key]
         except Exception as exc:  # the dispatch is redelivered after its lease
             log.error("job run failed: %s", exc)
+            if attempt is not None:  # its process, if it runs, ends with it: a rerun is alone
+                attempt.end_process()
         finally:
             self.last_busy = time.monotonic()
             pace.held -= 1
