@@ -71,6 +71,7 @@ class Scheduler:
         self.snapshot_at = time.monotonic()  # none due at once: the replay just ended
         self.snapshot_seq = 0
         self.snapshot_every = SNAPSHOT_EVERY_S
+        self.read_to = 0  # every event up to this sequence has been read and folded
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve forever; ``task_status.started()`` fires once the replay has caught up.
@@ -123,7 +124,7 @@ class Scheduler:
             return
         restored = restore(data, self.partition, log_id, last_seq) if data else None
         if restored is not None:
-            self.state = restored
+            self.state, self.read_to = restored, restored.last_seq
             log.info(
                 "scheduler restored %d open workflows at sequence %d",
                 len(restored.workflows),
@@ -133,18 +134,18 @@ class Scheduler:
     async def _snapshot(self, kept: ObjectStore, log_id: str, *, due: bool) -> None:
         """Keep the state (every SNAPSHOT_EVERY_S when ``due``, and whenever the log moved
         since the last one); a failure is reported and tried again next time."""
-        if self.state.last_seq == self.snapshot_seq:
+        if self.read_to == self.snapshot_seq:
             return
         if due and time.monotonic() - self.snapshot_at < self.snapshot_every:
             return
         self.snapshot_at = began = time.monotonic()
         try:
-            data = take(self.state, self.partition, log_id)
+            data = take(self.state, self.partition, log_id, self.read_to)
             await save(kept, self.partition.lease_key(), data)
         except Exception as exc:
             log.warning("scheduler snapshot not kept (%s)", exc)
             return
-        self.snapshot_seq = self.state.last_seq
+        self.snapshot_seq = self.read_to
         # A million open jobs take seconds to keep: never more than 5 % of the time.
         self.snapshot_every = max(SNAPSHOT_EVERY_S, 20 * (time.monotonic() - began))
 
@@ -192,6 +193,7 @@ class Scheduler:
         self.state.out_of_place.clear()
         if raw.seqs:  # other partitions' events too: they are read, not read again
             self.state.last_seq = max(self.state.last_seq, raw.seqs[-1])
+            self.read_to = max(self.read_to, raw.seqs[-1])
         return intents
 
     def _ill_formed(self, found: IllFormed) -> list[Intent]:

@@ -51,14 +51,18 @@ _decoder = msgspec.msgpack.Decoder(Snapshot, dec_hook=_counter)
 _encoder = msgspec.msgpack.Encoder()
 
 
-def take(state: SchedulerState, partition: Partition, stream_created: str) -> bytes:
-    """The state as it is now (completed workflows let go of first)."""
+def take(state: SchedulerState, partition: Partition, stream_created: str, read_to: int) -> bytes:
+    """The state as it is now (completed workflows let go of first), as of ``read_to``:
+    the last sequence read from the stream, every event up to it folded. Not the state's
+    own last sequence: the scheduler folds its own appends as they are acknowledged,
+    before the events of others that came first (read again after a restore, they are
+    no-ops)."""
     state.evict_completed()
     return _encoder.encode(
         Snapshot(
             stream_created=stream_created,
             partition=(partition.index, partition.count),
-            last_seq=state.last_seq,
+            last_seq=read_to,
             workflows=list(state.workflows.values()),
             finished=sorted(state.finished),
             delayed=state.delayed,
