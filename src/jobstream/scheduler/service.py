@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
+from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
 from jobstream.decide import AnyCommand, Block, Cancel, MakeReady
@@ -40,7 +41,7 @@ from jobstream.scheduler.state import (
     WorkflowTrack,
 )
 from jobstream.streams.bulk import follow_bulk, read_ahead, read_to_end
-from jobstream.streams.connection import Connection
+from jobstream.streams.connection import Connection, patiently
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.repository import JobVersion
 from jobstream.streams.store import Conflict, IllFormed, Stored
@@ -56,6 +57,7 @@ SWEEP_S = 5.0  # how often the running scheduler looks for jobs a takeover left 
 STRANDED_S = 10.0  # a JobLost without its JobClaimed for this long is a half-done takeover
 SNAPSHOT_EVERY_S = 60.0  # how often the running scheduler keeps its state
 SNAPSHOT_ON_EXIT_S = 10.0
+START_TIMEOUT_S = 2.0
 
 
 class Scheduler:
@@ -80,9 +82,14 @@ class Scheduler:
         ``reconcile`` says what is left to do, then the live stream is followed from
         where the replay ended.
         """
-        info = await self.conn.js.stream_info(EVENTS_STREAM)
+        # Asked with a short timeout, again and again while a restarted server comes back:
+        # a request lost to it would otherwise hold the start for the default 10 s.
+        quick = self.conn.nc.jetstream(timeout=START_TIMEOUT_S)
+        info = await patiently(
+            self.conn, "the log was looked up", lambda: quick.stream_info(EVENTS_STREAM)
+        )
         log_id = str(info.created)
-        await self._restore(log_id, info.state.last_seq)
+        await self._restore(quick, log_id, info.state.last_seq)
         async with read_to_end(
             self.conn.js, self.conn.endpoint, from_seq=self.state.last_seq + 1
         ) as backlog:
@@ -115,10 +122,11 @@ class Scheduler:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SNAPSHOT_ON_EXIT_S):
                 await self._snapshot(kept, log_id, due=False)
 
-    async def _restore(self, log_id: str, last_seq: int) -> None:
+    async def _restore(self, js: JetStreamContext, log_id: str, last_seq: int) -> None:
         """Start from this partition's snapshot, when there is one of this log."""
+        key = self.partition.lease_key()
         try:
-            data = await load(self.conn.js, self.partition.lease_key())
+            data = await patiently(self.conn, "the snapshot was read", lambda: load(js, key))
         except Exception as exc:  # no snapshot to be had: the whole log, as before
             log.warning("scheduler snapshot not read (%s); replaying the whole log", exc)
             return
