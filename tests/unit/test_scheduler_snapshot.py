@@ -75,3 +75,14 @@ def test_a_snapshot_of_another_log_or_partition_is_not_used() -> None:
     assert restore(data, Partition(0, 2), LOG, 100) is None
     assert restore(data, WHOLE_LOG, LOG, 3) is None  # ahead of the stream: not of it
     assert restore(b"\x93garbage", WHOLE_LOG, LOG, 100) is None
+
+
+def test_a_workflow_let_go_of_and_read_back_is_as_it_was() -> None:
+    events = history()
+    kept = folded(events)
+    evicted = folded(events)
+    assert evicted.evict_completed() == 1 and "done" not in evicted.workflows
+    evicted.reload("done", [(seq, e) for seq, e in events if e.wf == "done"])
+    assert "done" not in evicted.finished
+    assert evicted.workflows["done"] == kept.workflows["done"]
+    assert evicted.last_seq == kept.last_seq
