@@ -4,9 +4,6 @@ log is killed -9 (the others elect a new leader)."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import anyio
 
 from jobstream.events import JobSubmitted, WorkflowSubmitted
@@ -30,7 +27,7 @@ async def test_a_cluster_keeps_three_copies_and_survives_its_leader(
         await conn.store.append(submitted, None)
         leader = (await conn.js.stream_info(EVENTS_STREAM)).cluster
         assert leader is not None and leader.leader is not None
-        os.kill(nats_cluster.node(leader.leader).process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        nats_cluster.kill(leader.leader)
         job = JobSubmitted(
             wf="w", job=0, at=2.0, actor="user:t", spec=JobDef(index=0, name="a", command="true")
         )

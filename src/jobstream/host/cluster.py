@@ -198,12 +198,6 @@ def load(state_dir: Path) -> ClusterPlan | None:
         raise ConfigError(f"{path}: not a cluster description ({exc})") from None
 
 
-def node_configs(state_dir: Path) -> list[Path]:
-    """The node configurations a directory holds (for reloads)."""
-    cluster = load(state_dir)
-    return [config_path(state_dir, node) for node in cluster.nodes] if cluster else []
-
-
 @dataclass
 class LocalNode:
     node: Node

@@ -176,7 +176,6 @@ class Leased:
         # The leases of this kind this process holds (scheduler partitions): the more it
         # holds, the longer it lets a free one go to another server (Observation.my_turn).
         self.share = share or Share(1, holder)
-        self.holdings = self.share.holdings
         self.token: int | None = None  # the revision that acquired the lease, while held
         self.revision = 0  # the revision last written by this holder
 
@@ -232,7 +231,7 @@ class Leased:
         return await self._write(last) or holder
 
     def _others(self) -> int:
-        return len(self.holdings - {self.key})
+        return len(self.share.holdings - {self.key})
 
     async def _current(self) -> tuple[Held, int] | None:
         try:
@@ -259,7 +258,7 @@ class Leased:
             return False
         if self.token is None:
             self.token = self.revision
-            self.holdings.add(self.key)
+            self.share.holdings.add(self.key)
         return True
 
     async def _renew(self, work: anyio.CancelScope) -> None:
@@ -285,7 +284,7 @@ class Leased:
             if not kept or must_stop(renewed, time.monotonic()):
                 self.say(f"{self.key}: lost the lease; stopped here (another server took over)")
                 self.token = None
-                self.holdings.discard(self.key)
+                self.share.holdings.discard(self.key)
                 work.cancel()
                 return
 
@@ -294,7 +293,7 @@ class Leased:
         holds more than its share; True when released."""
         try:
             await self.share.announce(self.kv)
-            if self.key != max(self.holdings) or not await self.share.too_many(self.kv):
+            if self.key != max(self.share.holdings) or not await self.share.too_many(self.kv):
                 return False
         except Exception as exc:  # balancing waits for a server that answers
             log.debug("%s: share not known (%s)", self.key, exc)
@@ -308,7 +307,7 @@ class Leased:
         if self.token is None:
             return
         self.token = None
-        self.holdings.discard(self.key)
+        self.share.holdings.discard(self.key)
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
             try:
                 await self.kv.delete(self.key, last=self.revision)

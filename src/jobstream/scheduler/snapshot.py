@@ -42,7 +42,9 @@ class Snapshot(msgspec.Struct, kw_only=True):
 
 
 def _counter(kind: type, found: Any) -> Any:
-    if getattr(kind, "__origin__", kind) is Counter:  # per-state counts of a track
+    """msgspec's decoding hook: a track's per-state counts (a Counter, which msgspec
+    does not decode by itself); any other type is refused as msgspec's protocol asks."""
+    if getattr(kind, "__origin__", kind) is Counter:
         return Counter({JobState(state): n for state, n in found.items()})
     raise NotImplementedError(kind)
 
@@ -77,7 +79,7 @@ def restore(
     partition (or cannot be read): then the log is replayed from the start."""
     try:
         found = _decoder.decode(data)
-    except (msgspec.DecodeError, ValueError, NotImplementedError) as exc:
+    except (msgspec.DecodeError, ValueError) as exc:
         log.warning("scheduler snapshot unreadable (%s); replaying the whole log", exc)
         return None
     if (
