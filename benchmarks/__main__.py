@@ -4,9 +4,10 @@ Names: ``noop`` and ``dag`` (jobstream, HyperQueue, Dask, Parsl on the same jobs
 ``submit`` (1,000,000 jobs durable, scheduler memory), ``replay`` (read-model rebuild),
 ``spawn`` (the machine's process-spawn ceiling), ``projection`` (projector throughput and
 lag), ``restart`` (scheduler start-up against the history's length, with and without its
-snapshot), ``scaling`` (jobstream alone at growing sizes: are its costs linear?), and ``all``
-(spawn, noop, dag, submit, replay, each in a fresh interpreter). ``--write`` updates
-docs/benchmarks.md and what it shows (docs/benchmarks/).
+snapshot), ``archive`` (archiving finished workflows: the log before and after, rebuild
+and scheduler start against it), ``scaling`` (jobstream alone at growing sizes: are its
+costs linear?), and ``all`` (spawn, noop, dag, submit, replay, each in a fresh
+interpreter). ``--write`` updates docs/benchmarks.md and what it shows (docs/benchmarks/).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    archive,
     compare,
     projection,
     replay,
@@ -42,7 +44,9 @@ def main() -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("name", choices=[*SUITE, "projection", "scaling", "restart", "all"])
+    parser.add_argument(
+        "name", choices=[*SUITE, "projection", "scaling", "restart", "archive", "all"]
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI (< 2 min)")
     parser.add_argument("--jobs", type=int, help="jobs for noop/dag/submit")
     parser.add_argument("--events", type=int, help="events for replay/projection")
@@ -62,6 +66,10 @@ def main() -> int:
     if args.name == "restart":
         lengths = [args.events] if args.events else [10_000 if args.quick else 1_000_000]
         return restart.main(lengths, args.jobs or 10_000)
+    if args.name == "archive":
+        return archive.main(
+            args.events or (10_000 if args.quick else 1_000_000), args.jobs or 10_000
+        )
     if args.name == "scaling":
         return scaling.main(quick=args.quick, write=args.write, machine=describe())
 

@@ -40,7 +40,7 @@ from jobstream.ops.cancel import CancelResult, cancel_jobs
 from jobstream.ops.check import spec_summary
 from jobstream.ops.explain import explain_job
 from jobstream.ops.jobs import resolve_job
-from jobstream.ops.rebuild import rebuild_models
+from jobstream.ops.rebuild import archive_workflows, rebuild_models
 from jobstream.ops.restart import restart_failed
 from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import JobRecord, WorkflowStatus
@@ -205,6 +205,11 @@ class Client(_Session[Connection]):
     async def rebuild(self) -> dict[str, object]:
         """Replay the whole log into fresh read models; events, seconds, path."""
         return await rebuild_models(self.conn, self.settings)
+
+    async def archive(self, *workflows: str) -> list[dict[str, object]]:
+        """Archive finished workflows now (the running projector does): their events move
+        to Parquet in ARCHIVE and out of EVENTS, still read by ``events`` and ``sql``."""
+        return await archive_workflows(self.conn, list(workflows))
 
     # --- users (of this state directory's server) ----------------------------------------
 

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         60.0, gt=0, description="a `jobstream sql` query runs at most this long"
     )
     sql_max_rows: int = Field(1_000_000, gt=0, description="and returns at most this many rows")
+    retention_s: float = Field(
+        30 * 86_400.0,
+        ge=0,
+        description="a workflow finished this many seconds ago is archived: its events "
+        "move to Parquet in the object store ARCHIVE, out of EVENTS (0: never)",
+    )
     sync: str = Field(
         DEFAULT_SYNC,
         description="embedded server: write its store to disk on every write (always) "
@@ -83,6 +89,10 @@ class Settings(BaseSettings):
         if not _SYNC.fullmatch(value):
             raise ValueError(f"{value!r} is neither 'always' nor an interval such as 30s, 2m, 1h")
         return value
+
+    def archive_after_s(self) -> float | None:
+        """Seconds after which a finished workflow is archived; None: never."""
+        return self.retention_s or None
 
     def db_path(self) -> Path:
         """The read models' DuckDB file (written by the projector)."""

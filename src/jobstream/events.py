@@ -62,6 +62,19 @@ class WorkflowRestarted(WorkflowEvent, frozen=True, kw_only=True, tag=True):
     jobs: tuple[int, ...]
 
 
+class WorkflowArchived(WorkflowEvent, frozen=True, kw_only=True, tag=True):
+    """The workflow's events up to ``last_seq`` are kept in the object store ARCHIVE as
+    Parquet (``object``) and removed from EVENTS; this event stays in the log, where
+    readers of the history find the archive."""
+
+    object: str
+    events: int
+    first_seq: int
+    last_seq: int
+    size: int
+    digest: str
+
+
 # --- job -------------------------------------------------------------------------------
 
 
@@ -180,6 +193,7 @@ AnyEvent = (
     WorkflowSubmitted
     | WorkflowCompleted
     | WorkflowRestarted
+    | WorkflowArchived
     | JobSubmitted
     | JobBlocked
     | JobReady

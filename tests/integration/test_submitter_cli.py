@@ -89,6 +89,23 @@ async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Pat
             lambda: run(*me, "cancel", "nosuchwf", cwd=home)
         )
         assert code != 0 and "of yours" in err
+        # Archived (by the admin): still theirs to read, no longer to change.
+        code, _, err = await anyio.to_thread.run_sync(lambda: run(*me, "archive", wf, cwd=home))
+        assert code == 2 and "not open to submitters" in err
+        code, _, err = await anyio.to_thread.run_sync(lambda: run("archive", wf))
+        assert code == 0, err
+        code, again, _ = await anyio.to_thread.run_sync(
+            lambda: run(*me, "events", wf, "0", "--json", cwd=home)
+        )
+        assert code == 0 and again == out
+        code, _, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "restart", wf, "--failed", cwd=home)
+        )
+        assert code == 2 and "archived" in err
+        code, listed, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "status", wf, "--json", cwd=home)
+        )
+        assert code == 0 and wf in listed, err
     finally:
         for process in (worker, server):
             if process is not None:

@@ -24,6 +24,7 @@ CLIENT_FOR = {
     "sql": "sql",
     "projector": "serve",
     "rebuild": "rebuild",
+    "archive": "archive",
     "config show": "config",
     "users add": "add_user",
     "users list": "users",

@@ -19,24 +19,28 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "spec": {"core"},
     "streams": {"core"},
+    "archive": SERVICES,
     "scheduler": SERVICES,
     "workers": SERVICES,
-    "projections": SERVICES,
-    "views": SERVICES | {"projections"},
-    "ops": SERVICES | {"spec", "projections", "views"},
-    "gateway": SERVICES | {"projections", "views", "ops"},
-    "host": SERVICES | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway"},
+    "projections": SERVICES | {"archive"},
+    "views": SERVICES | {"archive", "projections"},
+    "ops": SERVICES | {"spec", "archive", "projections", "views"},
+    "gateway": SERVICES | {"archive", "projections", "views", "ops"},
+    "host": SERVICES
+    | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"},
     "cli": SERVICES
-    | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway", "host"},
+    | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
+    | {"host"},
     "client": SERVICES
-    | {"spec", "scheduler", "workers", "projections", "views", "ops", "gateway", "host"},
+    | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
+    | {"host"},
     "package": {"client"},  # jobstream/__init__.py exports the Client
     "__main__": {"cli"},
 }
 ADAPTER = SOURCE / "streams" / "nats_adapter.py"
 SUBJECTS = SOURCE / "streams" / "subjects.py"
 SUBJECT_LITERAL = re.compile(
-    r"^(ev|work|ctl)\.|\$JS|\$KV|\$O\.|_INBOX|^jobstream\.(sql|rebuild|api)"
+    r"^(ev|work|ctl)\.|\$JS|\$KV|\$O\.|_INBOX|^jobstream\.(sql|rebuild|archive|api)"
 )
 
 

@@ -30,7 +30,7 @@ from jobstream.cli.common import (
 from jobstream.errors import ConfigError
 from jobstream.gateway.client import Submitter
 from jobstream.host.services import project
-from jobstream.ops.rebuild import rebuild_models
+from jobstream.ops.rebuild import archive_workflows, rebuild_models
 from jobstream.views.sql import answer
 
 
@@ -127,3 +127,27 @@ def rebuild(
     assert isinstance(events, int) and isinstance(seconds, float | int)
     rate = events / seconds if seconds else 0.0
     out.print(f"rebuilt {result['path']} from {events} events in {seconds:.2f} s ({rate:,.0f}/s)")
+
+
+@guarded
+def archive(
+    workflows: Annotated[list[str], typer.Argument(help="finished workflow ids")],
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Archive finished workflows now, without waiting for the retention_s setting.
+
+    Their events move to Parquet in the object store ARCHIVE and out of EVENTS; `events`,
+    `sql`, `--as-of` and `rebuild` still read them. Needs a running projector.
+    """
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    results = on_server(settings, archive_workflows, workflows, name="jobstream-archive")
+    if json_output:
+        print_json(results)
+        return
+    for result in results:
+        out.print(
+            f"archived {result['wf']}: {result['events']} events, {result['bytes']} bytes "
+            f"in {result['seconds']} s"
+        )

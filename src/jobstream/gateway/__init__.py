@@ -3,5 +3,5 @@ read events, status and SQL), done for them by the server on their own workflows
 submitters reach no JetStream themselves (docs/security.md). ``service`` answers,
 ``client`` asks, ``protocol`` is what passes between them.
 
-May import: the core, ``streams``, ``projections``, ``views`` and ``ops``.
+May import: the core, ``streams``, ``archive``, ``projections``, ``views`` and ``ops``.
 """

@@ -10,6 +10,7 @@ group, and it keeps no state but a cache of owners.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -42,7 +43,7 @@ from jobstream.ops.explain import explain_job
 from jobstream.ops.identity import user_actor
 from jobstream.ops.restart import restart_failed
 from jobstream.ops.submit import submit_jobs
-from jobstream.ops.workflows import submitted_workflow
+from jobstream.ops.workflows import ArchivedWorkflow, submitted_workflow
 from jobstream.projections.kv import workflow_records
 from jobstream.projections.query import ERROR_HEADER
 from jobstream.streams.connection import Connection
@@ -162,7 +163,7 @@ class Gateway:
     async def _status(self, user: str, msg: Msg) -> bytes:
         wanted = _decoded(msg, ReadStatus).wf
         if wanted is not None:
-            await self._owned(user, wanted)
+            await self._readable(user, wanted)
         mine = [s for s in await workflow_records(self.conn.js, wanted) if s.user == user]
         return msgspec.json.encode(
             [await with_problems(self.conn, self.settings, status) for status in mine]
@@ -171,7 +172,7 @@ class Gateway:
     async def _events(self, user: str, msg: Msg) -> None:
         """Answered in parts of ROWS_PER_ANSWER events."""
         read = _decoded(msg, ReadEvents)
-        await self._owned(user, read.wf)
+        await self._readable(user, read.wf)
         rows: list[dict[str, object]] = []
         async for batch in history(self.conn, read.wf, read.job):
             rows += [event_row(message) for message in batch]
@@ -192,12 +193,26 @@ class Gateway:
         if found is None:
             try:
                 found = await submitted_workflow(self.conn.store, wf)
+            except ArchivedWorkflow:
+                if await self._archived_owner(wf) == user:
+                    raise  # theirs: read-only now
+                raise NotYours(f"no workflow {wf!r} of yours") from None
             except JobstreamError:
                 raise NotYours(f"no workflow {wf!r} of yours") from None
             self._remember(found)
         if found.user != user:
             raise NotYours(f"no workflow {wf!r} of yours")
         return found
+
+    async def _readable(self, user: str, wf: str) -> None:
+        """The caller may read the workflow: theirs, archived or not."""
+        with contextlib.suppress(ArchivedWorkflow):
+            await self._owned(user, wf)
+
+    async def _archived_owner(self, wf: str) -> str | None:
+        """Who submitted an archived workflow: its record in JOBS (kept when archived)."""
+        found = await workflow_records(self.conn.js, wf)
+        return found[0].user if found else None
 
     def _remember(self, submitted: WorkflowSubmitted) -> None:
         self.owners[submitted.wf] = submitted

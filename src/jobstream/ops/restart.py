@@ -7,11 +7,12 @@ import time
 
 from jobstream.decide import Restart
 from jobstream.errors import IllegalTransition
-from jobstream.events import WorkflowRestarted
+from jobstream.events import WorkflowArchived, WorkflowRestarted
 from jobstream.model import UNSUCCESSFUL, JobState
 from jobstream.ops.identity import user_actor
-from jobstream.ops.workflows import submitted_workflow
+from jobstream.ops.workflows import ArchivedWorkflow, submitted_workflow
 from jobstream.streams.connection import Connection
+from jobstream.streams.store import Stored
 from jobstream.streams.subjects import workflow_subjects
 
 RESTARTABLE = UNSUCCESSFUL | {JobState.BLOCKED}
@@ -31,6 +32,8 @@ async def restart_failed(conn: Connection, wf: str, *, actor: str | None = None)
         return []
     wf_last = await store.last(workflow_subjects(wf))
     assert wf_last is not None
+    if isinstance(wf_last, Stored) and isinstance(wf_last.event, WorkflowArchived):
+        raise ArchivedWorkflow(wf)
     announce = WorkflowRestarted(wf=wf, at=time.time(), actor=who, jobs=tuple(targets))
     await store.append(announce, wf_last.seq)
     for n in targets:

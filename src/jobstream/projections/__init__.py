@@ -2,5 +2,5 @@
 ``tables``, run by ``duck``) and the JOBS key-value bucket (``kv``, its records in
 ``records``), and answers SQL over NATS (``query``).
 
-May import: the core and ``streams``.
+May import: the core, ``streams`` and ``archive``.
 """

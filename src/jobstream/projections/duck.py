@@ -154,6 +154,22 @@ class DuckStore:
         finally:
             cursor.close()
 
+    def finished_before(self, at: float) -> list[str]:
+        """Workflows finished (and not restarted since) before unix time ``at`` and not
+        archived: the ones to archive, the longest finished first."""
+        rows = self.db.execute(
+            "SELECT wf FROM workflows WHERE completed_at < make_timestamp(CAST(? AS BIGINT)) "
+            "AND (restarted_at IS NULL OR completed_at > restarted_at) "
+            "AND wf NOT IN (SELECT wf FROM archives) ORDER BY completed_at",
+            [int(at * 1_000_000)],
+        ).fetchall()
+        return [wf for (wf,) in rows]
+
+    def archived(self) -> list[tuple[str, int]]:
+        """Every archived workflow and the last sequence its archive holds."""
+        rows = self.db.execute("SELECT wf, last_seq FROM archives ORDER BY seq").fetchall()
+        return [(wf, int(last)) for wf, last in rows]
+
     def records_after(self, seq: int) -> Records:
         """KV records, as they stand now, of everything touched by events after ``seq``."""
         cursor = self.db.cursor()
@@ -202,27 +218,32 @@ def _checkpoint_of(cursor: duckdb.DuckDBPyConnection) -> int:
 
 
 class Records(NamedTuple):
-    """KV records of the jobs and workflows that a stretch of events touched."""
+    """KV records of the jobs and workflows that a stretch of events touched, and the
+    workflows it archived (whose job records go: only their workflow's stays)."""
 
     jobs: list[JobRecord]
     workflows: list[WorkflowStatus]
+    archived: list[str]
 
     def all(self) -> list[JobRecord | WorkflowStatus]:
         return [*self.jobs, *self.workflows]
 
 
 class Touched(NamedTuple):
-    """SQL for the (wf, job) pairs, the workflows and the last sequence of some events."""
+    """SQL for the (wf, job) pairs, the workflows and the first and last sequence of
+    some events."""
 
     jobs: str
     workflows: str
     last_seq: str
+    first_seq: str
 
 
 BATCH_TOUCHED = Touched(
     jobs="SELECT DISTINCT e.wf AS wf, e.job AS job FROM batch WHERE e.job IS NOT NULL",
     workflows="SELECT DISTINCT e.wf FROM batch WHERE e.wf IS NOT NULL",
     last_seq="SELECT max(seq) FROM batch",
+    first_seq="SELECT min(seq) - 1 FROM batch",
 )
 
 
@@ -232,6 +253,7 @@ def events_touched(after: int) -> Touched:
         jobs=f"SELECT DISTINCT wf, job {where} AND job IS NOT NULL",
         workflows=f"SELECT DISTINCT wf {where} AND wf IS NOT NULL",
         last_seq=f"SELECT max(seq) {where}",
+        first_seq=str(int(after)),
     )
 
 
@@ -344,7 +366,7 @@ def _fold(
         )
         if kv_seq is not None:
             cursor.execute(SET_KV_CHECKPOINT, [kv_seq])
-        found = Records([], [])
+        found = Records([], [], [])
         if records:
             found = _records(cursor, BATCH_TOUCHED)
         cursor.execute("COMMIT")
@@ -381,13 +403,21 @@ def _drop_strays(cursor: duckdb.DuckDBPyConnection) -> None:
 
 
 def _records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> Records:
-    return Records(_job_records(cursor, touched), _workflow_records(cursor, touched))
+    archived = cursor.execute(
+        f"SELECT wf FROM archives WHERE seq > ({touched.first_seq}) ORDER BY seq"
+    ).fetchall()
+    return Records(
+        _job_records(cursor, touched),
+        _workflow_records(cursor, touched),
+        [wf for (wf,) in archived],
+    )
 
 
 def _job_records(cursor: duckdb.DuckDBPyConnection, touched: Touched) -> list[JobRecord]:
     rows = cursor.execute(
         "SELECT j.wf, j.job, j.state, j.attempt, j.worker, epoch(j.updated_at), j.last_seq "
-        f"FROM jobs j JOIN ({touched.jobs}) t ON j.wf = t.wf AND j.job = t.job"
+        f"FROM jobs j JOIN ({touched.jobs}) t ON j.wf = t.wf AND j.job = t.job "
+        "WHERE j.wf NOT IN (SELECT wf FROM archives)"
     ).fetchall()
     return [
         JobRecord(

@@ -45,6 +45,12 @@ async def forget_records(js: JetStreamContext) -> None:
     await js.purge_stream(JOBS_BUCKET_STREAM)
 
 
+async def forget_jobs(js: JetStreamContext, wf: str) -> None:
+    """Remove the records of a workflow (an archived one: its jobs' go for good, and its
+    own is written again after)."""
+    await js.purge_stream(JOBS_BUCKET_STREAM, subject=kv_subject(JOBS_BUCKET, f"{wf}.*"))
+
+
 def job_key(wf: str, job: int) -> str:
     return f"{wf}.{job}"
 

@@ -5,13 +5,15 @@ rows only; the subject is the admin's and the submitter service's alone); the an
 an Arrow IPC stream split into chunks that fit the server's max payload, each published
 to the request's reply subject with a ``Jobstream-Chunk: i/n`` header (or one
 ``Jobstream-Error`` message).
-``jobstream.sql.ping`` tells a client whether a projector is there at all.
+``jobstream.sql.ping`` tells a client whether a projector is there at all. Commands
+(``jobstream.rebuild``, ``jobstream.archive``) take and answer a JSON object, with
+``"error"`` when they fail; they are the admin's subjects alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import pyarrow as pa
@@ -20,13 +22,19 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
 from jobstream.projections.guard import QueryError
-from jobstream.streams.subjects import REBUILD_SUBJECT, SQL_PING_SUBJECT, SQL_SUBJECT
+from jobstream.streams.subjects import (
+    ARCHIVE_SUBJECT,
+    REBUILD_SUBJECT,
+    SQL_PING_SUBJECT,
+    SQL_SUBJECT,
+)
 
 CHUNK_HEADER = "Jobstream-Chunk"
 ERROR_HEADER = "Jobstream-Error"
 QUEUE = "jobstream-projector"
 QUERY_TIMEOUT_S = 60.0
-REBUILD_TIMEOUT_S = 3600.0
+COMMAND_TIMEOUT_S = 3600.0  # a rebuild of a long history, the archive of a big workflow
+Command = Callable[[dict[str, object]], Awaitable[dict[str, object]]]
 
 
 def to_ipc(table: pa.Table) -> bytes:
@@ -43,7 +51,7 @@ def from_ipc(data: bytes) -> pa.Table:
 async def serve_queries(
     nc: NATS,
     run_query: Callable[[str, str | None], Awaitable[pa.Table]],
-    rebuild: Callable[[], Awaitable[dict[str, object]]],
+    commands: Mapping[str, Command],
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -64,18 +72,25 @@ async def serve_queries(
     async def on_ping(msg: Msg) -> None:
         await msg.respond(b"pong")
 
-    async def on_rebuild(msg: Msg) -> None:
-        try:
-            reply = json.dumps(await rebuild()).encode()
-        except Exception as exc:
-            reply = json.dumps({"error": _one_line(exc)}).encode()
-        await msg.respond(reply)
+    def on_command(command: Command) -> Callable[[Msg], Awaitable[None]]:
+        async def answer(msg: Msg) -> None:
+            try:
+                request = json.loads(msg.data) if msg.data else {}
+                if not isinstance(request, dict):
+                    raise ValueError("a command is a JSON object")
+                reply = json.dumps(await command(request)).encode()
+            except Exception as exc:
+                reply = json.dumps({"error": _one_line(exc)}).encode()
+            await msg.respond(reply)
+
+        return answer
 
     subs = [
         await nc.subscribe(SQL_SUBJECT, queue=QUEUE, cb=on_query),
         await nc.subscribe(SQL_PING_SUBJECT, queue=QUEUE, cb=on_ping),
-        await nc.subscribe(REBUILD_SUBJECT, queue=QUEUE, cb=on_rebuild),
     ]
+    for subject, command in commands.items():
+        subs.append(await nc.subscribe(subject, queue=QUEUE, cb=on_command(command)))
     task_status.started()
     try:
         await anyio.sleep_forever()
@@ -122,9 +137,20 @@ async def remote_query(nc: NATS, sql: str, subject: str = SQL_SUBJECT) -> pa.Tab
     return from_ipc(b"".join(parts))
 
 
-async def remote_rebuild(nc: NATS) -> dict[str, object]:
-    reply = await nc.request(REBUILD_SUBJECT, b"", timeout=REBUILD_TIMEOUT_S)
+async def remote_command(
+    nc: NATS, subject: str, request: dict[str, object], what: str
+) -> dict[str, object]:
+    """Have the projector carry out a command; QueryError naming ``what`` if it fails."""
+    reply = await nc.request(subject, json.dumps(request).encode(), timeout=COMMAND_TIMEOUT_S)
     result: dict[str, object] = json.loads(reply.data)
     if "error" in result:
-        raise QueryError(f"rebuild failed: {result['error']}")
+        raise QueryError(f"{what} failed: {result['error']}")
     return result
+
+
+async def remote_rebuild(nc: NATS) -> dict[str, object]:
+    return await remote_command(nc, REBUILD_SUBJECT, {}, "rebuild")
+
+
+async def remote_archive(nc: NATS, wf: str) -> dict[str, object]:
+    return await remote_command(nc, ARCHIVE_SUBJECT, {"wf": wf}, f"archiving {wf}")

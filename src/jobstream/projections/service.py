@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import duckdb
@@ -25,20 +26,23 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobstream import codec
+from jobstream.archive.archiver import NotArchivable, announce, purge
+from jobstream.archive.replay import replay
 from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.projections.divergence import Recorded, disagreement
 from jobstream.projections.duck import DuckStore, Records, Staged, payload_text
 from jobstream.projections.guard import DEFAULT_LIMITS, QueryLimits, limits_of
-from jobstream.projections.kv import ensure_bucket, forget_records, put_records
+from jobstream.projections.kv import ensure_bucket, forget_jobs, forget_records, put_records
 from jobstream.projections.query import serve_queries
-from jobstream.streams.bulk import follow_bulk, read_to_end
+from jobstream.streams.bulk import follow_bulk
 from jobstream.streams.connection import Connection
 from jobstream.streams.setup import allow_atomic
-from jobstream.streams.subjects import JOBS_BUCKET_STREAM
+from jobstream.streams.subjects import ARCHIVE_SUBJECT, JOBS_BUCKET_STREAM, REBUILD_SUBJECT
 from jobstream.streams.wire import RawBatch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CONSUMER = "projector"
 # Catch-up and replay batches of one DuckDB row group (its default size): a transaction
 # that appends a whole row group to a table writes it to the file compressed, without
@@ -51,6 +55,9 @@ LIVE_INTERVAL_S = 0.5
 # about the same whatever the batch size (DuckDB compiles the folds each time), and
 # more on a machine busy with jobs, which is when the CPU is needed elsewhere.
 LIVE_SHARE = 0.25
+ARCHIVER = "projector"  # the actor of WorkflowArchived
+# Passes over the finished workflows: a tenth of the retention, within these bounds.
+ARCHIVE_PASS_S = (1.0, 60.0)
 
 
 class ProjectorBusy(JobstreamError):
@@ -79,12 +86,21 @@ class Projector:
     """
 
     def __init__(
-        self, conn: Connection, db_path: Path, limits: QueryLimits = DEFAULT_LIMITS
+        self,
+        conn: Connection,
+        db_path: Path,
+        limits: QueryLimits = DEFAULT_LIMITS,
+        retention_s: float | None = None,
     ) -> None:
         self.conn = conn
         self.db_path = db_path
         self.limits = limits  # of the SQL it answers
+        self.retention_s = retention_s  # finished this long ago: archived (None: never)
         self.lock = anyio.Lock()  # the DuckDB file: one writer, and the rebuild swap
+        # Archiving and rebuilding exclude each other: a rebuild reads the archives
+        # announced when it starts, and the log, which an archive's purge changes.
+        self.archiving = anyio.Lock()
+        self.live = anyio.Event()  # caught up with the log once
         self.store: DuckStore | None = None
         self.checkpoint = 0  # everything up to here is in DuckDB and in KV
         self.progressed = anyio.Event()  # set (and replaced) when the checkpoint moves
@@ -96,7 +112,7 @@ class Projector:
     def of(cls, conn: Connection, settings: Settings) -> Projector:
         """The projector of the settings' state directory, answering SQL within their
         limits."""
-        return cls(conn, settings.db_path(), limits_of(settings))
+        return cls(conn, settings.db_path(), limits_of(settings), settings.archive_after_s())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await anyio.Path(self.db_path.parent).mkdir(parents=True, exist_ok=True)
@@ -110,7 +126,10 @@ class Projector:
             async with anyio.create_task_group() as tg, send:
                 self.kv_pending = send
                 tg.start_soon(self._write_kv, receive)
-                await tg.start(serve_queries, self.conn.nc, self.query, self.rebuild)
+                commands = {REBUILD_SUBJECT: self._rebuild, ARCHIVE_SUBJECT: self._archive}
+                await tg.start(serve_queries, self.conn.nc, self.query, commands)
+                if self.retention_s is not None:
+                    tg.start_soon(self._archive_finished, self.retention_s)
                 task_status.started()
                 await self._consume()
         finally:
@@ -127,14 +146,13 @@ class Projector:
         in, letting them gather for a moment keeps the projector's CPU proportional to
         the events, at a bounded cost in lag.
         """
-        # Catch up in bulk (a restart, a new file), then follow the live stream.
-        backlog = read_to_end(
-            self.conn.js, self.conn.endpoint, from_seq=self._committed + 1, size=BULK_BATCH
-        )
-        async with backlog as batches:
+        # Catch up in bulk (a restart, a new file), with what was archived meanwhile,
+        # then follow the live stream.
+        async with replay(self.conn, BULK_BATCH, from_seq=self._committed + 1) as batches:
             async for raw in batches:
                 if raw.seqs:
                     await self.project(raw)
+        self.live.set()
         live = follow_bulk(self.conn.js, self.conn.endpoint, from_seq=self._committed + 1)
         async with contextlib.aclosing(live):
             async for raw in live:
@@ -162,9 +180,15 @@ class Projector:
         """Write each committed batch's KV records, in commit order."""
         async with batches:
             async for records, seq in batches:
-                with anyio.fail_after(KV_TIMEOUT_S):
-                    await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
+                await self._put(records)
                 self._advance(seq)
+
+    async def _put(self, records: Records) -> None:
+        """Write KV records, after removing those of the workflows archived."""
+        with anyio.fail_after(KV_TIMEOUT_S):
+            for wf in records.archived:
+                await forget_jobs(self.conn.js, wf)
+            await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
 
     async def _agree_with_log(self) -> None:
         """Rebuild read models that hold events the log does not (see
@@ -200,8 +224,7 @@ class Projector:
         )
         if written < seq:
             records = await anyio.to_thread.run_sync(store.records_after, written)
-            with anyio.fail_after(KV_TIMEOUT_S):
-                await put_records(self.conn.pipeline, records.all(), atomic=self.atomic_puts)
+            await self._put(records)
             await anyio.to_thread.run_sync(store.set_kv_checkpoint, seq)
         self._committed = seq
         self._advance(seq)
@@ -223,9 +246,12 @@ class Projector:
             assert self.store is not None
             return await anyio.to_thread.run_sync(self.store.query, sql, owner)
 
+    async def _rebuild(self, request: dict[str, object]) -> dict[str, object]:
+        return await self.rebuild()
+
     async def rebuild(self) -> dict[str, object]:
         """Replay the whole log into a fresh file, then swap it in while consuming pauses."""
-        async with self.lock:
+        async with self.archiving, self.lock:
             store = self.store
             assert store is not None
             await self.caught_up(self._committed)  # KV written for the old file
@@ -237,6 +263,67 @@ class Projector:
             self.store = await anyio.to_thread.run_sync(open_store, self.db_path, self.limits)
             await self._repair_kv()  # the fresh file may reach further than the old one
         return result
+
+    async def _archive(self, request: dict[str, object]) -> dict[str, object]:
+        wf = request.get("wf")
+        if not isinstance(wf, str):
+            raise ValueError('archive: give {"wf": WORKFLOW}')
+        return await self.archive(wf)
+
+    async def archive(self, wf: str) -> dict[str, object]:
+        """Archive a finished workflow now (see :mod:`jobstream.archive`): announced, then
+        purged from EVENTS once this projector has folded the announcement."""
+        async with self.archiving:
+            began = time.monotonic()
+            seq, archived = await announce(self.conn, wf, self.db_path.parent, ARCHIVER)
+            await self.caught_up(seq)
+            await purge(self.conn, archived.wf, archived.last_seq)
+        return {
+            "wf": wf,
+            "object": archived.object,
+            "events": archived.events,
+            "bytes": archived.size,
+            "seq": seq,
+            "seconds": round(time.monotonic() - began, 3),
+        }
+
+    async def _archive_finished(self, retention_s: float) -> None:
+        """Archive every workflow finished longer than ``retention_s`` ago, in passes.
+
+        The first pass purges again what earlier archives hold (a projector stopped
+        between announcing an archive and purging left it in the log).
+        """
+        await self.live.wait()
+        try:
+            for wf, last_seq in await self._read(DuckStore.archived):
+                await purge(self.conn, wf, last_seq)
+        except Exception as exc:  # left in the log until this projector starts again
+            log.warning("purging archived workflows again failed: %s", exc)
+        low, high = ARCHIVE_PASS_S
+        every = min(high, max(low, retention_s / 10))
+        while True:
+            due = functools.partial(DuckStore.finished_before, at=time.time() - retention_s)
+            for wf in await self._read(due):
+                try:
+                    done = await self.archive(wf)
+                except NotArchivable as exc:  # restarted since: the log says so first
+                    log.info("not archived: %s", exc)
+                except Exception as exc:  # the next pass tries again
+                    log.warning("archiving workflow %s failed: %s", wf, exc)
+                else:
+                    log.info(
+                        "archived workflow %s: %s events, %s bytes",
+                        wf,
+                        done["events"],
+                        done["bytes"],
+                    )
+            await anyio.sleep(every)
+
+    async def _read(self, read: Callable[[DuckStore], T]) -> T:
+        async with self.lock:
+            store = self.store
+            assert store is not None
+            return await anyio.to_thread.run_sync(read, store)
 
 
 async def rebuild_file(
@@ -301,7 +388,7 @@ async def replay_store(
     """
     applied = 0
     folding: Staged | None = None
-    async with read_to_end(conn.js, conn.endpoint, size=BULK_BATCH) as batches:
+    async with replay(conn, BULK_BATCH) as batches:
         async for raw in batches:
             kept = raw
             if upto_time is not None:

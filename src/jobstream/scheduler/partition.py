@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from jobstream.streams.wire import RawBatch
+from jobstream.streams.wire import RawBatch, picked
 
 SCHEDULER_KEY = "scheduler"
 PARTITIONS_KEY = "partitions"  # in LEASES: how many this deployment runs
@@ -37,14 +37,7 @@ class Partition:
         """The messages of a batch this partition folds (the batch itself when all are)."""
         if self.count == 1:
             return raw
-        keep = [i for i, subject in enumerate(raw.subjects) if self.owns_subject(subject)]
-        return RawBatch(
-            [raw.seqs[i] for i in keep],
-            [raw.subjects[i] for i in keep],
-            [raw.headers[i] for i in keep],
-            [raw.payloads[i] for i in keep],
-            raw.caught_up,
-        )
+        return picked(raw, [i for i, s in enumerate(raw.subjects) if self.owns_subject(s)])
 
     def lease_key(self) -> str:
         """Its lease's key: one scheduler lease per partition."""

@@ -26,7 +26,7 @@ from nats.js.object_store import ObjectStore
 
 from jobstream.decide import AnyCommand, Block, Cancel, MakeReady
 from jobstream.errors import IllegalTransition
-from jobstream.events import Event, WorkflowCompleted
+from jobstream.events import Event, WorkflowArchived, WorkflowCompleted
 from jobstream.scheduler.dispatch import Dispatcher
 from jobstream.scheduler.partition import WHOLE_LOG, Partition
 from jobstream.scheduler.snapshot import load, restore, save, snapshots, take
@@ -58,6 +58,7 @@ STRANDED_S = 10.0  # a JobLost without its JobClaimed for this long is a half-do
 SNAPSHOT_EVERY_S = 60.0  # how often the running scheduler keeps its state
 SNAPSHOT_ON_EXIT_S = 10.0
 START_TIMEOUT_S = 2.0
+ARCHIVED = f".{WorkflowArchived.__name__}"  # an announcement alone reads nothing back
 
 
 class Scheduler:
@@ -163,7 +164,9 @@ class Scheduler:
         evicted = self.state.finished
         if not evicted:
             return
-        wanted = {subject.split(".", 2)[1] for subject in raw.subjects} & evicted
+        wanted = {
+            subject.split(".", 2)[1] for subject in raw.subjects if not subject.endswith(ARCHIVED)
+        } & evicted
         for wf in sorted(wanted):
             history: list[tuple[int, Event]] = []
             async with read_to_end(self.conn.js, self.conn.endpoint, workflow_filter(wf)) as found:

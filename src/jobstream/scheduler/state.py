@@ -27,6 +27,7 @@ from jobstream.events import (
     JobRetryScheduled,
     JobSubmitted,
     JobTerminated,
+    WorkflowArchived,
     WorkflowCompleted,
     WorkflowRestarted,
     WorkflowSubmitted,
@@ -202,6 +203,11 @@ class SchedulerState:
         self.last_seq = max(self.last_seq, seq)
         if isinstance(event, JobEvent):
             return self._apply_job(seq, event)
+        if isinstance(event, WorkflowArchived):  # finished for good: nothing to keep
+            self.workflows.pop(event.wf, None)
+            self.finished.discard(event.wf)
+            self.dirty.discard(event.wf)
+            return []
         if isinstance(event, WorkflowSubmitted):
             track = self.track(event.wf)
             if seq <= track.wf_seq:

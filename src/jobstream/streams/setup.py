@@ -16,6 +16,7 @@ from nats.js.object_store import ObjectStore
 from jobstream.errors import ServerError
 from jobstream.streams.layout import upgrade_events, upgrade_interrupted
 from jobstream.streams.subjects import (
+    ARCHIVE_BUCKET,
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
     JOBS_BUCKET,
@@ -211,6 +212,7 @@ async def ensure_streams(
     if upgrade is not None:  # the owner: before any reader could make it with one replica
         await ensure_kv(js, JOBS_BUCKET, replicas)
         await ensure_workers(js, replicas)
+        await ensure_objects(js, ARCHIVE_BUCKET, replicas)
 
 
 async def ensure_class_consumer(

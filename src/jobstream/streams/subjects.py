@@ -25,6 +25,7 @@ WORK_STREAM = "WORK"
 LOGS_BUCKET = "LOGS"
 LEASES_BUCKET = "LEASES"  # key-value: which server is active for each role
 SNAPSHOTS_BUCKET = "SNAPSHOTS"  # object store: each scheduler partition's state at a sequence
+ARCHIVE_BUCKET = "ARCHIVE"  # object store: archived workflows' events, one Parquet each
 JOBS_BUCKET = "JOBS"  # key-value: the latest state of every job and workflow
 JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
 WORKERS_BUCKET = "WORKERS"  # key-value: each worker's latest heartbeat, by worker id
@@ -36,6 +37,7 @@ WORK_SUBJECTS = [ALL_WORK]
 SQL_SUBJECT = "jobstream.sql"
 SQL_PING_SUBJECT = "jobstream.sql.ping"
 REBUILD_SUBJECT = "jobstream.rebuild"
+ARCHIVE_SUBJECT = "jobstream.archive"  # ask the projector to archive a workflow now
 API_PREFIX = "jobstream.api"  # the submitter service: jobstream.api.<user>.<operation>
 # The header that widens Nats-Expected-Last-Subject-Sequence to a filter (nats-server 2.11+).
 EXPECTED_LAST_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"

@@ -42,6 +42,17 @@ def empty_batch(caught_up: bool = False) -> RawBatch:
     return RawBatch([], [], [], [], caught_up)
 
 
+def picked(raw: RawBatch, rows: list[int]) -> RawBatch:
+    """The messages of a batch at these indexes."""
+    return RawBatch(
+        [raw.seqs[i] for i in rows],
+        [raw.subjects[i] for i in rows],
+        [raw.headers[i] for i in rows],
+        [raw.payloads[i] for i in rows],
+        raw.caught_up,
+    )
+
+
 # --- frames written -------------------------------------------------------------------
 
 

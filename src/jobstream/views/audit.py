@@ -23,8 +23,8 @@ from jobstream.events import (
 from jobstream.model import UNSUCCESSFUL, JobState
 from jobstream.projections.records import JobProblem, WorkflowStatus
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import read_batches
-from jobstream.streams.subjects import workflow_filter
+from jobstream.streams.store import Stored
+from jobstream.views.history import history
 from jobstream.views.status import PROBLEM_LIMIT
 
 
@@ -108,11 +108,13 @@ class WorkflowAudit:
 
 
 async def wait_in_log(conn: Connection, wf: str) -> WorkflowAudit:
-    """Fold the workflow's events until WorkflowCompleted (no projector needed)."""
+    """Fold the workflow's events (archived or not) until WorkflowCompleted (no projector
+    needed)."""
     audit = WorkflowAudit(wf)
-    async for batch in read_batches(conn.js, workflow_filter(wf), poll_s=0.5):
-        for stored in batch.events:
-            audit.apply(stored.event, stored.seq)
+    async for batch in history(conn, wf, follow=True):
+        for stored in batch:
+            if isinstance(stored, Stored):
+                audit.apply(stored.event, stored.seq)
         if audit.finished:
             break
     return audit

@@ -6,16 +6,19 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from jobstream.archive.store import archive_of, archived_rows
 from jobstream.streams.connection import Connection
-from jobstream.streams.reader import read_batches
+from jobstream.streams.reader import decode_batch, read_batches
 from jobstream.streams.store import IllFormed, Stored
 from jobstream.streams.subjects import job_subjects, workflow_filter
+from jobstream.streams.wire import picked
 
 COMMON = ("type", "wf", "job", "at", "actor")
 
 
 ILL_FORMED = "(ill-formed)"
 SHOWN_BYTES = 500
+ROWS_READ = 10_000
 
 
 def event_row(stored: Stored | IllFormed) -> dict[str, object]:
@@ -49,8 +52,16 @@ async def history(
     conn: Connection, wf: str, job: int | None = None, *, follow: bool = False
 ) -> AsyncIterator[list[Stored | IllFormed]]:
     """The messages of a workflow (or of one of its jobs) in batches, oldest first, ill-
-    formed ones included; with ``follow``, new ones as they are recorded, until
-    cancelled."""
+    formed ones included, those in its archive first; with ``follow``, new ones as they
+    are recorded, until cancelled."""
     subject = workflow_filter(wf) if job is None else job_subjects(wf, job)
+    archived = await archive_of(conn, wf)
+    after = 0
+    if archived is not None:
+        prefix = subject.rstrip("*>")
+        async for raw in archived_rows(conn, archived, ROWS_READ):
+            mine = [i for i, found in enumerate(raw.subjects) if found.startswith(prefix)]
+            yield decode_batch(picked(raw, mine)).in_order()
+        after = archived.last_seq  # still in the log until purged: shown once
     async for batch in read_batches(conn.js, subject, follow=follow):
-        yield batch.in_order()
+        yield [found for found in batch.in_order() if found.seq > after]

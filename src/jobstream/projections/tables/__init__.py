@@ -8,7 +8,15 @@ a new module here and a line in ``READ_MODELS``.
 from __future__ import annotations
 
 from jobstream.projections.model import ReadModel
-from jobstream.projections.tables import attempts, catalog, events, jobs, workers, workflows
+from jobstream.projections.tables import (
+    archives,
+    attempts,
+    catalog,
+    events,
+    jobs,
+    workers,
+    workflows,
+)
 
 READ_MODELS: tuple[ReadModel, ...] = (
     events.MODEL,
@@ -18,4 +26,5 @@ READ_MODELS: tuple[ReadModel, ...] = (
     jobs.MODEL,
     attempts.MODEL,
     workers.MODEL,
+    archives.MODEL,
 )
