@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import heapq
+import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
 from jobstream.archive.store import announcements, archived_rows
@@ -66,11 +67,12 @@ def _extend(into: RawBatch, source: RawBatch, start: int, end: int) -> None:
 def combine(parts: Sequence[RawBatch], caught_up: bool) -> RawBatch:
     """The messages of several batches (each in stream order) in stream order, each
     sequence once."""
-    nonempty = [part for part in parts if part.seqs]
-    if len(nonempty) == 1:
-        only = nonempty[0]
-        return RawBatch(only.seqs, only.subjects, only.headers, only.payloads, caught_up)
+    nonempty = sorted((part for part in parts if part.seqs), key=lambda part: part.seqs[0])
     merged = empty_batch(caught_up)
+    if all(a.seqs[-1] < b.seqs[0] for a, b in itertools.pairwise(nonempty)):
+        for part in nonempty:  # one after the other (the usual case): no merge by row
+            _extend(merged, part, 0, len(part.seqs))
+        return merged
     rows = heapq.merge(
         *(zip(p.seqs, p.subjects, p.headers, p.payloads, strict=True) for p in nonempty),
         key=lambda row: row[0],
