@@ -64,24 +64,28 @@ async def test_archiving_survives_kill_9_of_the_projector(
     state = tmp_path / "state"
     args = ("projector", "--nats-url", nats_url, "--state-dir", str(state))
     rng, kills, at_kills = random.Random(7), 0, []
-    with anyio.fail_after(150):
-        while True:
-            log = tmp_path / f"projector{kills}.log"
-            projector = spawn(*args, cwd=tmp_path, log=log)
-            while "active here" not in log.read_text():  # a takeover waits out the lease
-                await anyio.sleep(0.1)
-            if kills == KILLS:
-                break
-            await anyio.sleep(rng.uniform(0.2, 2.0))  # catching up, or archiving
-            os.kill(projector.pid, signal.SIGKILL)
-            projector.wait()
-            kills += 1
-            at_kills.append(len(await announcements(conn)))
-        while {ref.wf for ref in await announcements(conn)} != set(counts) or any(
-            [await in_log(conn, wf) > 1 for wf in counts]
-        ):
-            await anyio.sleep(0.5)
-    assert stop(projector) == 0
+    projector = None
+    try:
+        with anyio.fail_after(150):
+            while True:
+                log = tmp_path / f"projector{kills}.log"
+                projector = spawn(*args, cwd=tmp_path, log=log)
+                while "active here" not in log.read_text():  # a takeover waits out the lease
+                    await anyio.sleep(0.1)
+                if kills == KILLS:
+                    break
+                await anyio.sleep(rng.uniform(0.2, 2.0))  # catching up, or archiving
+                os.kill(projector.pid, signal.SIGKILL)
+                projector.wait()
+                kills += 1
+                at_kills.append(len(await announcements(conn)))
+            while {ref.wf for ref in await announcements(conn)} != set(counts) or any(
+                [await in_log(conn, wf) > 1 for wf in counts]
+            ):
+                await anyio.sleep(0.5)
+    finally:
+        stopped = None if projector is None else stop(projector)  # none outlives the test
+    assert stopped == 0
     assert any(0 < n < WORKFLOWS for n in at_kills), at_kills  # some mid-archiving
 
     for wf, count in counts.items():
