@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,24 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     users (``jobstream dev-cluster``'s, unsupervised here: a node killed stays down)."""
     async with local_cluster(tmp_path / "cluster") as running:
         yield running
+
+
+SLURM_SCRIPT = Path(__file__).parents[1] / "scripts" / "slurm-local-cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """A real single-node Slurm (slurmctld, slurmd, munge; 2 fake GPUs as gres) from
+    ``scripts/slurm-local-cluster.sh``, which installs Debian's packages if missing.
+    Skipped where it cannot run (not root, or neither Slurm nor apt-get); stopped at the
+    end if this session started it."""
+    if os.geteuid() != 0 or not (shutil.which("slurmctld") or shutil.which("apt-get")):
+        pytest.skip("a local Slurm needs root and Slurm or apt-get")
+    running = subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0
+    started = subprocess.run(
+        ["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=900
+    )
+    assert started.returncode == 0, started.stderr
+    yield
+    if not running:
+        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=60)

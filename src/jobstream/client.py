@@ -46,6 +46,7 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
+from jobstream.slurm.allocate import IDLE_TIMEOUT_S, Allocation, schedule_nodes
 from jobstream.spec import DEFAULT_MAX_JOBS, load_spec
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import IllFormed, Stored
@@ -210,6 +211,21 @@ class Client(_Session[Connection]):
         """Archive finished workflows now (the running projector does): their events move
         to Parquet in ARCHIVE and out of EVENTS, still read by ``events`` and ``sql``."""
         return await archive_workflows(self.conn, list(workflows))
+
+    async def schedule_nodes(
+        self,
+        wf: str,
+        scheduler: str,
+        num: int = 1,
+        *,
+        submit: bool = True,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> list[Allocation]:
+        """Submit Slurm allocations of one of the workflow's ``slurm_schedulers``, each
+        running a jobstream worker per node with credentials of its own."""
+        return await schedule_nodes(
+            self.conn, self.settings, wf, scheduler, num, submit, idle_timeout_s
+        )
 
     # --- users (of this state directory's server) ----------------------------------------
 

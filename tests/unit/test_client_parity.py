@@ -25,6 +25,7 @@ CLIENT_FOR = {
     "projector": "serve",
     "rebuild": "rebuild",
     "archive": "archive",
+    "slurm schedule-nodes": "schedule_nodes",
     "config show": "config",
     "users add": "add_user",
     "users list": "users",

@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "spec": {"core"},
     "streams": {"core"},
     "archive": SERVICES,
+    "slurm": SERVICES | {"ops", "host"},
     "scheduler": SERVICES,
     "workers": SERVICES,
     "projections": SERVICES | {"archive"},
@@ -30,10 +31,10 @@ ALLOWED: dict[str, set[str]] = {
     | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"},
     "cli": SERVICES
     | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
-    | {"host"},
+    | {"host", "slurm"},
     "client": SERVICES
     | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
-    | {"host"},
+    | {"host", "slurm"},
     "package": {"client"},  # jobstream/__init__.py exports the Client
     "__main__": {"cli"},
 }

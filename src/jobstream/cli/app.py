@@ -24,6 +24,7 @@ from jobstream.cli import (
 from jobstream.cli.cluster import cluster_app
 from jobstream.cli.common import DEBUG, GIVEN, out
 from jobstream.cli.config import config_app
+from jobstream.cli.slurm import slurm_app
 from jobstream.cli.users import users_app
 
 app = typer.Typer(
@@ -90,6 +91,7 @@ app.command()(projections.archive)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(slurm_app, name="slurm")
 app.command("dev-cluster")(cluster.dev_cluster)
 
 

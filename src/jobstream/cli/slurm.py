@@ -1,0 +1,67 @@
+"""``jobstream slurm schedule-nodes``: Slurm allocations that run jobstream workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jobstream.cli.common import (
+    Json,
+    NatsUrl,
+    StateDir,
+    guarded,
+    on_server,
+    out,
+    print_json,
+    settings_from,
+)
+from jobstream.slurm.allocate import IDLE_TIMEOUT_S
+from jobstream.slurm.allocate import schedule_nodes as allocate
+
+slurm_app = typer.Typer(help="Run workers as Slurm allocations.", no_args_is_help=True)
+
+
+@slurm_app.command("schedule-nodes")
+@guarded
+def schedule_nodes(
+    workflow: Annotated[str, typer.Argument(help="workflow id")],
+    scheduler: Annotated[
+        str, typer.Option("--scheduler", help="a name from the spec's slurm_schedulers")
+    ],
+    num: Annotated[int, typer.Option("--num", help="allocations to submit")] = 1,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(help="a worker without work this many seconds ends its allocation"),
+    ] = IDLE_TIMEOUT_S,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="write the scripts, submit nothing")
+    ] = False,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """Submit allocations (sbatch) that each start a jobstream worker per node.
+
+    The worker offers what Slurm allocated (CPUs, memory, GPUs) for the scheduler's
+    walltime, logged in with compute credentials made for that allocation alone
+    (STATE_DIR/slurm/WORKFLOW-TOKEN/worker.json, mode 0600). Run it on the server's host.
+    """
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    made = on_server(
+        settings,
+        allocate,
+        settings,
+        workflow,
+        scheduler,
+        num,
+        not dry_run,
+        idle_timeout,
+        name="jobstream-slurm",
+    )
+    if json_output:
+        print_json([{f: getattr(a, f) for f in a.__struct_fields__} for a in made])
+        return
+    for allocation in made:
+        job = allocation.slurm_job_id or "not submitted (--dry-run)"
+        out.print(f"slurm job {job}: {allocation.script}")

@@ -1,0 +1,102 @@
+"""``schedule-nodes``: write and submit allocations that run jobstream workers.
+
+Each allocation gets a folder of its own under ``STATE_DIR/slurm/`` (mode 0700) with its
+batch script, its Slurm output and its credentials: a compute identity made for it
+alone (``alloc-<token>``, file mode 0600), never a submitter's. A submission that fails
+takes its identity and folder back with it: nothing half made is left.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import anyio
+import msgspec
+
+from jobstream.config import Settings
+from jobstream.errors import ConfigError, JobstreamError
+from jobstream.host import accounts
+from jobstream.ops.workflows import submitted_workflow
+from jobstream.slurm.script import batch_script, scheduler_named
+from jobstream.streams.connection import Connection
+
+SLURM_DIR = "slurm"
+JOBSTREAM = [sys.executable, "-m", "jobstream"]  # the same installation, on the nodes
+SBATCH_TIMEOUT_S = 60.0
+IDLE_TIMEOUT_S = 60.0
+
+
+class Allocation(msgspec.Struct, frozen=True):
+    """One allocation as written (and submitted: its Slurm job id)."""
+
+    wf: str
+    scheduler: str
+    identity: str
+    folder: str
+    script: str
+    slurm_job_id: str | None
+
+
+async def schedule_nodes(
+    conn: Connection,
+    settings: Settings,
+    wf: str,
+    scheduler: str,
+    count: int,
+    submit: bool,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
+) -> list[Allocation]:
+    """Write ``count`` allocations of the workflow's scheduler; submit them unless not
+    ``submit`` (a dry run: the scripts are written, no identity is made). Their workers
+    exit after ``idle_timeout_s`` without work, which ends the allocation."""
+    if count < 1:
+        raise ConfigError(f"--num {count}: give at least 1 allocation")
+    submitted = await submitted_workflow(conn.store, wf)
+    chosen = scheduler_named(submitted.extras, scheduler, wf)
+    defaults = submitted.extras.get("slurm_defaults") or {}
+    made = []
+    for _ in range(count):
+        token = secrets.token_hex(4)
+        identity = f"alloc-{token}"
+        folder = (settings.state_dir / SLURM_DIR / f"{wf}-{token}").resolve()
+        folder.mkdir(parents=True, mode=0o700)
+        creds = folder / "worker.json"
+        script = folder / "job.sbatch"
+        script.write_text(
+            batch_script(
+                chosen,
+                defaults,
+                job_name=f"jobstream-{wf}",
+                folder=folder,
+                jobstream=JOBSTREAM,
+                creds=creds,
+                idle_timeout_s=idle_timeout_s,
+            )
+        )
+        job_id = None
+        if submit:
+            accounts.add(settings.state_dir, identity, "compute", creds)
+            try:
+                job_id = await sbatch(script)
+            except BaseException:
+                accounts.revoke(settings.state_dir, identity)
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        made.append(Allocation(wf, chosen.name, identity, str(folder), str(script), job_id))
+    return made
+
+
+async def sbatch(script: Path) -> str:
+    """Submit a batch script; its Slurm job id."""
+    try:
+        with anyio.fail_after(SBATCH_TIMEOUT_S):
+            done = await anyio.run_process(["sbatch", "--parsable", str(script)], check=False)
+    except FileNotFoundError:
+        raise JobstreamError("sbatch not found: run this where Slurm's commands are") from None
+    if done.returncode != 0:
+        why = " ".join(done.stderr.decode(errors="replace").split()) or f"exit {done.returncode}"
+        raise JobstreamError(f"sbatch {script} failed: {why}")
+    return done.stdout.decode().strip().split(";")[0]

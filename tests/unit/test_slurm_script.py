@@ -1,0 +1,70 @@
+"""The batch script of an allocation, from the spec's scheduler: pure text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobstream.errors import ConfigError
+from jobstream.slurm.script import SlurmScheduler, batch_script, sbatch_lines, scheduler_named
+
+EXTRAS = {
+    "slurm_schedulers": [
+        {"name": "cpu", "account": "p1", "walltime": "04:00:00", "partition": "short"},
+        {"name": "wide", "account": "p1", "nodes": 3, "extra": "--exclusive"},
+    ]
+}
+
+
+def script(scheduler: SlurmScheduler, folder: str = "/scratch/my runs/a1") -> str:
+    return batch_script(
+        scheduler,
+        {"constraint": "avx2", "partition": "ignored"},
+        job_name="jobstream-wf1",
+        folder=Path(folder),
+        jobstream=["/opt/py/bin/python", "-m", "jobstream"],
+        creds=Path(folder) / "worker.json",
+        idle_timeout_s=60,
+    )
+
+
+def test_a_scheduler_is_found_by_name_or_the_error_lists_the_names() -> None:
+    assert scheduler_named(EXTRAS, "cpu", "wf1").partition == "short"
+    with pytest.raises(ConfigError, match=r"no slurm scheduler 'gpu' .*cpu, wide"):
+        scheduler_named(EXTRAS, "gpu", "wf1")
+    with pytest.raises(ConfigError, match="spec has no slurm_schedulers"):
+        scheduler_named({}, "cpu", "wf1")
+
+
+def test_options_come_from_the_scheduler_then_the_defaults() -> None:
+    lines = sbatch_lines(scheduler_named(EXTRAS, "cpu", "wf1"), {"constraint": "avx2",
+                                                                   "partition": "long"})  # fmt: skip
+    assert lines == [
+        "#SBATCH --account=p1",
+        "#SBATCH --nodes=1",
+        "#SBATCH --time=04:00:00",
+        "#SBATCH --partition=short",
+        "#SBATCH --constraint=avx2",
+    ]
+
+
+def test_one_node_execs_the_worker_with_what_slurm_allocated() -> None:
+    text = script(scheduler_named(EXTRAS, "cpu", "wf1"))
+    assert text.startswith("#!/bin/bash\n#SBATCH --job-name=jobstream-wf1\n")
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(
+        "exec /opt/py/bin/python -m jobstream --creds '/scratch/my runs/a1/worker.json' worker "
+        "--walltime 04:00:00 --idle-timeout 60 --log-dir '/scratch/my runs/a1/logs'"
+    )
+    assert '--cpus "$SLURM_CPUS_ON_NODE"' in last and "SLURM_GPUS_ON_NODE" in last
+
+
+def test_several_nodes_start_one_worker_each_with_srun() -> None:
+    text = script(scheduler_named(EXTRAS, "wide", "wf1"))
+    assert "#SBATCH --nodes=3" in text and "#SBATCH --exclusive" in text
+    assert (
+        text.strip()
+        .splitlines()[-1]
+        .startswith("srun --nodes=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 /opt/py/bin/python")
+    )
