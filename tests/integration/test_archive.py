@@ -161,3 +161,31 @@ async def test_retention_archives_by_itself_and_a_crash_before_the_purge_is_made
         archived = await projector.query("SELECT wf FROM archives ORDER BY seq")
         assert archived.column("wf").to_pylist() == [wf_a, wf_b]
         tg.cancel_scope.cancel()
+
+
+async def test_a_projector_whose_last_event_was_archived_since_catches_up_without_rebuilding(
+    conn: Connection,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    await ensure_streams(conn.nc, conn.js, upgrade=lambda why: None)
+    stale, live = tmp_path / "stale.duckdb", tmp_path / "live.duckdb"
+    async with anyio.create_task_group() as tg:
+        await tg.start(Scheduler(conn, 5).run)
+        await tg.start(Worker(conn, options(tmp_path)).run)
+        wf = await submit_workflow(conn, specs()[0], workdir=str(tmp_path))
+        with anyio.fail_after(60):
+            await wait_in_log(conn, wf)
+        await catch_up(conn, stale)  # its last event: the workflow's WorkflowCompleted
+        tg.cancel_scope.cancel()
+    projector = Projector(conn, live)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await projector.archive(wf)  # purges the stale file's last event from the log
+        tg.cancel_scope.cancel()
+    await catch_up(conn, stale)
+    await catch_up(conn, live)
+    assert "rebuilding" not in caplog.text
+    assert dump(stale) == dump(live)

@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from jobstream import codec
 from jobstream.archive.archiver import NotArchivable, announce, purge
 from jobstream.archive.replay import replay
+from jobstream.archive.store import archive_of
 from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.projections.divergence import Recorded, disagreement
@@ -204,6 +205,8 @@ class Projector:
             found = await self.conn.store.at(recorded.seq)
             if found is not None:
                 in_log = Recorded(found.seq, found.subject, payload_text(found.data))
+            elif await archived_since(self.conn, recorded):
+                in_log = recorded  # long finished, archived and purged by another projector
         why = disagreement(checkpoint, log_end, recorded, in_log)
         if why is None:
             return
@@ -324,6 +327,13 @@ class Projector:
             store = self.store
             assert store is not None
             return await anyio.to_thread.run_sync(read, store)
+
+
+async def archived_since(conn: Connection, recorded: Recorded) -> bool:
+    """Whether an event gone from the log is in its workflow's archive."""
+    parts = recorded.subject.split(".")
+    archived = await archive_of(conn, parts[1]) if len(parts) > 2 else None
+    return archived is not None and archived.first_seq <= recorded.seq <= archived.last_seq
 
 
 async def rebuild_file(
