@@ -29,6 +29,7 @@ from jobstream.config import Settings, load_settings, sources
 from jobstream.errors import JobstreamError
 from jobstream.gateway.client import Submitter, submitter_session
 from jobstream.host import accounts, cluster
+from jobstream.host.allocations import IDLE_TIMEOUT_S, Allocation, listed, schedule_nodes
 from jobstream.host.cluster import ClusterPlan, LocalCluster
 from jobstream.host.connect import connect, submitter_url, tls_of
 from jobstream.host.credentials import role_of
@@ -46,7 +47,6 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
-from jobstream.slurm.allocate import IDLE_TIMEOUT_S, Allocation, schedule_nodes
 from jobstream.spec import DEFAULT_MAX_JOBS, load_spec
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import IllFormed, Stored
@@ -226,6 +226,11 @@ class Client(_Session[Connection]):
         return await schedule_nodes(
             self.conn, self.settings, wf, scheduler, num, submit, idle_timeout_s
         )
+
+    async def allocations(self, wf: str | None = None) -> list[dict[str, Any]]:
+        """Slurm allocations (of one workflow): job id, state, nodes, times, and the
+        workers and attempts that ran in each."""
+        return await listed(self.conn, self.settings, wf)
 
     # --- users (of this state directory's server) ----------------------------------------
 

@@ -174,6 +174,7 @@ class WorkerStarted(Event, frozen=True, kw_only=True, tag=True):
     capacity: Resources
     pools: tuple[str, ...]
     walltime_s: float
+    slurm_job_id: str = ""  # the Slurm allocation it runs in, if any
 
 
 class WorkerStopped(Event, frozen=True, kw_only=True, tag=True):
@@ -188,6 +189,39 @@ class WorkerLost(Event, frozen=True, kw_only=True, tag=True):
     worker: str
     reason: str
 
+
+# --- Slurm allocations ------------------------------------------------------------------
+
+
+class SlurmAllocationEvent(Event, frozen=True, kw_only=True):
+    """An event of one Slurm allocation, on ``ev.slurm.<allocation>``."""
+
+    allocation: str  # jobstream's name for it (its credentials' user), e.g. alloc-1a2b3c4d
+    slurm_job_id: str
+
+
+class SlurmAllocationSubmitted(SlurmAllocationEvent, frozen=True, kw_only=True, tag=True):
+    """sbatch took it: for a workflow's scheduler (``schedule-nodes``)."""
+
+    wf: str
+    scheduler: str
+    nodes: int
+    walltime_s: float
+
+
+class SlurmAllocationStarted(SlurmAllocationEvent, frozen=True, kw_only=True, tag=True):
+    """Slurm started it on these nodes (seen by the server's watcher)."""
+
+    nodes_list: str
+
+
+class SlurmAllocationEnded(SlurmAllocationEvent, frozen=True, kw_only=True, tag=True):
+    """It left Slurm's queue in this state (COMPLETED, TIMEOUT, CANCELLED, …)."""
+
+    state: str
+
+
+SLURM_EVENTS = (SlurmAllocationSubmitted, SlurmAllocationStarted, SlurmAllocationEnded)
 
 AnyEvent = (
     WorkflowSubmitted
@@ -210,6 +244,9 @@ AnyEvent = (
     | WorkerStarted
     | WorkerStopped
     | WorkerLost
+    | SlurmAllocationSubmitted
+    | SlurmAllocationStarted
+    | SlurmAllocationEnded
 )
 
 ATTEMPT_ENDINGS = (JobCompleted, JobFailed, JobTimedOut)

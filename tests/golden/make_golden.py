@@ -34,6 +34,9 @@ from jobstream.events import (
     JobSubmitted,
     JobTerminated,
     JobTimedOut,
+    SlurmAllocationEnded,
+    SlurmAllocationStarted,
+    SlurmAllocationSubmitted,
     WorkerLost,
     WorkerStarted,
     WorkerStopped,
@@ -136,6 +139,30 @@ SAMPLES = [
     WorkerLost(at=W["at"], actor="node2-7-cd34", worker="node1-42-ab12", reason="lease expired"),
     WorkerStopped(
         at=W["at"], actor="node1-42-ab12", worker="node1-42-ab12", reason="idle", jobs_run=17
+    ),
+    SlurmAllocationSubmitted(
+        at=W["at"],
+        actor="user:ana",
+        allocation="alloc-1a2b3c4d",
+        slurm_job_id="4242",
+        wf=W["wf"],
+        scheduler="gpu_node",
+        nodes=2,
+        walltime_s=14400.0,
+    ),
+    SlurmAllocationStarted(
+        at=W["at"],
+        actor="server",
+        allocation="alloc-1a2b3c4d",
+        slurm_job_id="4242",
+        nodes_list="node[1-2]",
+    ),
+    SlurmAllocationEnded(
+        at=W["at"],
+        actor="server",
+        allocation="alloc-1a2b3c4d",
+        slurm_job_id="4242",
+        state="COMPLETED",
     ),
 ]
 

@@ -98,5 +98,21 @@ async def test_a_workflow_runs_in_allocations_that_schedule_nodes_submits(
         while slurm_state(job_id) != "COMPLETED" and time.monotonic() < deadline:
             await anyio.sleep(0.5)
         assert slurm_state(job_id) == "COMPLETED"
+        # The record: submitted by schedule-nodes, started and ended by the server's
+        # watcher, with the worker and the attempts that ran inside it.
+        rows: list[dict[str, object]] = []
+        while time.monotonic() < deadline + 30:
+            listed = await anyio.to_thread.run_sync(
+                lambda: run("slurm", "allocations", wf, "--json")
+            )
+            assert listed.returncode == 0, listed.stderr
+            rows = json.loads(listed.stdout)
+            if rows and rows[0]["state"] == "COMPLETED":
+                break
+            await anyio.sleep(0.5)
+        (row,) = rows
+        assert row["slurm_job_id"] == job_id and row["allocation"] == allocation["identity"]
+        assert (row["state"], row["workers"], row["attempts"]) == ("COMPLETED", 1, 5)
+        assert row["started_at"] and row["ended_at"] and row["nodes_list"]
     finally:
         stop(server)

@@ -26,6 +26,7 @@ CLIENT_FOR = {
     "rebuild": "rebuild",
     "archive": "archive",
     "slurm schedule-nodes": "schedule_nodes",
+    "slurm allocations": "allocations",
     "config show": "config",
     "users add": "add_user",
     "users list": "users",

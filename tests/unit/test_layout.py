@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "spec": {"core"},
     "streams": {"core"},
     "archive": SERVICES,
-    "slurm": SERVICES | {"ops", "host"},
+    "slurm": SERVICES | {"spec"},
     "scheduler": SERVICES,
     "workers": SERVICES,
     "projections": SERVICES | {"archive"},
@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "ops": SERVICES | {"spec", "archive", "projections", "views"},
     "gateway": SERVICES | {"archive", "projections", "views", "ops"},
     "host": SERVICES
-    | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"},
+    | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
+    | {"slurm"},
     "cli": SERVICES
     | {"spec", "archive", "scheduler", "workers", "projections", "views", "ops", "gateway"}
     | {"host", "slurm"},

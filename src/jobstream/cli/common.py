@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from jobstream.gateway.client import submitter_session
 from jobstream.host.connect import connect, submitter_url, tls_of
 from jobstream.host.credentials import role_of
 from jobstream.host.loop import run_async
-from jobstream.spec.units import duration_seconds, memory_mib
+from jobstream.spec.units import memory_mib, walltime_seconds
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -144,18 +143,11 @@ def parse_memory(value: str | None, flag: str) -> int | None:
         raise ConfigError(f"{flag}: {exc}") from exc
 
 
-_CLOCK = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})\Z")
-
-
 def parse_duration(value: str | None, flag: str) -> float:
     """Seconds from '3600', 'PT1H', '01:00:00' or '1-00:00:00' (Slurm style); None = forever."""
     if value is None:
         return float("inf")
-    text = value.strip()
-    if clock := _CLOCK.match(text):
-        days, hours, minutes, seconds = (int(g or 0) for g in clock.groups())
-        return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
     try:
-        return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else duration_seconds(text)
+        return walltime_seconds(value)
     except ValueError as exc:
         raise ConfigError(f"{flag}: {exc}; or seconds, or HH:MM:SS") from exc

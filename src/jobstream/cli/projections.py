@@ -98,7 +98,8 @@ def sql(
 ) -> None:
     """Query the read models with DuckDB SQL.
 
-    Views: state_counts, failed_jobs, runtime_percentiles, worker_utilization.
+    Views: state_counts, failed_jobs, runtime_percentiles, worker_utilization,
+    slurm_allocations.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
     if as_submitter(settings):  # their own workflows' rows only

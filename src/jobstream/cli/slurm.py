@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from jobstream.cli.common import (
     Json,
@@ -16,8 +17,8 @@ from jobstream.cli.common import (
     print_json,
     settings_from,
 )
-from jobstream.slurm.allocate import IDLE_TIMEOUT_S
-from jobstream.slurm.allocate import schedule_nodes as allocate
+from jobstream.host.allocations import IDLE_TIMEOUT_S, listed
+from jobstream.host.allocations import schedule_nodes as allocate
 
 slurm_app = typer.Typer(help="Run workers as Slurm allocations.", no_args_is_help=True)
 
@@ -65,3 +66,33 @@ def schedule_nodes(
     for allocation in made:
         job = allocation.slurm_job_id or "not submitted (--dry-run)"
         out.print(f"slurm job {job}: {allocation.script}")
+
+
+@slurm_app.command("allocations")
+@guarded
+def allocations(
+    workflow: Annotated[str | None, typer.Argument(help="only this workflow's")] = None,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """List Slurm allocations: job id, state, nodes, times, workers and attempts run in it.
+
+    From the read models (the view slurm_allocations): attempts join it through
+    workers.slurm_job_id.
+    """
+    settings = settings_from(nats_url=nats_url, state_dir=state_dir)
+    rows = on_server(settings, listed, settings, workflow, name="jobstream-slurm")
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("allocation", "slurm job", "workflow", "state", "nodes", "workers", "attempts"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["allocation"]), str(row["slurm_job_id"]), str(row["wf"] or ""),
+            str(row["state"]), str(row["nodes_list"] or row["nodes"]), str(row["workers"]),
+            str(row["attempts"]),
+        )  # fmt: skip
+    out.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +56,7 @@ def worker(
         walltime_s=walltime_s,
         log_dir=log_dir,
         workdir=workdir,
+        slurm_job_id=os.environ.get("SLURM_JOB_ID", ""),  # inside an allocation
     )
     err.print(
         f"worker {options.worker_id}: {options.capacity.hardware_class()} pools "

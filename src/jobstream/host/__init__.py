@@ -3,5 +3,5 @@ nats-server (``embedded``), the long-running processes (``services``), everythin
 one process (``local``), restarting services that fail (``supervise``), and the event
 loop and interpreter settings of a process (``loop``).
 
-May import: everything but ``slurm``, ``cli`` and ``client``.
+May import: everything but ``cli`` and ``client``.
 """

@@ -52,6 +52,7 @@ BALANCE_S = 5.0  # how often a holder of several leases looks whether it holds t
 PRESENT = "present"  # keys present.<holder>: the servers there are
 PRESENT_S = 10.0  # a server not heard of for this long is not counted
 PROJECTOR = "projector"  # its lease's key (the schedulers': scheduler/partition.py)
+SLURM_WATCHER = "slurm-watcher"  # records allocations' starts and ends (slurm/watch.py)
 
 
 class Held(msgspec.Struct, frozen=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import shutil
 import signal
 from collections.abc import AsyncIterator, Callable
 
@@ -24,12 +25,21 @@ from jobstream.host import statedir
 from jobstream.host.connect import connect, logged_in, tls_of
 from jobstream.host.credentials import CREDENTIALS_FILE
 from jobstream.host.embedded import embedded
-from jobstream.host.lease import PROJECTOR, Leased, Share, agree, ensure_leases, holder_id
+from jobstream.host.lease import (
+    PROJECTOR,
+    SLURM_WATCHER,
+    Leased,
+    Share,
+    agree,
+    ensure_leases,
+    holder_id,
+)
 from jobstream.host.supervise import supervised
 from jobstream.host.tls import ServerFiles
 from jobstream.projections.service import Projector
 from jobstream.scheduler.partition import PARTITIONS_KEY, Partition, partitions
 from jobstream.scheduler.service import Scheduler
+from jobstream.slurm.watch import SlurmWatcher
 from jobstream.streams.connection import Connection, open_connection, patiently
 from jobstream.streams.urls import public
 from jobstream.workers.context import WorkerOptions
@@ -105,6 +115,10 @@ async def serve(
                 await tg.start(
                     supervised, "projector", await _leased_projector(conn, settings, holder, say)
                 )
+            if shutil.which("squeue"):  # on a Slurm host: allocations' starts and ends
+                await tg.start(
+                    supervised, SLURM_WATCHER, _leased_watcher(conn, leases, holder, say)
+                )
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
             if server is not None:
@@ -165,6 +179,13 @@ def _leased_scheduler(
     return lambda: Leased(
         leases, key, holder, lambda: Scheduler(conn, settings.lease_s, part), say, share
     )
+
+
+def _leased_watcher(
+    conn: Connection, leases: KeyValue, holder: str, say: Say
+) -> Callable[[], Leased]:
+    """The Slurm allocations' watcher, active on one server (the others stand by)."""
+    return lambda: Leased(leases, SLURM_WATCHER, holder, lambda: SlurmWatcher(conn), say)
 
 
 async def _leased_projector(

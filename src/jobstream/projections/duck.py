@@ -20,7 +20,7 @@ from jobstream.codec import schema_version
 from jobstream.projections import counts
 from jobstream.projections.divergence import Recorded
 from jobstream.projections.guard import DEFAULT_LIMITS, SANDBOX, QueryLimits, lock, read_only
-from jobstream.projections.model import EVENT_STRUCT_JSON, ts, well_formed
+from jobstream.projections.model import EVENT_STRUCT_JSON, ReadModel, ts, well_formed
 from jobstream.projections.owned import owned_query
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.tables import READ_MODELS
@@ -63,6 +63,7 @@ class DuckStore:
             return
         for model in READ_MODELS:
             self.db.execute(model.ddl())
+            self._add_new_columns(model)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS checkpoint "
             "(id INTEGER PRIMARY KEY, seq BIGINT, event_time TIMESTAMP, schema_version INTEGER)"
@@ -74,6 +75,19 @@ class DuckStore:
         for ddl in view_ddl():
             self.db.execute(ddl)
         lock(self.db)
+
+    def _add_new_columns(self, model: ReadModel) -> None:
+        """Columns a read model gained since the file was made (NULL in its old rows, as
+        a rebuild from events that did not carry them gives too)."""
+        present = {
+            name
+            for (name,) in self.db.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [model.name]
+            ).fetchall()
+        }
+        for name, kind in model.columns.items():
+            if name not in present:
+                self.db.execute(f'ALTER TABLE {model.name} ADD COLUMN "{name}" {kind}')
 
     def _ensure_counts(self) -> None:
         """Make the job counts table, filled from ``jobs`` in the same transaction."""

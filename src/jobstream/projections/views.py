@@ -53,6 +53,16 @@ VIEWS: dict[str, str] = {
         LEFT JOIN jobs j ON j.wf = a.wf AND j.job = a.job
         GROUP BY m.worker, m.minute, m.num_cpus ORDER BY m.worker, m.minute
     """,
+    # Slurm allocations: what each was for, how it went, and the work done inside it.
+    "slurm_allocations": """
+        SELECT a.allocation, a.slurm_job_id, a.wf, a.scheduler, a.state, a.nodes,
+               a.nodes_list, a.walltime_s, a.submitted_at, a.started_at, a.ended_at,
+               count(DISTINCT w.worker) AS workers, count(t.job) AS attempts
+        FROM allocations a
+        LEFT JOIN workers w ON w.slurm_job_id = a.slurm_job_id
+        LEFT JOIN attempts t ON t.worker = w.worker
+        GROUP BY ALL ORDER BY a.submitted_at, a.allocation
+    """,
 }
 
 

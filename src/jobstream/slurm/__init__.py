@@ -1,7 +1,7 @@
-"""Slurm: workers as allocations. ``jobstream slurm schedule-nodes`` writes one batch
-script per allocation, from the workflow's ``slurm_schedulers`` (torc's spec section),
-gives each allocation compute credentials of its own and submits it with ``sbatch``;
-the worker inside reads its CPUs, memory and GPUs from the allocation's environment.
+"""Slurm: workers as allocations. The batch script of an allocation, from the workflow's
+``slurm_schedulers`` (torc's spec section; ``script``), and the watcher that records when
+allocations start and end (``watch``). Submitting them, with credentials of their own,
+is ``host.allocations`` (``jobstream slurm schedule-nodes``).
 
-May import: the core, ``streams``, ``ops`` and ``host``.
+May import: the core, ``spec`` and ``streams``.
 """

@@ -44,6 +44,21 @@ def memory_mib(value: str | int) -> int:
     return math.ceil(Fraction(number) * _MEMORY_UNITS[unit] / MIB)
 
 
+_CLOCK = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})\Z")
+
+
+def walltime_seconds(value: str, what: str = "walltime") -> float:
+    """Seconds from '3600', 'PT1H', '01:00:00' or '1-00:00:00' (Slurm's style);
+    ValueError naming ``what`` if malformed."""
+    text = value.strip()
+    if clock := _CLOCK.match(text):
+        days, hours, minutes, seconds = (int(g or 0) for g in clock.groups())
+        return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    return float(duration_seconds(text, what))
+
+
 def duration_seconds(value: str | int, what: str = "runtime") -> int:
     """Seconds in ``value`` (``"PT30M"`` → 1800), rounded up; ValueError naming ``what``
     if malformed."""

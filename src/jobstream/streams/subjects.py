@@ -14,6 +14,7 @@ from __future__ import annotations
 from jobstream.events import (
     Event,
     JobEvent,
+    SlurmAllocationEvent,
     WorkerLost,
     WorkerStarted,
     WorkerStopped,
@@ -82,6 +83,16 @@ def lease_probe_subject(worker: str) -> str:
     return f"ctl.worker.{worker}.holds"
 
 
+def allocation_subjects(allocation: str) -> str:
+    """Every subject of one Slurm allocation's events: a filter."""
+    return f"ev.slurm.{allocation}.*"
+
+
+def allocations_filter() -> str:
+    """Filter matching every Slurm allocation's events."""
+    return allocation_subjects("*")
+
+
 def job_of(subject: str) -> tuple[str, int] | None:
     """(workflow id, job index) of a job event's subject; None for any other subject."""
     parts = subject.split(".")
@@ -114,6 +125,8 @@ def aggregate_subjects(event: Event) -> str:
         return workflow_subjects(event.wf)
     if isinstance(event, WorkerStarted | WorkerStopped | WorkerLost):
         return worker_subjects(event.worker)
+    if isinstance(event, SlurmAllocationEvent):
+        return allocation_subjects(event.allocation)
     raise TypeError(f"no subject for {type(event).__name__}")
 
 
@@ -128,6 +141,8 @@ def kind_filter(kind: type[Event]) -> str:
         return f"ev.*.job.*.{kind.__name__}"
     if issubclass(kind, WorkflowEvent):
         return f"ev.*.wf.{kind.__name__}"
+    if issubclass(kind, SlurmAllocationEvent):
+        return f"ev.slurm.*.{kind.__name__}"
     return f"ev.worker.*.{kind.__name__}"
 
 

@@ -33,6 +33,7 @@ class WorkerOptions:
     workdir: str | None = None
     term_grace_s: float = 5.0  # SIGTERM -> SIGKILL delay for a job past its runtime
     worker_id: str = field(default_factory=new_worker_id)
+    slurm_job_id: str = ""  # the Slurm allocation it runs in, if any
 
     @classmethod
     def from_settings(
@@ -44,6 +45,7 @@ class WorkerOptions:
         walltime_s: float = float("inf"),
         log_dir: Path | None = None,
         workdir: Path | None = None,
+        slurm_job_id: str = "",
     ) -> WorkerOptions:
         """A worker as ``jobstream worker`` starts one: the settings' pool, lease, idle
         timeout and state directory unless given."""
@@ -55,6 +57,7 @@ class WorkerOptions:
             lease_s=settings.lease_s,
             log_dir=(log_dir or settings.state_dir / "logs").resolve(),
             workdir=str(workdir.resolve()) if workdir else None,
+            slurm_job_id=slurm_job_id,
         )
 
 

@@ -121,6 +121,7 @@ class Worker:
                 capacity=self.options.capacity,
                 pools=self.options.pools,
                 walltime_s=min(self.options.walltime_s, 1e12),
+                slurm_job_id=self.options.slurm_job_id,
             )
         )
         try:

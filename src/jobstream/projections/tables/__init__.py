@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from jobstream.projections.model import ReadModel
 from jobstream.projections.tables import (
+    allocations,
     archives,
     attempts,
     catalog,
@@ -27,4 +28,5 @@ READ_MODELS: tuple[ReadModel, ...] = (
     attempts.MODEL,
     workers.MODEL,
     archives.MODEL,
+    allocations.MODEL,
 )

@@ -6,7 +6,8 @@ from jobstream.projections.model import RESOURCE_FIELDS, ReadModel, latest, own_
 
 STARTED, STOPPED, LOST = "WorkerStarted", "WorkerStopped", "WorkerLost"
 FIELDS: dict[str, object] = {
-    "capacity": RESOURCE_FIELDS, "pools": ["VARCHAR"], "walltime_s": "DOUBLE", "jobs_run": "BIGINT"
+    "capacity": RESOURCE_FIELDS, "pools": ["VARCHAR"], "walltime_s": "DOUBLE", "jobs_run": "BIGINT",
+    "slurm_job_id": "VARCHAR",
 }  # fmt: skip
 
 MODEL = ReadModel(
@@ -23,6 +24,7 @@ MODEL = ReadModel(
         "stopped_at": "TIMESTAMP",
         "stop_reason": "VARCHAR",
         "jobs_run": "BIGINT",
+        "slurm_job_id": "VARCHAR",  # the allocation it ran in (NULL: none)
     },
     reads=frozenset({STARTED, STOPPED, LOST}),
     key=("worker",),
@@ -40,7 +42,8 @@ MODEL = ReadModel(
             LOST,
         )
     },
-               {latest("f.jobs_run", STOPPED)}
+               {latest("f.jobs_run", STOPPED)},
+               {latest("nullif(f.slurm_job_id, '')", STARTED)}
         FROM {own_fields(FIELDS, STARTED, STOPPED, LOST)}
         GROUP BY e.worker
     """,

@@ -3,27 +3,37 @@
 Each allocation gets a folder of its own under ``STATE_DIR/slurm/`` (mode 0700) with its
 batch script, its Slurm output and its credentials: a compute identity made for it
 alone (``alloc-<token>``, file mode 0600), never a submitter's. A submission that fails
-takes its identity and folder back with it: nothing half made is left.
+takes its identity and folder back with it: nothing half made is left. One that sbatch
+took is recorded as ``SlurmAllocationSubmitted``; the server's watcher records the rest
+(:mod:`jobstream.slurm.watch`).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
 
 from jobstream.config import Settings
 from jobstream.errors import ConfigError, JobstreamError
+from jobstream.events import SlurmAllocationSubmitted
 from jobstream.host import accounts
+from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.script import batch_script, scheduler_named
+from jobstream.spec.units import walltime_seconds
 from jobstream.streams.connection import Connection
+from jobstream.views.sql import run_sql
 
 SLURM_DIR = "slurm"
+WORKFLOW_ID = re.compile(r"[0-9a-z]{1,64}")
 JOBSTREAM = [sys.executable, "-m", "jobstream"]  # the same installation, on the nodes
 SBATCH_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
@@ -56,6 +66,10 @@ async def schedule_nodes(
         raise ConfigError(f"--num {count}: give at least 1 allocation")
     submitted = await submitted_workflow(conn.store, wf)
     chosen = scheduler_named(submitted.extras, scheduler, wf)
+    try:
+        walltime_s = walltime_seconds(chosen.walltime)
+    except ValueError as exc:
+        raise ConfigError(f"slurm scheduler {chosen.name!r}: {exc}") from None
     defaults = submitted.extras.get("slurm_defaults") or {}
     made = []
     for _ in range(count):
@@ -85,6 +99,11 @@ async def schedule_nodes(
                 accounts.revoke(settings.state_dir, identity)
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
+            submitted_now = SlurmAllocationSubmitted(
+                at=time.time(), actor=user_actor(), allocation=identity, slurm_job_id=job_id,
+                wf=wf, scheduler=chosen.name, nodes=chosen.nodes, walltime_s=walltime_s,
+            )  # fmt: skip
+            await conn.store.append(submitted_now, 0)
         made.append(Allocation(wf, chosen.name, identity, str(folder), str(script), job_id))
     return made
 
@@ -100,3 +119,13 @@ async def sbatch(script: Path) -> str:
         why = " ".join(done.stderr.decode(errors="replace").split()) or f"exit {done.returncode}"
         raise JobstreamError(f"sbatch {script} failed: {why}")
     return done.stdout.decode().strip().split(";")[0]
+
+
+async def listed(conn: Connection, settings: Settings, wf: str | None) -> list[dict[str, Any]]:
+    """The allocations (of one workflow), from the read models' ``slurm_allocations``."""
+    if wf is not None and not WORKFLOW_ID.fullmatch(wf):
+        raise ConfigError(f"{wf!r} is not a workflow id")
+    where = "" if wf is None else f" WHERE wf = '{wf}'"
+    found = await run_sql(conn, settings, f"SELECT * FROM slurm_allocations{where}")
+    rows: list[dict[str, Any]] = found.to_pylist()
+    return rows
