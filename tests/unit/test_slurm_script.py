@@ -55,8 +55,10 @@ def test_one_node_execs_the_worker_with_what_slurm_allocated() -> None:
     last = text.strip().splitlines()[-1]
     assert last.startswith(
         "exec /opt/py/bin/python -m jobstream --creds '/scratch/my runs/a1/worker.json' worker "
-        "--walltime 04:00:00 --idle-timeout 60 --log-dir '/scratch/my runs/a1/logs'"
+        "--idle-timeout 60 --log-dir '/scratch/my runs/a1/logs' --walltime \"$left\""
     )
+    assert 'left=$(squeue -h -j "$SLURM_JOB_ID" -o %L' in text
+    assert "*) left=04:00:00 ;;" in text
     assert '--cpus "$SLURM_CPUS_ON_NODE"' in last and "SLURM_GPUS_ON_NODE" in last
 
 

@@ -17,7 +17,17 @@ from jobstream.projections.guard import SANDBOX, QueryLimits, lock, read_only
 from jobstream.projections.views import view_ddl
 
 # Read models with a workflow column: each owner sees the rows of their workflows.
-OWNED = ("workflows", "files", "user_data", "jobs", "attempts", "events", "archives", counts.TABLE)
+OWNED = (
+    "workflows",
+    "files",
+    "user_data",
+    "jobs",
+    "attempts",
+    "events",
+    "archives",
+    "allocations",
+    counts.TABLE,
+)
 SHARED = ("workers",)  # the fleet is everyone's: what runs where, not whose
 
 

@@ -4,7 +4,8 @@ The ``#SBATCH`` lines come from the spec's scheduler (``account``, ``partition``
 ``qos``, ``nodes``, ``walltime``, ``gres``, ``mem``, ``tmp``, ``ntasks_per_node``) and
 ``slurm_defaults``; ``extra`` is passed as written. The body starts one worker per node,
 offering what Slurm gave the allocation (``SLURM_CPUS_ON_NODE``, ``SLURM_MEM_PER_NODE``,
-``SLURM_GPUS_ON_NODE``) for the scheduler's walltime, logged in with the allocation's own
+``SLURM_GPUS_ON_NODE``) for the time the allocation has left (``squeue %L`` at its
+start, else the scheduler's walltime), logged in with the allocation's own
 credentials, until it has had no work for a while.
 """
 
@@ -81,15 +82,16 @@ def batch_script(
     """The whole script; ``jobstream`` is the command that runs jobstream there. The
     worker gives the allocation back after ``idle_timeout_s`` without work."""
     worker = [
-        *jobstream, "--creds", str(creds), "worker", "--walltime", scheduler.walltime,
-        "--idle-timeout", f"{idle_timeout_s:g}", "--log-dir", str(folder / "logs"),
+        *jobstream, "--creds", str(creds), "worker", "--idle-timeout", f"{idle_timeout_s:g}",
+        "--log-dir", str(folder / "logs"),
     ]  # fmt: skip
     command = shlex.join(worker)
     resources = (
-        '--cpus "$SLURM_CPUS_ON_NODE" --gpus "${SLURM_GPUS_ON_NODE:-0}" '
+        '--walltime "$left" --cpus "$SLURM_CPUS_ON_NODE" --gpus "${SLURM_GPUS_ON_NODE:-0}" '
         '${SLURM_MEM_PER_NODE:+--memory "${SLURM_MEM_PER_NODE}m"}'
     )
     start = f"{command} {resources}"
+    walltime = shlex.quote(scheduler.walltime)
     if scheduler.nodes > 1:  # one worker per node
         start = f"srun --nodes=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 {start}"
     return "\n".join(
@@ -101,6 +103,9 @@ def batch_script(
             "# written by `jobstream slurm schedule-nodes`: one jobstream worker per node",
             "set -eu",
             f"cd {shlex.quote(str(folder))}",
+            "# the time this allocation has left, as Slurm counts it (its walltime if unknown)",
+            'left=$(squeue -h -j "$SLURM_JOB_ID" -o %L 2>/dev/null || true)',
+            f'case "$left" in *[0-9]:[0-9][0-9]) ;; *) left={walltime} ;; esac',
             f"exec {start}" if scheduler.nodes == 1 else start,
             "",
         ]

@@ -44,12 +44,12 @@ def memory_mib(value: str | int) -> int:
     return math.ceil(Fraction(number) * _MEMORY_UNITS[unit] / MIB)
 
 
-_CLOCK = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})\Z")
+_CLOCK = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d{2})\Z")
 
 
 def walltime_seconds(value: str, what: str = "walltime") -> float:
-    """Seconds from '3600', 'PT1H', '01:00:00' or '1-00:00:00' (Slurm's style);
-    ValueError naming ``what`` if malformed."""
+    """Seconds from '3600', 'PT1H', or Slurm's clock: '1-00:00:00', '01:00:00', '9:58'
+    (minutes:seconds); ValueError naming ``what`` if malformed."""
     text = value.strip()
     if clock := _CLOCK.match(text):
         days, hours, minutes, seconds = (int(g or 0) for g in clock.groups())
