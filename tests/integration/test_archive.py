@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from unittest.mock import ANY
 
 import anyio
 import pytest
 
 from jobstream.archive.archiver import NotArchivable, announce
 from jobstream.archive.store import archive_of
+from jobstream.errors import ConfigError
 from jobstream.model import Resources, WorkflowDef
 from jobstream.ops.restart import restart_failed
 from jobstream.ops.submit import submit_workflow
@@ -88,9 +88,17 @@ async def test_an_archived_workflow_leaves_the_log_and_every_reader_still_has_it
 
         with pytest.raises(NotArchivable, match="no workflow"):
             await projector.archive("nosuchworkflow")
+        messages = (await conn.js.stream_info(EVENTS_STREAM)).state.messages
+        for hostile in ("*", ">", f"{wf_a}.*"):  # a filter over every workflow: refused
+            with pytest.raises(ConfigError, match="is not a workflow id"):
+                await projector.archive(hostile)
+        assert (await conn.js.stream_info(EVENTS_STREAM)).state.messages == messages
         done = await projector.archive(wf_a)
         assert done["events"] == len(shown)
-        assert await projector.archive(wf_a) == {**done, "seconds": ANY}  # once only
+        again = await projector.archive(wf_a)  # once only: the same archive
+        assert {k: v for k, v in again.items() if k != "seconds"} == {
+            k: v for k, v in done.items() if k != "seconds"
+        }
 
         # EVENTS holds only the announcement; B is untouched.
         assert await in_log(conn, wf_a) == {f"ev.{wf_a}.wf.WorkflowArchived": 1}
@@ -103,7 +111,7 @@ async def test_an_archived_workflow_leaves_the_log_and_every_reader_still_has_it
         assert (await as_of_query(conn, JOBS, (middle, None))).to_pylist() == then
         # sql: the read models lost nothing; they gained the archive's row.
         now = await tables(projector)
-        assert now["archives"] == [ANY] and now["archives"][0]["wf"] == wf_a
+        assert [row["wf"] for row in now["archives"]] == [wf_a]
         assert {t: rows for t, rows in now.items() if t not in ("archives", "checkpoint")} == {
             t: rows for t, rows in before.items() if t not in ("archives", "checkpoint")
         } | {"events": now["events"]}

@@ -14,6 +14,7 @@ from jobstream.config import load_settings
 from jobstream.errors import ConfigError
 from jobstream.events import WorkflowArchived, WorkflowCompleted, WorkflowRestarted
 from jobstream.streams.store import Stored
+from jobstream.streams.subjects import workflow_filter, workflow_subjects
 from jobstream.streams.wire import RawBatch
 
 from .test_scheduler_state import WF, Log, diamond, ran, submitted
@@ -125,3 +126,11 @@ def test_retention_is_seconds_or_never() -> None:
     assert load_settings(retention_s=0).archive_after_s() is None
     with pytest.raises(ConfigError, match="retention_s"):
         load_settings(retention_s=-1)
+
+
+@pytest.mark.parametrize("wf", ["*", ">", "a.b", "a.*", "", "a b", "x" * 65])
+def test_a_workflow_id_that_would_filter_other_workflows_is_refused(wf: str) -> None:
+    with pytest.raises(ConfigError, match="is not a workflow id"):
+        workflow_filter(wf)
+    with pytest.raises(ConfigError, match="is not a workflow id"):
+        workflow_subjects(wf)

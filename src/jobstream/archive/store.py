@@ -19,7 +19,7 @@ from jobstream.streams.bulk import read_to_end
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch
 from jobstream.streams.store import Stored
-from jobstream.streams.subjects import ARCHIVE_BUCKET, kind_filter, workflow_subjects
+from jobstream.streams.subjects import ARCHIVE_BUCKET, kind_filter, workflow_event_subject
 from jobstream.streams.wire import RawBatch
 
 
@@ -37,7 +37,7 @@ async def archive_store(js: JetStreamContext) -> ObjectStore | None:
 
 async def archive_of(conn: Connection, wf: str) -> WorkflowArchived | None:
     """The workflow's announcement of its archive, if it was archived."""
-    last = await conn.store.last(f"{workflow_subjects(wf)[:-1]}{WorkflowArchived.__name__}")
+    last = await conn.store.last(workflow_event_subject(wf, WorkflowArchived.__name__))
     if isinstance(last, Stored) and isinstance(last.event, WorkflowArchived):
         return last.event
     return None

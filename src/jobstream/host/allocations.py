@@ -10,7 +10,6 @@ took is recorded as ``SlurmAllocationSubmitted``; the server's watcher records t
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 import sys
@@ -30,10 +29,10 @@ from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.script import batch_script, scheduler_named
 from jobstream.spec.units import walltime_seconds
 from jobstream.streams.connection import Connection
+from jobstream.streams.subjects import checked_workflow
 from jobstream.views.sql import run_sql
 
 SLURM_DIR = "slurm"
-WORKFLOW_ID = re.compile(r"[0-9a-z]{1,64}")
 JOBSTREAM = [sys.executable, "-m", "jobstream"]  # the same installation, on the nodes
 SBATCH_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
@@ -123,9 +122,7 @@ async def sbatch(script: Path) -> str:
 
 async def listed(conn: Connection, settings: Settings, wf: str | None) -> list[dict[str, Any]]:
     """The allocations (of one workflow), from the read models' ``slurm_allocations``."""
-    if wf is not None and not WORKFLOW_ID.fullmatch(wf):
-        raise ConfigError(f"{wf!r} is not a workflow id")
-    where = "" if wf is None else f" WHERE wf = '{wf}'"
+    where = "" if wf is None else f" WHERE wf = '{checked_workflow(wf)}'"
     found = await run_sql(conn, settings, f"SELECT * FROM slurm_allocations{where}")
     rows: list[dict[str, Any]] = found.to_pylist()
     return rows

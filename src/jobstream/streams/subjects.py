@@ -11,6 +11,9 @@ APIs that jobstream calls without nats-py are here too.
 
 from __future__ import annotations
 
+import re
+
+from jobstream.errors import ConfigError
 from jobstream.events import (
     Event,
     JobEvent,
@@ -48,9 +51,26 @@ LAYOUT = "2"  # 1: ev.<wf>.job.<n> without the kind (before issue 22)
 ACK_PREFIX = "$JS.ACK"  # JetStream reply subjects of delivered messages start so
 
 
+WORKFLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def checked_workflow(wf: str) -> str:
+    """A workflow id as a user gave it, refused unless it is one subject token: ``*``,
+    ``>`` or a ``.`` would make a filter over other workflows (a read of everyone's
+    history, an archive and purge of all of them)."""
+    if not WORKFLOW_ID.fullmatch(wf):
+        raise ConfigError(f"{wf!r} is not a workflow id (letters, digits, - and _ only)")
+    return wf
+
+
 def workflow_subjects(wf: str) -> str:
     """Every subject of workflow-level events (submitted, completed): a filter."""
-    return f"ev.{wf}.wf.*"
+    return f"ev.{checked_workflow(wf)}.wf.*"
+
+
+def workflow_event_subject(wf: str, kind: str) -> str:
+    """The subject of one kind of a workflow's own events, e.g. ``ev.<wf>.wf.WorkflowArchived``."""
+    return f"ev.{checked_workflow(wf)}.wf.{kind}"
 
 
 def job_subjects(wf: str, job: int) -> str:
@@ -103,7 +123,7 @@ def job_of(subject: str) -> tuple[str, int] | None:
 
 def workflow_filter(wf: str) -> str:
     """Filter matching every event of one workflow."""
-    return f"ev.{wf}.>"
+    return f"ev.{checked_workflow(wf)}.>"
 
 
 def jobs_filter(wf: str) -> str:
