@@ -58,10 +58,12 @@ async def test_the_client_runs_looks_and_acts_like_the_cli(
 async def test_the_client_serves_and_works(settings: Settings, tmp_path: Path) -> None:
     async with Client(settings=settings) as client, anyio.create_task_group() as tg:
         await tg.start(client.serve)
+        side_by_side = [(f"c{i}", "true", ()) for i in range(20)]  # counted as they end
         wf = await client.submit(
-            workflow(("a", "true", ()), ("b", "true", (0,))), workdir=str(tmp_path)
+            workflow(("a", "true", ()), ("b", "true", (0,)), *side_by_side),
+            workdir=str(tmp_path),
         )
         worker = await client.work(options(tmp_path, idle_timeout_s=2.0))
-        assert worker.jobs_run == 2 and worker.stop_reason == "idle"
+        assert worker.jobs_run == 22 and worker.stop_reason == "idle"
         assert (await client.wait(wf)).succeeded
         tg.cancel_scope.cancel()

@@ -371,7 +371,8 @@ class Worker:
                 return
             self.runs[key] = attempt
             try:
-                self.jobs_run += await attempt.execute()
+                ran = await attempt.execute()  # not `+= await`: that reads the count first
+                self.jobs_run += ran
             finally:
                 del self.runs[key]
         except Exception as exc:  # the dispatch is redelivered after its lease
