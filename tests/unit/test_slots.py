@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -36,18 +38,26 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def one_slot() -> AsyncIterator[Harness]:
+async def one_slot(time_left_s: float = math.inf) -> AsyncIterator[Harness]:
     """Slots of one CPU (a task group per test: the threads end with it)."""
-    slots = Slots(Capacity(Resources(num_cpus=1, memory_mib=100)), gpu_env=False)
+    slots = Slots(
+        Capacity(Resources(num_cpus=1, memory_mib=100)),
+        gpu_env=False,
+        deadline=time.monotonic() + time_left_s,
+    )
     async with anyio.create_task_group() as tg:
         yield Harness(slots, tg)
 
 
 def launch(
-    tmp_path: Path, name: str, *argv: str, keeps: Callable[[int], bool] | None = None
+    tmp_path: Path,
+    name: str,
+    *argv: str,
+    keeps: Callable[[int], bool] | None = None,
+    need: Resources = ONE,
 ) -> Launch:
     return Launch(
-        need=ONE,
+        need=need,
         argv=list(argv),
         cwd=str(tmp_path),
         env={"PATH": "/usr/bin:/bin"},
@@ -166,3 +176,24 @@ async def test_a_recovery_script_runs_in_the_room_its_job_kept(tmp_path: Path) -
         with anyio.fail_after(10):
             await after.ended.wait()  # its end passed the room on
         assert harness.slots.capacity.idle
+
+
+async def test_a_job_whose_runtime_outlasts_the_walltime_is_never_started(tmp_path: Path) -> None:
+    """The worker has 30 s left: a 10 s job starts, a 60 s one does not (it is marked
+    too late, its room freed for the next), even though there is room for it."""
+    long_job = Resources(num_cpus=1, memory_mib=10, runtime_s=60)
+    short_job = Resources(num_cpus=1, memory_mib=10, runtime_s=10)
+    async with one_slot(time_left_s=30) as harness:
+        slots = harness.slots
+        assert slots.fits_time_left(short_job) and not slots.fits_time_left(long_job)
+        late = launch(tmp_path, "late", "sh", "-c", "echo ran > late.ran", need=long_job)
+        soon = launch(tmp_path, "soon", "true", need=short_job)
+        slots.queue(late, None)
+        slots.queue(soon, None)
+        with anyio.fail_after(20):
+            await late.ended.wait()
+            await soon.ended.wait()
+        assert late.too_late and late.process is None and late.outcome is None
+        assert not (tmp_path / "late.ran").exists()
+        assert soon.outcome is not None and soon.outcome.return_code == 0 and not soon.too_late
+        assert slots.capacity.idle and not slots.waiting

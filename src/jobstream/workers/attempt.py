@@ -111,6 +111,11 @@ class Attempt:
 
     async def execute(self) -> bool:
         """Run the attempt; True when its ending was recorded by this worker."""
+        if not self.ctx.slots.fits_time_left(self.need):
+            # Fetched just before the worker had too little time left for its class.
+            with contextlib.suppress(Exception):
+                await self.msg.nak(delay=NAK_DELAY_S)
+            return False
         reservation = self.ctx.slots.try_reserve(self.need)
         if reservation is None and not self.pace.extra():
             # Another class took the room since the fetch: let another worker have it.
@@ -200,11 +205,13 @@ class Attempt:
 
     async def _started(self, launch: Launch) -> bool:
         """Wait until the launch leaves the queue; False if it never started: canceled, or
-        handed back (claimed ahead of the slots, it found no room while no job of its class
-        ended for ``PATIENCE_S``: their pace changed, and another worker may start it).
+        handed back. Handed back: claimed ahead of the slots, it found no room while no
+        job of its class ended for ``PATIENCE_S`` (their pace changed, and another worker
+        may start it), or its runtime no longer fits the time the worker has left.
 
         A worker stopping meanwhile hands the job back at once.
         """
+        slots = self.ctx.slots
         queued = launch.reservation is None
         self.pace.waiting += queued
         handed_back = False
@@ -212,8 +219,8 @@ class Attempt:
             while queued and not launch.started.is_set() and not handed_back:
                 with anyio.move_on_after(PATIENCE_S):
                     await launch.started.wait()
-                if self.pace.stuck(time.monotonic()):
-                    handed_back = self.ctx.slots.withdraw(launch, revoke=False)
+                if self.pace.stuck(time.monotonic()) or not slots.fits_time_left(self.need):
+                    handed_back = slots.withdraw(launch, revoke=False)
             await launch.started.wait()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
@@ -226,8 +233,13 @@ class Attempt:
             raise
         finally:
             self.pace.waiting -= queued
-        if handed_back:
+        if handed_back or launch.too_late:
             reason = f"no room within {PATIENCE_S:g} s on worker {self.ctx.worker_id}"
+            if not slots.fits_time_left(self.need):
+                reason = (
+                    f"its runtime ({self.need.runtime_s} s) does not fit the "
+                    f"{max(0.0, slots.time_left()):.0f} s worker {self.ctx.worker_id} has left"
+                )
             with anyio.CancelScope(shield=True), anyio.move_on_after(TERMINATE_RECORD_S):
                 await self._record_terminated(None, time.monotonic(), reason)
             return False

@@ -32,10 +32,6 @@ class Capacity:
     def __post_init__(self) -> None:
         self.free_gpus = list(range(self.total.num_gpus))
 
-    def can_ever_run(self, need: Resources, remaining_s: float) -> bool:
-        """True when a job of this class fits the empty worker and its remaining lifetime."""
-        return need.fits_in(self.total) and need.runtime_s <= remaining_s
-
     def fits_now(self, need: Resources) -> bool:
         return (
             need.num_cpus <= self.total.num_cpus - self.cpus_used

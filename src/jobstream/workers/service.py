@@ -83,7 +83,8 @@ class Worker:
         self.paces: dict[str, ClassPace] = {}
         self.wakeups: dict[str, anyio.Event] = {}  # per class loop: demand may have changed
         self.runs: dict[tuple[str, int], Attempt] = {}  # held jobs, for notices and leases
-        self.slots = Slots(self.capacity, gpu_env=bool(options.capacity.num_gpus))
+        deadline = self.started_at + options.walltime_s
+        self.slots = Slots(self.capacity, bool(options.capacity.num_gpus), deadline)
         # One thread per running job (blocked in waitid while its process runs).
         self.launch_threads = anyio.CapacityLimiter(math.inf)
         self.jobs_run = 0
@@ -92,9 +93,6 @@ class Worker:
         self.outputs = OutputFiles(options.log_dir, self.id)
         self.state = WorkerState.RUNNING
         self.heartbeats = Heartbeats(conn.js, conn.replicas, self.heartbeat)
-
-    def remaining_s(self) -> float:
-        return self.options.walltime_s - (time.monotonic() - self.started_at)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until idle-timeout or walltime (or cancellation); running jobs finish first."""
@@ -252,7 +250,7 @@ class Worker:
     async def _watch_stop(self, fetchers: TaskGroup) -> None:
         while True:
             await anyio.sleep(0.2)
-            if self.remaining_s() <= 0:
+            if self.slots.time_left() <= 0:
                 self.stop_reason = "walltime"
                 break
             idle_for = time.monotonic() - self.last_busy
@@ -309,7 +307,8 @@ class Worker:
             need = Resources.from_hardware_class(meta.get(REQUIREMENT_KEY, ""))
         except ValueError:
             return None
-        return need if self.capacity.can_ever_run(need, self.remaining_s()) else None
+        fits = need.fits_in(self.capacity.total) and self.slots.fits_time_left(need)
+        return need if fits else None
 
     async def _class_loop(self, consumer: str, need: Resources, ctx: WorkerContext) -> None:
         """Fetch the dispatches of one class that this worker should hold, and run them.
@@ -320,7 +319,7 @@ class Worker:
         pace = self.paces.setdefault(consumer, ClassPace(self.capacity.how_many_fit_empty(need)))
         sub = await self.conn.js.pull_subscribe_bind(durable=consumer, stream=WORK_STREAM)
         try:
-            while need.runtime_s <= self.remaining_s():
+            while self.slots.fits_time_left(need):  # else it has too little time left
                 want = await self._wait_for_demand(consumer, need, pace)
                 try:
                     msgs = await sub.fetch(want, timeout=FETCH_WAIT_S)

@@ -9,13 +9,17 @@ the next claimed job that fits, all without the event loop. The loop only hears 
 (started, ended) to append the job's events.
 
 Room is granted first come, first served, to claimed jobs in the order they were queued.
-Everything shared by the threads and the loop (the capacity, the queue, each launch's
-state) changes under one lock; the launch's events are set on the loop.
+A job whose runtime does not fit the time the worker has left (its walltime: the end of
+its Slurm allocation) is never started, even with room: it is handed back
+(:attr:`Launch.too_late`). Everything shared by the threads and the loop (the capacity,
+the queue, each launch's state) changes under one lock; the launch's events are set on
+the loop.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import signal
 import threading
 import time
@@ -47,6 +51,7 @@ class LaunchState(enum.Enum):
 
     WAITING -> GRANTED -> RUNNING -> EXITED -> ENDED | KEEPING_ROOM -> ENDED
     WAITING -> WITHDRAWN;  GRANTED -> REVOKED -> ENDED (never started)
+    GRANTED -> ENDED, too_late (its runtime no longer fits the worker's walltime)
     RUNNING -> OVERTIME -> EXITED (stopped for its runtime: its room is never kept)
     any state before ENDED -> ABANDONED -> ENDED (the job's task is gone: nothing starts
     or signals it any more, and its room is freed when it ends)
@@ -82,11 +87,13 @@ class Launch:
     stdout: Path
     stderr: Path
     keeps_room: Callable[[int], bool]
+    within_walltime: bool = True  # started only if its runtime fits the time left
     state: LaunchState = LaunchState.WAITING
     reservation: Reservation | None = None
     process: Child | None = None
     began: float = 0.0
     outcome: Outcome | None = None  # None: it never started
+    too_late: bool = False  # not started: its runtime did not fit the worker's time left
     started: anyio.Event = field(default_factory=anyio.Event)  # left the queue
     ended: anyio.Event = field(default_factory=anyio.Event)
 
@@ -100,9 +107,10 @@ class Slots:
     """The worker's capacity, the queue of claimed jobs waiting for it, and the threads
     that run them. ``attach`` must be called on the event loop before jobs are queued."""
 
-    def __init__(self, capacity: Capacity, gpu_env: bool) -> None:
+    def __init__(self, capacity: Capacity, gpu_env: bool, deadline: float = math.inf) -> None:
         self.capacity = capacity
         self.gpu_env = gpu_env  # jobs see their GPUs as CUDA_VISIBLE_DEVICES
+        self.deadline = deadline  # time.monotonic() at the worker's walltime
         self.lock = threading.Lock()
         self.waiting: deque[Launch] = deque()
         self._call_soon: Callable[..., object] = _unattached
@@ -124,6 +132,14 @@ class Slots:
         self._start_thread = start_thread
         self._on_room = on_room
         self.guardian = guardian
+
+    def time_left(self) -> float:
+        """Seconds until the worker's walltime."""
+        return self.deadline - time.monotonic()
+
+    def fits_time_left(self, need: Resources) -> bool:
+        """Whether a job of this class started now ends before the worker's walltime."""
+        return need.runtime_s <= self.time_left()
 
     def try_reserve(self, need: Resources) -> Reservation | None:
         """Room now, unless claimed jobs already wait for it (they go first)."""
@@ -192,6 +208,7 @@ class Slots:
             assert ended.state is LaunchState.KEEPING_ROOM and ended.reservation is not None
             ended.state = LaunchState.ENDED
             launch.reservation, launch.state = ended.reservation, LaunchState.GRANTED
+            launch.within_walltime = False  # part of the job that started: its runtime
         self._start_thread(launch)
 
     async def run_within(self, launch: Launch, limit_s: float, grace_s: float) -> bool:
@@ -256,9 +273,11 @@ class Slots:
         """
         with self.lock:
             starts = launch.state is LaunchState.GRANTED
+            if starts and launch.within_walltime and not self.fits_time_left(launch.need):
+                starts, launch.too_late = False, True
             if starts:
                 launch.state = LaunchState.RUNNING
-            else:  # revoked or abandoned before it started
+            else:  # revoked, abandoned or too late before it started
                 launch.state = LaunchState.ENDED
                 granted = self._free(launch)
         if not starts:
