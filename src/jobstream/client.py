@@ -30,6 +30,7 @@ from jobstream.errors import JobstreamError
 from jobstream.gateway.client import Submitter, submitter_session
 from jobstream.host import accounts, cluster
 from jobstream.host.allocations import IDLE_TIMEOUT_S, Allocation, listed, schedule_nodes
+from jobstream.host.autoalloc import autoalloc
 from jobstream.host.cluster import ClusterPlan, LocalCluster
 from jobstream.host.connect import connect, submitter_url, tls_of
 from jobstream.host.credentials import role_of
@@ -47,6 +48,7 @@ from jobstream.ops.submit import submit_workflow
 from jobstream.projections.records import JobRecord, WorkflowStatus
 from jobstream.projections.service import Projector
 from jobstream.scheduler.service import Scheduler
+from jobstream.slurm.autoalloc import Limits
 from jobstream.spec import DEFAULT_MAX_JOBS, load_spec
 from jobstream.streams.connection import Connection
 from jobstream.streams.store import IllFormed, Stored
@@ -226,6 +228,14 @@ class Client(_Session[Connection]):
         return await schedule_nodes(
             self.conn, self.settings, wf, scheduler, num, submit, idle_timeout_s
         )
+
+    async def autoalloc(
+        self, wf: str, schedulers: Sequence[str] = (), limits: Limits | None = None
+    ) -> int:
+        """Submit Slurm allocations while the workflow's jobs wait (its ``schedulers``,
+        default all), within ``limits`` (default: the settings'), until it is finished;
+        how many were submitted."""
+        return await autoalloc(self.conn, self.settings, wf, schedulers, limits)
 
     async def allocations(self, wf: str | None = None) -> list[dict[str, Any]]:
         """Slurm allocations (of one workflow): job id, state, nodes, times, and the

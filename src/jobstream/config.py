@@ -77,6 +77,18 @@ class Settings(BaseSettings):
         description="a workflow finished this many seconds ago is archived: its events "
         "move to Parquet in the object store ARCHIVE, out of EVENTS (0: never)",
     )
+    slurm_poll_s: float = Field(
+        5.0, gt=0, description="seconds between asking Slurm (one squeue) about allocations"
+    )
+    autoalloc_max_queued: int = Field(
+        2, ge=1, description="autoalloc: a workflow's allocations waiting in Slurm's queue"
+    )
+    autoalloc_max_nodes: int = Field(
+        4, ge=1, description="autoalloc: nodes of a workflow's allocations, queued or running"
+    )
+    autoalloc_idle_timeout_s: float = Field(
+        60.0, gt=0, description="autoalloc: an allocation's worker idle this long gives it back"
+    )
     sync: str = Field(
         DEFAULT_SYNC,
         description="embedded server: write its store to disk on every write (always) "

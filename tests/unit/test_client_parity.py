@@ -27,6 +27,7 @@ CLIENT_FOR = {
     "archive": "archive",
     "slurm schedule-nodes": "schedule_nodes",
     "slurm allocations": "allocations",
+    "slurm autoalloc": "autoalloc",
     "config show": "config",
     "users add": "add_user",
     "users list": "users",

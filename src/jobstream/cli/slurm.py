@@ -1,4 +1,5 @@
-"""``jobstream slurm schedule-nodes``: Slurm allocations that run jobstream workers."""
+"""``jobstream slurm``: Slurm allocations that run jobstream workers, submitted by hand
+(``schedule-nodes``) or for the backlog (``autoalloc``), and their records."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from jobstream.cli.common import (
     Json,
     NatsUrl,
     StateDir,
+    err,
     guarded,
     on_server,
     out,
@@ -19,6 +21,13 @@ from jobstream.cli.common import (
 )
 from jobstream.host.allocations import IDLE_TIMEOUT_S, listed
 from jobstream.host.allocations import schedule_nodes as allocate
+from jobstream.host.autoalloc import autoalloc as keep_allocating
+from jobstream.slurm.autoalloc import Limits
+
+DEFAULT = Limits()
+IdleTimeout = Annotated[
+    float, typer.Option(help="a worker without work this many seconds ends its allocation")
+]
 
 slurm_app = typer.Typer(help="Run workers as Slurm allocations.", no_args_is_help=True)
 
@@ -31,10 +40,7 @@ def schedule_nodes(
         str, typer.Option("--scheduler", help="a name from the spec's slurm_schedulers")
     ],
     num: Annotated[int, typer.Option("--num", help="allocations to submit")] = 1,
-    idle_timeout: Annotated[
-        float,
-        typer.Option(help="a worker without work this many seconds ends its allocation"),
-    ] = IDLE_TIMEOUT_S,
+    idle_timeout: IdleTimeout = IDLE_TIMEOUT_S,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="write the scripts, submit nothing")
     ] = False,
@@ -66,6 +72,77 @@ def schedule_nodes(
     for allocation in made:
         job = allocation.slurm_job_id or "not submitted (--dry-run)"
         out.print(f"slurm job {job}: {allocation.script}")
+
+
+@slurm_app.command("autoalloc")
+@guarded
+def autoalloc(
+    workflow: Annotated[str, typer.Argument(help="workflow id")],
+    scheduler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scheduler", help="a name from the spec's slurm_schedulers (repeat; default: all)"
+        ),
+    ] = None,
+    max_queued: Annotated[
+        int | None,
+        typer.Option(help="allocations waiting in Slurm's queue at once [setting: 2]"),
+    ] = None,
+    max_nodes: Annotated[
+        int | None,
+        typer.Option(help="nodes of the workflow's open allocations, queued or running [4]"),
+    ] = None,
+    max_allocations: Annotated[
+        int | None, typer.Option(help="open allocations at once (default: max-nodes decides)")
+    ] = None,
+    backoff: Annotated[
+        float, typer.Option(help="seconds to wait after a failed sbatch, doubled per failure")
+    ] = DEFAULT.backoff_s,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="seconds between looks at the backlog and Slurm's queue [5]"),
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(help="a worker without work this many seconds ends its allocation [60]"),
+    ] = None,
+    nats_url: NatsUrl = None,
+    state_dir: StateDir = None,
+    json_output: Json = False,
+) -> None:
+    """Submit allocations while the workflow's jobs wait, until it is finished.
+
+    Each interval: one look at the WORK class consumers (jobs no worker has fetched yet,
+    per hardware class) and one squeue. A class goes to the smallest scheduler that can
+    run its jobs; an allocation is submitted while jobs wait for it, within the limits.
+    Its workers give it back once idle. Unset limits come from the settings
+    (autoalloc_max_queued, autoalloc_max_nodes, slurm_poll_s, autoalloc_idle_timeout_s).
+    Run it on the server's host, or leave it to the server: a spec's schedule_nodes
+    action triggered on_jobs_ready does the same.
+    """
+    settings = settings_from(
+        nats_url=nats_url,
+        state_dir=state_dir,
+        autoalloc_max_queued=max_queued,
+        autoalloc_max_nodes=max_nodes,
+        slurm_poll_s=interval,
+        autoalloc_idle_timeout_s=idle_timeout,
+    )
+    limits = Limits(
+        max_queued=settings.autoalloc_max_queued,
+        max_nodes=settings.autoalloc_max_nodes,
+        max_allocations=max_allocations,
+        backoff_s=backoff,
+        max_backoff_s=max(backoff, DEFAULT.max_backoff_s),
+    )
+    submitted = on_server(
+        settings, keep_allocating, settings, workflow, scheduler or [], limits, err.print,
+        name="jobstream-slurm",
+    )  # fmt: skip
+    if json_output:
+        print_json({"workflow": workflow, "allocations_submitted": submitted})
+        return
+    out.print(f"workflow {workflow} is finished: {submitted} allocations submitted")
 
 
 @slurm_app.command("allocations")

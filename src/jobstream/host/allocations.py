@@ -5,7 +5,9 @@ batch script, its Slurm output and its credentials: a compute identity made for 
 alone (``alloc-<token>``, file mode 0600), never a submitter's. A submission that fails
 takes its identity and folder back with it: nothing half made is left. One that sbatch
 took is recorded as ``SlurmAllocationSubmitted``; the server's watcher records the rest
-(:mod:`jobstream.slurm.watch`).
+(:mod:`jobstream.slurm.watch`) and retires the identity of each allocation that ended
+(:func:`retire`), and of one left unrecorded by a submitter killed midway
+(:func:`orphans`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import msgspec
 from jobstream.config import Settings
 from jobstream.errors import ConfigError, JobstreamError
 from jobstream.events import SlurmAllocationSubmitted
-from jobstream.host import accounts
+from jobstream.host import accounts, users
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.script import batch_script, scheduler_named
@@ -36,6 +38,8 @@ SLURM_DIR = "slurm"
 JOBSTREAM = [sys.executable, "-m", "jobstream"]  # the same installation, on the nodes
 SBATCH_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
+IDENTITY_PREFIX = "alloc-"
+ORPHAN_AGE_S = 600.0  # an identity this old without a recorded allocation is left over
 
 
 class Allocation(msgspec.Struct, frozen=True):
@@ -73,7 +77,7 @@ async def schedule_nodes(
     made = []
     for _ in range(count):
         token = secrets.token_hex(4)
-        identity = f"alloc-{token}"
+        identity = f"{IDENTITY_PREFIX}{token}"
         folder = (settings.state_dir / SLURM_DIR / f"{wf}-{token}").resolve()
         folder.mkdir(parents=True, mode=0o700)
         creds = folder / "worker.json"
@@ -105,6 +109,34 @@ async def schedule_nodes(
             await conn.store.append(submitted_now, 0)
         made.append(Allocation(wf, chosen.name, identity, str(folder), str(script), job_id))
     return made
+
+
+def retire(state_dir: Path, allocation: str) -> bool:
+    """An allocation ended: its identity is revoked (its workers' connections close) and
+    its credentials file removed; its folder (script, Slurm output, logs) stays. False
+    when there was nothing left to retire."""
+    token = allocation.removeprefix(IDENTITY_PREFIX)
+    removed = False
+    for creds in (state_dir / SLURM_DIR).glob(f"*-{token}/worker.json"):
+        creds.unlink(missing_ok=True)
+        removed = True
+    if all(user.name != allocation for user in users.load(state_dir)):
+        return removed
+    accounts.revoke(state_dir, allocation)
+    return True
+
+
+def orphans(state_dir: Path, recorded: set[str], now: float) -> list[str]:
+    """Allocation identities that no allocation was recorded for in ``ORPHAN_AGE_S``:
+    their submitter was killed before sbatch answered (or before its answer was
+    recorded). Retired like ended ones."""
+    return [
+        user.name
+        for user in users.load(state_dir)
+        if user.name.startswith(IDENTITY_PREFIX)
+        and user.name not in recorded
+        and now - user.added > ORPHAN_AGE_S
+    ]
 
 
 async def sbatch(script: Path) -> str:

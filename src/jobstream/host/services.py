@@ -22,6 +22,7 @@ from jobstream.config import Settings
 from jobstream.errors import ServerError
 from jobstream.gateway.service import Gateway
 from jobstream.host import statedir
+from jobstream.host.autoalloc import Keeper
 from jobstream.host.connect import connect, logged_in, tls_of
 from jobstream.host.credentials import CREDENTIALS_FILE
 from jobstream.host.embedded import embedded
@@ -115,10 +116,9 @@ async def serve(
                 await tg.start(
                     supervised, "projector", await _leased_projector(conn, settings, holder, say)
                 )
-            if shutil.which("squeue"):  # on a Slurm host: allocations' starts and ends
-                await tg.start(
-                    supervised, SLURM_WATCHER, _leased_watcher(conn, leases, holder, say)
-                )
+            if shutil.which("squeue"):  # on a Slurm host: allocations' lives, and autoalloc
+                leased_watcher = _leased_watcher(conn, settings, leases, holder, say)
+                await tg.start(supervised, SLURM_WATCHER, leased_watcher)
             say(f"jobstream server ready at {url} (state: {settings.state_dir})")
             say(f"workers: jobstream worker --nats-url {url}")
             if server is not None:
@@ -182,10 +182,15 @@ def _leased_scheduler(
 
 
 def _leased_watcher(
-    conn: Connection, leases: KeyValue, holder: str, say: Say
+    conn: Connection, settings: Settings, leases: KeyValue, holder: str, say: Say
 ) -> Callable[[], Leased]:
-    """The Slurm allocations' watcher, active on one server (the others stand by)."""
-    return lambda: Leased(leases, SLURM_WATCHER, holder, lambda: SlurmWatcher(conn), say)
+    """The Slurm allocations' watcher, with the autoalloc that spec actions turn on,
+    active on one server (the others stand by)."""
+
+    def watcher() -> SlurmWatcher:
+        return Keeper(conn, settings, say=say).watcher()
+
+    return lambda: Leased(leases, SLURM_WATCHER, holder, watcher, say)
 
 
 async def _leased_projector(

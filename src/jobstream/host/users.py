@@ -19,11 +19,13 @@ at once, and a revoked user's connections are closed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -56,6 +58,7 @@ from jobstream.streams.subjects import (
 )
 
 USERS_FILE = "users.json"
+LOCK_FILE = "users.lock"
 AUTHORIZATION_FILE = "authorization.conf"  # in STATE_DIR/run, included by nats-server.conf
 PID_FILE = "nats-server.pid"  # in STATE_DIR/run
 ROLES = ("admin", "compute", "submitter")
@@ -117,27 +120,39 @@ def add(state_dir: Path, name: str, role: str, handed: Callable[[User], None]) -
         )
     if role not in ROLES:
         raise ConfigError(f"role {role!r}: one of {', '.join(ROLES)}")
-    users = load(state_dir)
-    if any(u.name == name for u in users) or name == admin_name(state_dir):
-        raise ConfigError(f"user {name!r} exists: revoke it first to make it anew")
-    user = User(name, role, secrets.token_urlsafe(32), time.time())
-    handed(user)
-    _save(state_dir, [*users, user])
+    with _changing(state_dir):
+        users = load(state_dir)
+        if any(u.name == name for u in users) or name == admin_name(state_dir):
+            raise ConfigError(f"user {name!r} exists: revoke it first to make it anew")
+        user = User(name, role, secrets.token_urlsafe(32), time.time())
+        handed(user)
+        _save(state_dir, [*users, user])
     return user
 
 
 def revoke(state_dir: Path, name: str) -> User:
-    users = load(state_dir)
-    found = [u for u in users if u.name == name]
-    if not found:
-        raise ConfigError(f"no user {name!r} (see `jobstream users list`)")
-    _save(state_dir, [u for u in users if u.name != name])
+    with _changing(state_dir):
+        users = load(state_dir)
+        found = [u for u in users if u.name == name]
+        if not found:
+            raise ConfigError(f"no user {name!r} (see `jobstream users list`)")
+        _save(state_dir, [u for u in users if u.name != name])
     return found[0]
 
 
 def admin_name(state_dir: Path) -> str | None:
     path = state_dir / CREDENTIALS_FILE
     return credentials.load(path).user if path.exists() else None
+
+
+@contextlib.contextmanager
+def _changing(state_dir: Path) -> Iterator[None]:
+    """Hold the users file's lock: processes adding and revoking at once (autoalloc, the
+    allocation watcher, an admin) must not lose each other's changes."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _save(state_dir: Path, users: list[User]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from jobstream.errors import ConfigError
+from jobstream.spec.extras import sbatch_problem
 
 
 class SlurmScheduler(msgspec.Struct, kw_only=True, frozen=True):
@@ -63,9 +64,15 @@ def sbatch_lines(scheduler: SlurmScheduler, defaults: dict[str, Any]) -> list[st
     }
     for key, value in defaults.items():
         options.setdefault(key.replace("_", "-"), value)
+    options["extra"] = scheduler.extra
+    for key, value in options.items():  # checked at submission, and again: specs are old
+        problem = None if value is None else sbatch_problem(key, value)
+        if problem:
+            raise ConfigError(f"slurm scheduler {scheduler.name!r}: {problem}")
+    extra = options.pop("extra")
     lines = [f"#SBATCH --{key}={value}" for key, value in options.items() if value is not None]
-    if scheduler.extra:
-        lines.append(f"#SBATCH {scheduler.extra}")
+    if extra:
+        lines.append(f"#SBATCH {extra}")
     return lines
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import anyio
@@ -46,18 +47,23 @@ UNKNOWN = "UNKNOWN"
 
 
 class Seen(NamedTuple):
-    """A job as ``squeue`` lists it."""
+    """A job as ``squeue`` lists it (``started``: when it started, if it did)."""
 
     state: str
     nodes_list: str
+    started: float | None = None
 
 
 class Open(NamedTuple):
-    """An allocation not yet ended: its job, whether it started, its subject's sequence."""
+    """An allocation not yet ended: its job, when it started (None: waiting in Slurm's
+    queue), its subject's sequence, and what it was submitted for."""
 
     slurm_job_id: str
-    started: bool
+    started_at: float | None
     seq: int
+    wf: str
+    scheduler: str
+    nodes: int
 
 
 def fold(open_: dict[str, Open], seq: int, event: Event) -> None:
@@ -67,9 +73,12 @@ def fold(open_: dict[str, Open], seq: int, event: Event) -> None:
     if isinstance(event, SlurmAllocationEnded):
         open_.pop(event.allocation, None)
     elif isinstance(event, SlurmAllocationSubmitted):
-        open_[event.allocation] = Open(event.slurm_job_id, False, seq)
+        open_[event.allocation] = Open(
+            event.slurm_job_id, None, seq, event.wf, event.scheduler, event.nodes
+        )
     elif isinstance(event, SlurmAllocationStarted) and event.allocation in open_:
-        open_[event.allocation] = Open(event.slurm_job_id, True, seq)
+        job, _, _, wf, scheduler, nodes = open_[event.allocation]
+        open_[event.allocation] = Open(job, event.at, seq, wf, scheduler, nodes)
 
 
 def decide(open_: dict[str, Open], seen: dict[str, Seen], now: float) -> list[tuple[Event, int]]:
@@ -78,34 +87,51 @@ def decide(open_: dict[str, Open], seen: dict[str, Seen], now: float) -> list[tu
     found: list[tuple[Event, int]] = []
     for allocation, known in sorted(open_.items()):
         job, job_id = seen.get(known.slurm_job_id), known.slurm_job_id
-        if job is None or job.state in ENDED:
+        ran_unseen = job is not None and known.started_at is None and bool(job.nodes_list)
+        if job is not None and job.state in ENDED and ran_unseen:
+            # It started and ended between two looks: its start now, its end next time.
+            started = SlurmAllocationStarted(
+                at=job.started or now, actor=ACTOR, allocation=allocation,
+                slurm_job_id=job_id, nodes_list=job.nodes_list,
+            )  # fmt: skip
+            found.append((started, known.seq))
+        elif job is None or job.state in ENDED:
             state = UNKNOWN if job is None else job.state
             ended = SlurmAllocationEnded(
                 at=now, actor=ACTOR, allocation=allocation, slurm_job_id=job_id, state=state
             )
             found.append((ended, known.seq))
-        elif not known.started and job.state not in WAITING:
+        elif known.started_at is None and job.state not in WAITING:
             started = SlurmAllocationStarted(
-                at=now, actor=ACTOR, allocation=allocation, slurm_job_id=job_id,
-                nodes_list=job.nodes_list,
+                at=job.started or now, actor=ACTOR, allocation=allocation,
+                slurm_job_id=job_id, nodes_list=job.nodes_list,
             )  # fmt: skip
             found.append((started, known.seq))
     return found
 
 
 def parse_squeue(text: str) -> dict[str, Seen]:
-    """``squeue -h -t all -o %i|%T|%N`` lines by job id (an array's tasks by their id)."""
+    """``squeue -h -t all -o %i|%T|%N|%S`` lines by job id (an array's tasks by their
+    id); the start time is Slurm's local time, or N/A."""
     seen = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) == 3 and parts[0]:
-            seen[parts[0]] = Seen(parts[1].split()[0] if parts[1] else "", parts[2])
+        if len(parts) == 4 and parts[0]:
+            state = parts[1].split()[0] if parts[1] else ""
+            seen[parts[0]] = Seen(state, parts[2], _local_time(parts[3]))
     return seen
+
+
+def _local_time(text: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
 
 
 async def squeue() -> dict[str, Seen]:
     """This user's jobs as Slurm knows them now, in one call."""
-    command = ["squeue", "-h", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T|%N"]
+    command = ["squeue", "-h", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T|%N|%S"]
     with anyio.fail_after(SQUEUE_TIMEOUT_S):
         done = await anyio.run_process(command, check=False)
     if done.returncode != 0:
@@ -114,13 +140,31 @@ async def squeue() -> dict[str, Seen]:
 
 
 class SlurmWatcher:
-    """Records when allocations start and end (a Service: runs until cancelled)."""
+    """Records when allocations start and end (a Service: runs until cancelled, or until
+    ``after_poll`` says it is done).
 
-    def __init__(self, conn: Connection, poll_s: float = POLL_S) -> None:
+    ``ended(allocation)`` is called for every allocation that ended, once per watcher
+    (also for those that ended before it started: whatever was to follow an end is made
+    good). ``after_poll(watcher)`` runs once per interval after Slurm was asked
+    (autoalloc, :mod:`jobstream.host.autoalloc`); it returns True when the watcher is to
+    stop.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        poll_s: float = POLL_S,
+        *,
+        ended: Callable[[str], None] | None = None,
+        after_poll: Callable[[SlurmWatcher], Awaitable[bool]] | None = None,
+    ) -> None:
         self.conn = conn
         self.poll_s = poll_s
         self.open: dict[str, Open] = {}
+        self.recorded: set[str] = set()  # every allocation the log has
         self.read_to = 0
+        self.ended = ended
+        self.after_poll = after_poll
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -133,7 +177,19 @@ class SlurmWatcher:
                     log.warning("squeue failed (%s); asking again in %g s", exc, self.poll_s)
                 else:
                     await self._record(decide(self.open, seen, time.time()))
+            if self.after_poll is not None and await self.after_poll(self):
+                return
             await anyio.sleep(self.poll_s)
+
+    def _fold(self, seq: int, event: Event) -> None:
+        fold(self.open, seq, event)
+        if isinstance(event, SlurmAllocationEvent):
+            self.recorded.add(event.allocation)
+        if isinstance(event, SlurmAllocationEnded) and self.ended is not None:
+            try:
+                self.ended(event.allocation)
+            except Exception as exc:  # its identity stays until the next watcher's start
+                log.warning("allocation %s ended, not retired: %s", event.allocation, exc)
 
     async def _read_on(self) -> None:
         subject = allocations_filter()
@@ -142,7 +198,7 @@ class SlurmWatcher:
         ) as batches:
             async for raw in batches:
                 for stored in decode_batch(raw).events:
-                    fold(self.open, stored.seq, stored.event)
+                    self._fold(stored.seq, stored.event)
                 if raw.seqs:
                     self.read_to = raw.seqs[-1]
 
@@ -152,4 +208,4 @@ class SlurmWatcher:
                 seq = await self.conn.store.append(event, expected)
             except Conflict:
                 continue  # another watcher recorded a change first: read on next time
-            fold(self.open, seq, event)
+            self._fold(seq, event)

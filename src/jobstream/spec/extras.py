@@ -25,6 +25,23 @@ from jobstream.spec.refs import unknown_name_message
 
 SLURM_MANAGED = ("partition", "nodes", "walltime", "time", "mem", "gres", "name", "job-name")
 ACTION_TYPES = ("run_commands", "schedule_nodes")
+SBATCH_FIELDS = ("account", "partition", "qos", "gres", "mem", "tmp", "walltime", "extra")
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def sbatch_problem(key: str, value: object) -> str | None:
+    """Why ``value`` cannot go into a ``#SBATCH`` line as option ``key``, or None. A
+    line break would start a line of the script's own (a command run as whoever submits
+    it), and a space would add options; only ``extra`` is options as written."""
+    if not _OPTION_NAME.fullmatch(key):
+        return f"{key!r} is not an sbatch option name"
+    text = str(value)
+    if _CONTROL.search(text):
+        return f"{key}: {text[:40]!r} has a line break or control character"
+    if key != "extra" and (not text or any(c.isspace() for c in text)):
+        return f"{key}: {text[:40]!r} must be one word (put more options in 'extra')"
+    return None
 
 
 def plain(value: Any) -> Any:
@@ -45,6 +62,7 @@ def check_sections(raw: RawWorkflow, job_names: list[str], loc: Locator) -> None
     _unique([h.name for h in raw.failure_handlers or ()], "failure_handlers", "handler", loc)
     schedulers = [s.name for s in raw.slurm_schedulers or ()]
     _unique(schedulers, "slurm_schedulers", "scheduler", loc)
+    _check_sbatch_options(raw, loc)
     for name in raw.slurm_defaults or {}:
         if name.lower() in SLURM_MANAGED:
             loc.fail(
@@ -70,6 +88,19 @@ def check_sections(raw: RawWorkflow, job_names: list[str], loc: Locator) -> None
                     unknown_name_message("slurm scheduler", action.scheduler, _named(schedulers)),
                 )
         _check_action_jobs(action.jobs, action.job_name_regexes, job_names, key, loc)
+
+
+def _check_sbatch_options(raw: RawWorkflow, loc: Locator) -> None:
+    for position, scheduler in enumerate(raw.slurm_schedulers or ()):
+        for field in SBATCH_FIELDS:
+            value = getattr(scheduler, field)
+            problem = None if value is None else sbatch_problem(field, value)
+            if problem:
+                loc.fail(("slurm_schedulers", position, field), problem)
+    for name, value in (raw.slurm_defaults or {}).items():
+        problem = sbatch_problem(name, value)
+        if problem:
+            loc.fail(("slurm_defaults", name), problem)
 
 
 def _named(names: list[str | None]) -> list[str]:

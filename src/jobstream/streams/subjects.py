@@ -52,6 +52,7 @@ ACK_PREFIX = "$JS.ACK"  # JetStream reply subjects of delivered messages start s
 
 
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NOT_WORKFLOWS = ("worker", "slurm")  # the second token of workers' and allocations' events
 
 
 def checked_workflow(wf: str) -> str:
@@ -60,12 +61,19 @@ def checked_workflow(wf: str) -> str:
     history, an archive and purge of all of them)."""
     if not WORKFLOW_ID.fullmatch(wf):
         raise ConfigError(f"{wf!r} is not a workflow id (letters, digits, - and _ only)")
+    if wf in NOT_WORKFLOWS:
+        raise ConfigError(f"{wf!r} is not a workflow id (ev.{wf}.> holds other events)")
     return wf
 
 
 def workflow_subjects(wf: str) -> str:
     """Every subject of workflow-level events (submitted, completed): a filter."""
     return f"ev.{checked_workflow(wf)}.wf.*"
+
+
+def all_workflows_filter() -> str:
+    """Every workflow's workflow-level events (never a job's, worker's or allocation's)."""
+    return "ev.*.wf.*"
 
 
 def workflow_event_subject(wf: str, kind: str) -> str:
