@@ -95,11 +95,13 @@ async def schedule_nodes(
         )
         job_id = None
         if submit:
-            accounts.add(settings.state_dir, identity, "compute", creds)
+            await anyio.to_thread.run_sync(
+                accounts.add, settings.state_dir, identity, "compute", creds
+            )
             try:
                 job_id = await sbatch(script)
             except BaseException:
-                accounts.revoke(settings.state_dir, identity)
+                accounts.revoke(settings.state_dir, identity)  # at once, even when cancelled
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
             submitted_now = SlurmAllocationSubmitted(

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import anyio
+
 from jobstream.config import Settings
 from jobstream.errors import JobstreamError
 from jobstream.events import (
@@ -32,6 +34,7 @@ from jobstream.events import (
     WorkflowSubmitted,
 )
 from jobstream.host.allocations import orphans, retire, schedule_nodes
+from jobstream.host.supervise import supervised
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.autoalloc import (
     STARTING_S,
@@ -93,14 +96,15 @@ class Keeper:
     def watcher(self) -> SlurmWatcher:
         return SlurmWatcher(self.conn, self.poll_s, ended=self.ended, after_poll=self.after_poll)
 
-    def ended(self, allocation: str) -> None:
-        if retire(self.settings.state_dir, allocation):
+    async def ended(self, allocation: str) -> None:
+        """Retire its identity (in a thread: the users file, and nats-server told)."""
+        if await anyio.to_thread.run_sync(retire, self.settings.state_dir, allocation):
             self.say(f"allocation {allocation} ended: its identity is revoked")
 
     async def after_poll(self, watcher: SlurmWatcher) -> bool:
         """Retire left-over identities, then submit what the backlog needs; True once the
         one workflow asked for is finished."""
-        self.sweep(watcher.recorded)
+        await anyio.to_thread.run_sync(self.sweep, watcher.recorded)
         await self._read_on()
         active = [t for wf, t in self.targets.items() if wf not in self.finished]
         if active:
@@ -209,5 +213,5 @@ async def autoalloc(
         conn, settings, target=Target(wf, offers_of(submitted.extras, wf, schedulers), chosen),
         say=say,
     )  # fmt: skip
-    await keeper.watcher().run()
+    await supervised("autoalloc", keeper.watcher)  # through server restarts, until finished
     return keeper.submitted

@@ -155,7 +155,7 @@ class SlurmWatcher:
         conn: Connection,
         poll_s: float = POLL_S,
         *,
-        ended: Callable[[str], None] | None = None,
+        ended: Callable[[str], Awaitable[None]] | None = None,
         after_poll: Callable[[SlurmWatcher], Awaitable[bool]] | None = None,
     ) -> None:
         self.conn = conn
@@ -181,13 +181,13 @@ class SlurmWatcher:
                 return
             await anyio.sleep(self.poll_s)
 
-    def _fold(self, seq: int, event: Event) -> None:
+    async def _fold(self, seq: int, event: Event) -> None:
         fold(self.open, seq, event)
         if isinstance(event, SlurmAllocationEvent):
             self.recorded.add(event.allocation)
         if isinstance(event, SlurmAllocationEnded) and self.ended is not None:
             try:
-                self.ended(event.allocation)
+                await self.ended(event.allocation)
             except Exception as exc:  # its identity stays until the next watcher's start
                 log.warning("allocation %s ended, not retired: %s", event.allocation, exc)
 
@@ -198,7 +198,7 @@ class SlurmWatcher:
         ) as batches:
             async for raw in batches:
                 for stored in decode_batch(raw).events:
-                    self._fold(stored.seq, stored.event)
+                    await self._fold(stored.seq, stored.event)
                 if raw.seqs:
                     self.read_to = raw.seqs[-1]
 
@@ -208,4 +208,4 @@ class SlurmWatcher:
                 seq = await self.conn.store.append(event, expected)
             except Conflict:
                 continue  # another watcher recorded a change first: read on next time
-            self._fold(seq, event)
+            await self._fold(seq, event)
