@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     autoalloc_max_nodes: int = Field(
         4, ge=1, description="autoalloc: nodes of a workflow's allocations, queued or running"
     )
+    autoalloc_for_submitters: bool = Field(
+        False,
+        description="autoalloc: take submitters' workflows whose spec asks for it (their "
+        "allocations run as, and are charged to, the server's Slurm user)",
+    )
     autoalloc_idle_timeout_s: float = Field(
         60.0, gt=0, description="autoalloc: an allocation's worker idle this long gives it back"
     )

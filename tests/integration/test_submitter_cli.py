@@ -22,6 +22,12 @@ jobs:
   - name: c
     command: 'false'
 """
+ALLOCATING = """slurm_schedulers:
+  - {name: cpu, account: project1, walltime: "00:10:00"}
+actions:
+  - {trigger_type: on_jobs_ready, action_type: schedule_nodes, scheduler_type: slurm,
+     scheduler: cpu}
+"""
 
 
 async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Path) -> None:
@@ -106,6 +112,17 @@ async def test_a_submitter_works_from_anywhere_with_the_file_alone(tmp_path: Pat
             lambda: run(*me, "status", wf, "--json", cwd=home)
         )
         assert code == 0 and wf in listed, err
+        # Slurm allocations run as the server's user: not for a submitter's spec.
+        allocating = SPEC + ALLOCATING
+        (home / "nodes.yaml").write_text(allocating)
+        code, _, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "submit", "nodes.yaml", cwd=home)
+        )
+        assert code == 2 and "autoalloc_for_submitters" in err and len(err.splitlines()) == 1
+        code, listed, err = await anyio.to_thread.run_sync(
+            lambda: run(*me, "status", "--json", cwd=home)
+        )
+        assert code == 0 and [w["workflow"] for w in json.loads(listed)] == [wf]  # no other
     finally:
         for process in (worker, server):
             if process is not None:

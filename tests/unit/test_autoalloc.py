@@ -11,7 +11,6 @@ from jobstream.slurm.autoalloc import (
     Backoff,
     Limits,
     OpenAllocation,
-    actions_enable,
     gres_gpus,
     offer_of,
     offers_of,
@@ -19,6 +18,7 @@ from jobstream.slurm.autoalloc import (
     slurm_mib,
 )
 from jobstream.slurm.script import SlurmScheduler
+from jobstream.spec.extras import actions_enable
 
 CPU = SlurmScheduler(name="cpu", account="a", walltime="01:00:00", mem="8g")
 GPU = SlurmScheduler(name="gpu", account="a", walltime="01:00:00", gres="gpu:2")

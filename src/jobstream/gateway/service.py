@@ -42,7 +42,7 @@ from jobstream.ops.cancel import cancel_jobs
 from jobstream.ops.explain import explain_job
 from jobstream.ops.identity import user_actor
 from jobstream.ops.restart import restart_failed
-from jobstream.ops.submit import submit_jobs
+from jobstream.ops.submit import check_submitters_workflow, submit_jobs
 from jobstream.ops.workflows import ArchivedWorkflow, submitted_workflow
 from jobstream.projections.kv import workflow_records
 from jobstream.projections.query import ERROR_HEADER
@@ -123,10 +123,7 @@ class Gateway:
     async def _open(self, user: str, msg: Msg) -> bytes:
         """A new workflow, the caller's: id, time, user and actor are ours."""
         asked = _decoded(msg, WorkflowSubmitted)
-        if not 0 <= asked.job_count <= self.settings.max_jobs:
-            raise JobstreamError(
-                f"{asked.job_count:,} jobs: this server takes at most {self.settings.max_jobs:,}"
-            )
+        check_submitters_workflow(asked, self.settings)
         opened = msgspec.structs.replace(
             asked, wf=new_workflow_id(), at=time.time(), user=user, actor=user_actor(user)
         )

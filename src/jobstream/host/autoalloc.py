@@ -42,11 +42,11 @@ from jobstream.slurm.autoalloc import (
     Limits,
     Offer,
     OpenAllocation,
-    actions_enable,
     offers_of,
     plan,
 )
 from jobstream.slurm.watch import SlurmWatcher
+from jobstream.spec.extras import actions_enable
 from jobstream.streams.bulk import read_to_end
 from jobstream.streams.connection import Connection
 from jobstream.streams.reader import decode_batch

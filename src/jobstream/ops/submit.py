@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from jobstream import codec
+from jobstream.config import Settings
 from jobstream.decide import Job, Submit
 from jobstream.errors import JobstreamError
 from jobstream.events import JobSubmitted, WorkflowSubmitted
 from jobstream.ids import new_workflow_id
 from jobstream.model import JobDef, WorkflowDef
 from jobstream.ops.identity import current_user, user_actor
+from jobstream.spec.extras import actions_enable
 from jobstream.streams.connection import Connection
 from jobstream.streams.repository import JobVersion
 from jobstream.streams.store import Stored
@@ -31,6 +33,21 @@ ESCAPED = 6  # JSON bytes one character may take at most (\u00XX)
 
 class TooLarge(JobstreamError):
     """An event of the workflow would be larger than the server takes."""
+
+
+def check_submitters_workflow(asked: WorkflowSubmitted, settings: Settings) -> None:
+    """What a submitter's workflow may not ask of this server: JobstreamError naming it.
+    Its jobs run on the workers anyway; allocations would be submitted as, and charged
+    to, the server's own Slurm user, so they need the admin's consent."""
+    if not 0 <= asked.job_count <= settings.max_jobs:
+        raise JobstreamError(
+            f"{asked.job_count:,} jobs: this server takes at most {settings.max_jobs:,}"
+        )
+    if actions_enable(asked.extras) and not settings.autoalloc_for_submitters:
+        raise JobstreamError(
+            "actions: this server submits no Slurm allocations for submitters' workflows "
+            "(schedule_nodes on_jobs_ready; an admin may set autoalloc_for_submitters)"
+        )
 
 
 def spec_digest(workflow: WorkflowDef) -> str:

@@ -34,8 +34,6 @@ from jobstream.model import Resources
 from jobstream.slurm.script import SlurmScheduler, scheduler_named
 from jobstream.spec.units import memory_mib, walltime_seconds
 
-TRIGGER = "on_jobs_ready"  # the spec's actions that turn autoalloc on: schedule_nodes ...
-ACTION = "schedule_nodes"  # ... with this trigger and scheduler_type slurm
 STARTING_S = 30.0  # an allocation started this recently still counts as queued
 
 
@@ -130,23 +128,6 @@ def offers_of(extras: dict[str, Any], wf: str, names: Sequence[str]) -> tuple[Of
         if not names:
             raise ConfigError(f"workflow {wf} has no slurm_schedulers to allocate with")
     return tuple(offer_of(scheduler_named(extras, name, wf)) for name in names)
-
-
-def actions_enable(extras: dict[str, Any]) -> dict[str, int]:
-    """The schedulers that the spec's ``schedule_nodes`` actions triggered
-    ``on_jobs_ready`` name, in order (none: autoalloc is off), each with the open
-    allocations its actions allow (their ``num_allocations``, 1 by default)."""
-    caps: dict[str, int] = {}
-    for action in extras.get("actions") or []:
-        if (
-            action.get("trigger_type") == TRIGGER
-            and action.get("action_type") == ACTION
-            and action.get("scheduler_type") == "slurm"
-            and action.get("scheduler")
-        ):
-            name = str(action["scheduler"])
-            caps[name] = caps.get(name, 0) + int(action.get("num_allocations") or 1)
-    return caps
 
 
 class OpenAllocation(NamedTuple):

@@ -25,6 +25,7 @@ from jobstream.spec.refs import unknown_name_message
 
 SLURM_MANAGED = ("partition", "nodes", "walltime", "time", "mem", "gres", "name", "job-name")
 ACTION_TYPES = ("run_commands", "schedule_nodes")
+AUTOALLOC_TRIGGER = "on_jobs_ready"  # schedule_nodes actions with it turn autoalloc on
 SBATCH_FIELDS = ("account", "partition", "qos", "gres", "mem", "tmp", "walltime", "extra")
 _OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -88,6 +89,23 @@ def check_sections(raw: RawWorkflow, job_names: list[str], loc: Locator) -> None
                     unknown_name_message("slurm scheduler", action.scheduler, _named(schedulers)),
                 )
         _check_action_jobs(action.jobs, action.job_name_regexes, job_names, key, loc)
+
+
+def actions_enable(extras: dict[str, Any]) -> dict[str, int]:
+    """The schedulers that the spec's ``schedule_nodes`` actions triggered
+    ``on_jobs_ready`` name, in order (none: autoalloc is off), each with the open
+    allocations its actions allow (their ``num_allocations``, 1 by default)."""
+    caps: dict[str, int] = {}
+    for action in extras.get("actions") or []:
+        if (
+            action.get("trigger_type") == AUTOALLOC_TRIGGER
+            and action.get("action_type") == "schedule_nodes"
+            and action.get("scheduler_type") == "slurm"
+            and action.get("scheduler")
+        ):
+            name = str(action["scheduler"])
+            caps[name] = caps.get(name, 0) + int(action.get("num_allocations") or 1)
+    return caps
 
 
 def _check_sbatch_options(raw: RawWorkflow, loc: Locator) -> None:
