@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from ..integration.processes import jobstream, spawn, stop, wait_for_server
-from ..integration.test_slurm import cancel_every_slurm_job
+from ..integration.test_slurm import cancel_every_slurm_job, slurm_state
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 JOBS = 40
@@ -145,6 +145,50 @@ async def test_the_autoalloc_command_killed_and_run_again(tmp_path: Path) -> Non
         again = await site.run(*command[:2], wf, *command[3:], "--json")
         assert again.returncode == 0, again.stderr
         await site.check_everything_ended_once(wf)
+    finally:
+        if site.server is not None:
+            stop(site.server)
+        cancel_every_slurm_job()
+
+
+async def test_an_allocation_whose_submitter_died_before_recording_it_is_cleared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``schedule-nodes`` killed between sbatch and its record leaves (an identity, a
+    folder, a Slurm job nobody knows): once old enough, the server's watcher revokes the
+    identity and cancels the job."""
+    monkeypatch.setenv("JOBSTREAM_SLURM_POLL_S", "1")
+    (tmp_path / "spec.yaml").write_text(spec(autoalloc_action=False))
+    site = Site(tmp_path)
+    state = tmp_path / ".jobstream"
+    try:
+        await anyio.to_thread.run_sync(site.start_server)
+        wf = (await site.run("submit", "spec.yaml")).stdout.strip()
+        dry = await site.run(
+            "slurm", "schedule-nodes", wf, "--scheduler", "cpu", "--dry-run", "--json"
+        )
+        (written,) = json.loads(dry.stdout)
+        folder = Path(written["folder"])
+        name = f"alloc-{folder.name.rsplit('-', 1)[1]}"
+        added = await site.run(
+            "users", "add", name, "--role", "compute", "--out", str(folder / "worker.json")
+        )
+        assert added.returncode == 0, added.stderr
+        held = await anyio.run_process(
+            ["sbatch", "--parsable", "--hold", str(folder / "job.sbatch")]
+        )
+        job = held.stdout.decode().strip()
+        kept = json.loads((state / "users.json").read_text())
+        for user in kept["users"]:
+            user["added"] -= 3600  # submitted an hour ago, never recorded
+        (state / "users.json").write_text(json.dumps(kept))
+        deadline = time.monotonic() + 30
+        while "alloc-" in (await site.run("users", "list")).stdout:
+            assert time.monotonic() < deadline, "the orphan identity was not revoked"
+            await anyio.sleep(0.5)
+        assert not (folder / "worker.json").exists() and (folder / "job.sbatch").exists()
+        assert slurm_state(job) == "CANCELLED"
+        assert await site.allocations(wf) == []  # nothing was recorded, nothing made up
     finally:
         if site.server is not None:
             stop(site.server)

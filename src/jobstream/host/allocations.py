@@ -12,8 +12,11 @@ took is recorded as ``SlurmAllocationSubmitted``; the server's watcher records t
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -139,6 +142,31 @@ def orphans(state_dir: Path, recorded: set[str], now: float) -> list[str]:
         and user.name not in recorded
         and now - user.added > ORPHAN_AGE_S
     ]
+
+
+def cancel_unrecorded(state_dir: Path, allocation: str) -> list[str]:
+    """The Slurm jobs of an allocation that was never recorded (sbatch took it, its
+    answer was lost): found by their script's path in one ``squeue``, and cancelled.
+    Their ids; none where Slurm's commands are missing or fail."""
+    token = allocation.removeprefix(IDENTITY_PREFIX)
+    scripts = {
+        str(path.resolve()) for path in (state_dir / SLURM_DIR).glob(f"*-{token}/job.sbatch")
+    }
+    if not scripts:
+        return []
+    command = ["squeue", "-h", "-u", getpass.getuser(), "-o", "%i|%o"]
+    try:
+        listed = subprocess.run(command, capture_output=True, text=True, timeout=SBATCH_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in listed.stdout.splitlines():
+        job, _, script = line.strip().partition("|")
+        if script in scripts:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(["scancel", job], capture_output=True, timeout=SBATCH_TIMEOUT_S)
+                found.append(job)
+    return found
 
 
 async def sbatch(script: Path) -> str:

@@ -33,7 +33,7 @@ from jobstream.events import (
     WorkflowRestarted,
     WorkflowSubmitted,
 )
-from jobstream.host.allocations import orphans, retire, schedule_nodes
+from jobstream.host.allocations import cancel_unrecorded, orphans, retire, schedule_nodes
 from jobstream.host.supervise import supervised
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.autoalloc import (
@@ -115,8 +115,10 @@ class Keeper:
 
     def sweep(self, recorded: set[str]) -> None:
         for allocation in orphans(self.settings.state_dir, recorded, time.time()):
+            canceled = cancel_unrecorded(self.settings.state_dir, allocation)
             retire(self.settings.state_dir, allocation)
-            self.say(f"allocation identity {allocation} was never submitted: revoked")
+            jobs = f"; Slurm job {', '.join(canceled)} canceled" if canceled else ""
+            self.say(f"allocation {allocation} was never recorded: identity revoked{jobs}")
 
     async def _read_on(self) -> None:
         """Fold the workflows' own events: which ones turn autoalloc on, which finished."""
