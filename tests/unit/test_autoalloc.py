@@ -11,14 +11,13 @@ from jobstream.slurm.autoalloc import (
     Backoff,
     Limits,
     OpenAllocation,
-    gres_gpus,
     offer_of,
     offers_of,
     plan,
-    slurm_mib,
 )
 from jobstream.slurm.script import SlurmScheduler
 from jobstream.spec.extras import actions_enable
+from jobstream.spec.units import gres_gpus, slurm_mem_mib
 
 CPU = SlurmScheduler(name="cpu", account="a", walltime="01:00:00", mem="8g")
 GPU = SlurmScheduler(name="gpu", account="a", walltime="01:00:00", gres="gpu:2")
@@ -33,12 +32,12 @@ def cls(cpus: int = 1, mib: int = 1024, gpus: int = 0, runtime: int = 600) -> st
 
 
 def test_what_a_scheduler_offers_is_read_as_slurm_writes_it() -> None:
-    assert [gres_gpus(g, "s") for g in (None, "gpu", "gpu:2", "gpu:a100:3", "tmp:1,gpu:2")] == [
+    assert [gres_gpus(g) for g in (None, "gpu", "gpu:2", "gpu:a100:3", "tmp:1,gpu:2")] == [
         0, 1, 2, 3, 2,
     ]  # fmt: skip
-    assert [slurm_mib(m, "s") for m in (None, "4000", "8g", "0")] == [None, 4000, 8192, None]
-    with pytest.raises(ConfigError, match="cannot read GPUs"):
-        gres_gpus("gpu:a:b:c", "slurm scheduler 'x'")
+    assert [slurm_mem_mib(m) for m in (None, "4000", "8g", "0")] == [None, 4000, 8192, None]
+    with pytest.raises(ValueError, match="cannot read GPUs"):
+        gres_gpus("gpu:a:b:c")
     with pytest.raises(ConfigError, match="slurm scheduler 'bad'"):
         offer_of(SlurmScheduler(name="bad", account="a", walltime="soon"))
 

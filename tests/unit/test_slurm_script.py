@@ -98,3 +98,20 @@ def test_a_value_that_would_add_lines_or_options_to_the_script_is_refused(
         sbatch_lines(scheduler, {})
     with pytest.raises(ConfigError, match="line break"):
         sbatch_lines(SlurmScheduler(name="s", account="p"), {"mail-user": "a@b\nid"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("walltime", "soon", "invalid walltime 'soon'"),
+        ("gres", "gpu:a:b:c", "cannot read GPUs"),
+        ("mem", "lots", "mem: invalid memory 'lots'"),
+    ],
+)
+def test_a_scheduler_autoalloc_could_not_read_is_refused_at_submission(
+    field: str, value: str, says: str
+) -> None:
+    entry = {"name": "s", "account": "proj", field: value}
+    spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
+    with pytest.raises(SpecError, match=f"slurm_schedulers.*{field}.*{says}"):
+        parse_spec(json.dumps(spec), "w.json", "json")

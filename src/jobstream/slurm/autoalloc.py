@@ -32,7 +32,7 @@ import msgspec
 from jobstream.errors import ConfigError
 from jobstream.model import Resources
 from jobstream.slurm.script import SlurmScheduler, scheduler_named
-from jobstream.spec.units import memory_mib, walltime_seconds
+from jobstream.spec.units import gres_gpus, slurm_mem_mib, walltime_seconds
 
 STARTING_S = 30.0  # an allocation started this recently still counts as queued
 
@@ -85,40 +85,12 @@ class Offer(NamedTuple):
 
 def offer_of(scheduler: SlurmScheduler) -> Offer:
     """What the scheduler's allocations offer; ConfigError naming an unreadable field."""
-    where = f"slurm scheduler {scheduler.name!r}"
     try:
         walltime = walltime_seconds(scheduler.walltime)
+        gpus, mib = gres_gpus(scheduler.gres), slurm_mem_mib(scheduler.mem)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    gpus, mib = gres_gpus(scheduler.gres, where), slurm_mib(scheduler.mem, where)
+        raise ConfigError(f"slurm scheduler {scheduler.name!r}: {exc}") from None
     return Offer(scheduler, gpus, mib, walltime)
-
-
-def gres_gpus(gres: str | None, where: str) -> int:
-    """GPUs per node that a ``--gres`` asks for: ``gpu``, ``gpu:2``, ``gpu:a100:2``."""
-    total = 0
-    for entry in (gres or "").split(","):
-        parts = entry.strip().split(":")
-        if parts[0] != "gpu":
-            continue
-        count = parts[-1] if len(parts) == 3 or (len(parts) == 2 and parts[1].isdigit()) else "1"
-        if len(parts) > 3 or not count.isdigit():
-            raise ConfigError(f"{where}: cannot read GPUs from gres {gres!r}")
-        total += int(count)
-    return total
-
-
-def slurm_mib(mem: str | None, where: str) -> int | None:
-    """MiB per node that a ``--mem`` asks for (a bare number is megabytes, as in Slurm;
-    0 means all of the node's)."""
-    if mem is None:
-        return None
-    text = mem.strip()
-    try:
-        mib = int(text) if text.isdigit() else memory_mib(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: mem: {exc}") from None
-    return mib or None
 
 
 def offers_of(extras: dict[str, Any], wf: str, names: Sequence[str]) -> tuple[Offer, ...]:

@@ -14,6 +14,7 @@ Per-job and per-file settings without a ``JobDef``/``FileDef`` field (``schedule
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from jobstream.spec.expand import JobDraft
 from jobstream.spec.locate import Locator
 from jobstream.spec.raw import EXTRA_KEYS, RawJob, RawWorkflow
 from jobstream.spec.refs import unknown_name_message
+from jobstream.spec.units import gres_gpus, slurm_mem_mib, walltime_seconds
 
 SLURM_MANAGED = ("partition", "nodes", "walltime", "time", "mem", "gres", "name", "job-name")
 ACTION_TYPES = ("run_commands", "schedule_nodes")
@@ -109,10 +111,17 @@ def actions_enable(extras: dict[str, Any]) -> dict[str, int]:
 
 
 def _check_sbatch_options(raw: RawWorkflow, loc: Locator) -> None:
+    readers: dict[str, Callable[[Any], object]] = {
+        "walltime": walltime_seconds, "gres": gres_gpus, "mem": slurm_mem_mib,
+    }  # fmt: skip
     for position, scheduler in enumerate(raw.slurm_schedulers or ()):
         for field in SBATCH_FIELDS:
             value = getattr(scheduler, field)
             problem = None if value is None else sbatch_problem(field, value)
+            try:
+                readers.get(field, str)(value)
+            except ValueError as exc:
+                problem = problem or str(exc)
             if problem:
                 loc.fail(("slurm_schedulers", position, field), problem)
     for name, value in (raw.slurm_defaults or {}).items():

@@ -59,6 +59,34 @@ def walltime_seconds(value: str, what: str = "walltime") -> float:
     return float(duration_seconds(text, what))
 
 
+def gres_gpus(gres: str | None) -> int:
+    """GPUs per node that a Slurm ``--gres`` asks for: ``gpu``, ``gpu:2``, ``gpu:a100:2``
+    (other resources ignored); ValueError if unreadable."""
+    total = 0
+    for entry in (gres or "").split(","):
+        parts = entry.strip().split(":")
+        if parts[0] != "gpu":
+            continue
+        count = parts[-1] if len(parts) == 3 or (len(parts) == 2 and parts[1].isdigit()) else "1"
+        if len(parts) > 3 or not count.isdigit():
+            raise ValueError(f"cannot read GPUs from gres {gres!r} (e.g. gpu:2, gpu:a100:2)")
+        total += int(count)
+    return total
+
+
+def slurm_mem_mib(mem: str | None) -> int | None:
+    """MiB per node that a Slurm ``--mem`` asks for: a bare number is megabytes, as in
+    Slurm; None when unset or 0 (all of the node's); ValueError if unreadable."""
+    if mem is None:
+        return None
+    text = mem.strip()
+    try:
+        mib = int(text) if text.isdigit() else memory_mib(text)
+    except ValueError as exc:
+        raise ValueError(f"mem: {exc}") from None
+    return mib or None
+
+
 def duration_seconds(value: str | int, what: str = "runtime") -> int:
     """Seconds in ``value`` (``"PT30M"`` → 1800), rounded up; ValueError naming ``what``
     if malformed."""
