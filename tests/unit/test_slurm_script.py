@@ -11,6 +11,7 @@ import pytest
 from jobstream.errors import ConfigError, SpecError
 from jobstream.slurm.script import SlurmScheduler, batch_script, sbatch_lines, scheduler_named
 from jobstream.spec import parse_spec
+from jobstream.spec.units import slurm_time_seconds
 
 EXTRAS = {
     "slurm_schedulers": [
@@ -61,7 +62,7 @@ def test_one_node_execs_the_worker_with_what_slurm_allocated() -> None:
         "--idle-timeout 60 --log-dir '/scratch/my runs/a1/logs' --walltime \"$left\""
     )
     assert 'left=$(squeue -h -j "$SLURM_JOB_ID" -o %L' in text
-    assert "*) left=04:00:00 ;;" in text
+    assert "*) left=14400 ;;" in text  # 04:00:00, in seconds
     assert '--cpus "$SLURM_CPUS_ON_NODE"' in last and "SLURM_GPUS_ON_NODE" in last
 
 
@@ -115,3 +116,11 @@ def test_a_scheduler_autoalloc_could_not_read_is_refused_at_submission(
     spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
     with pytest.raises(SpecError, match=f"slurm_schedulers.*{field}.*{says}"):
         parse_spec(json.dumps(spec), "w.json", "json")
+
+
+def test_a_slurm_time_is_read_as_slurm_reads_it() -> None:
+    assert [slurm_time_seconds(t) for t in ("90", "1:30", "01:30:00", "1-2", "1-2:30")] == [
+        5400, 90, 5400, 93600, 95400,
+    ]  # fmt: skip
+    scheduler = SlurmScheduler(name="s", account="p", walltime="90")  # minutes, to Slurm
+    assert "*) left=5400 ;;" in script(scheduler)

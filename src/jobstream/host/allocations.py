@@ -32,7 +32,7 @@ from jobstream.host import accounts, users
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.script import batch_script, scheduler_named
-from jobstream.spec.units import walltime_seconds
+from jobstream.spec.units import slurm_time_seconds
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import checked_workflow
 from jobstream.views.sql import run_sql
@@ -73,7 +73,7 @@ async def schedule_nodes(
     submitted = await submitted_workflow(conn.store, wf)
     chosen = scheduler_named(submitted.extras, scheduler, wf)
     try:
-        walltime_s = walltime_seconds(chosen.walltime)
+        walltime_s = slurm_time_seconds(chosen.walltime)
     except ValueError as exc:
         raise ConfigError(f"slurm scheduler {chosen.name!r}: {exc}") from None
     defaults = submitted.extras.get("slurm_defaults") or {}

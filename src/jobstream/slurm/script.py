@@ -19,6 +19,7 @@ import msgspec
 
 from jobstream.errors import ConfigError
 from jobstream.spec.extras import sbatch_problem
+from jobstream.spec.units import slurm_time_seconds
 
 
 class SlurmScheduler(msgspec.Struct, kw_only=True, frozen=True):
@@ -98,7 +99,10 @@ def batch_script(
         '${SLURM_MEM_PER_NODE:+--memory "${SLURM_MEM_PER_NODE}m"}'
     )
     start = f"{command} {resources}"
-    walltime = shlex.quote(scheduler.walltime)
+    try:  # in seconds: the worker reads a bare number so, Slurm as minutes
+        walltime = f"{slurm_time_seconds(scheduler.walltime):.0f}"
+    except ValueError as exc:
+        raise ConfigError(f"slurm scheduler {scheduler.name!r}: {exc}") from None
     if scheduler.nodes > 1:  # one worker per node
         start = f"srun --nodes=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 {start}"
     return "\n".join(

@@ -23,7 +23,7 @@ from jobstream.spec.expand import JobDraft
 from jobstream.spec.locate import Locator
 from jobstream.spec.raw import EXTRA_KEYS, RawJob, RawWorkflow
 from jobstream.spec.refs import unknown_name_message
-from jobstream.spec.units import gres_gpus, slurm_mem_mib, walltime_seconds
+from jobstream.spec.units import gres_gpus, slurm_mem_mib, slurm_time_seconds
 
 SLURM_MANAGED = ("partition", "nodes", "walltime", "time", "mem", "gres", "name", "job-name")
 ACTION_TYPES = ("run_commands", "schedule_nodes")
@@ -112,7 +112,7 @@ def actions_enable(extras: dict[str, Any]) -> dict[str, int]:
 
 def _check_sbatch_options(raw: RawWorkflow, loc: Locator) -> None:
     readers: dict[str, Callable[[Any], object]] = {
-        "walltime": walltime_seconds, "gres": gres_gpus, "mem": slurm_mem_mib,
+        "walltime": slurm_time_seconds, "gres": gres_gpus, "mem": slurm_mem_mib,
     }  # fmt: skip
     for position, scheduler in enumerate(raw.slurm_schedulers or ()):
         for field in SBATCH_FIELDS:

@@ -56,7 +56,28 @@ def walltime_seconds(value: str, what: str = "walltime") -> float:
         return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    return float(duration_seconds(text, what))
+    try:
+        return float(duration_seconds(text, what))
+    except ValueError:
+        raise ValueError(
+            f"invalid {what} {value!r}: use HH:MM:SS (or D-HH:MM:SS, MM:SS), seconds, "
+            "or an ISO 8601 duration such as 'PT2H'"
+        ) from None
+
+
+_DAYS_HOURS = re.compile(r"(\d+)-(\d+)(?::(\d+))?\Z")
+
+
+def slurm_time_seconds(value: str) -> float:
+    """Seconds of a Slurm ``--time``: as :func:`walltime_seconds`, except that a bare
+    number is minutes and ``D-H`` / ``D-H:M`` are days and hours (Slurm's forms)."""
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text) * 60)
+    if found := _DAYS_HOURS.match(text):
+        days, hours, minutes = (int(g or 0) for g in found.groups())
+        return float(((days * 24 + hours) * 60 + minutes) * 60)
+    return walltime_seconds(text)
 
 
 def gres_gpus(gres: str | None) -> int:
