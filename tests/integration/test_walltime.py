@@ -4,6 +4,7 @@ whose runtime does not fit it; the job waits for a worker with time enough."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from .processes import jobstream, spawn, stop, wait_for_server
@@ -29,8 +30,13 @@ def test_a_job_longer_than_the_time_left_waits_for_a_worker_with_time(tmp_path: 
         submitted = jobstream("submit", "spec.yaml", "--json", cwd=tmp_path)
         wf = json.loads(submitted.stdout)["workflow"]
         ending = ("--cpus", "2", "--memory", "1g", "--walltime", "00:30", "--idle-timeout", "3")
+        began = time.monotonic()
         short_lived = jobstream("worker", *ending, cwd=tmp_path, timeout=60)
         assert short_lived.returncode == 0, short_lived.stderr
+        # Its jobs take a second; idle for 3 s it stops. Regression: empty fetches (as
+        # nats-py returns when a pull request expires) counted as work, and a worker
+        # fetching two at a time could go on for a minute.
+        assert time.monotonic() - began < 12
         first = {path.read_text() for path in tmp_path.glob("s?")}
         assert len(first) == 1 and not (tmp_path / "long").exists()
         status = json.loads(jobstream("status", wf, "--json", cwd=tmp_path).stdout)

@@ -329,6 +329,8 @@ class Worker:
                     log.warning("fetch from %s failed: %s", consumer, exc)
                     await anyio.sleep(RETRY_DELAY_S)
                     continue
+                if not msgs:  # a pull request that expired empty: not work
+                    continue
                 self.last_busy = time.monotonic()
                 pace.held += len(msgs)
                 for msg in msgs:
