@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import math
 import secrets
 import shutil
 import subprocess
@@ -32,7 +33,6 @@ from jobstream.host import accounts, users
 from jobstream.ops.identity import user_actor
 from jobstream.ops.workflows import submitted_workflow
 from jobstream.slurm.script import batch_script, scheduler_named
-from jobstream.spec.units import slurm_time_seconds
 from jobstream.streams.connection import Connection
 from jobstream.streams.subjects import checked_workflow
 from jobstream.views.sql import run_sql
@@ -41,6 +41,7 @@ SLURM_DIR = "slurm"
 JOBSTREAM = [sys.executable, "-m", "jobstream"]  # the same installation, on the nodes
 SBATCH_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
+MAX_ALLOCATIONS = 1000  # per schedule-nodes: more is a typo, not a plan
 IDENTITY_PREFIX = "alloc-"
 ORPHAN_AGE_S = 600.0  # an identity this old without a recorded allocation is left over
 
@@ -68,14 +69,13 @@ async def schedule_nodes(
     """Write ``count`` allocations of the workflow's scheduler; submit them unless not
     ``submit`` (a dry run: the scripts are written, no identity is made). Their workers
     exit after ``idle_timeout_s`` without work, which ends the allocation."""
-    if count < 1:
-        raise ConfigError(f"--num {count}: give at least 1 allocation")
+    if not 1 <= count <= MAX_ALLOCATIONS:
+        raise ConfigError(f"--num {count}: give 1 to {MAX_ALLOCATIONS} allocations")
+    if not 0 < idle_timeout_s < math.inf:
+        raise ConfigError(f"--idle-timeout {idle_timeout_s:g}: give a number of seconds above 0")
     submitted = await submitted_workflow(conn.store, wf)
     chosen = scheduler_named(submitted.extras, scheduler, wf)
-    try:
-        walltime_s = slurm_time_seconds(chosen.walltime)
-    except ValueError as exc:
-        raise ConfigError(f"slurm scheduler {chosen.name!r}: {exc}") from None
+    walltime_s = chosen.walltime_s()
     defaults = submitted.extras.get("slurm_defaults") or {}
     made = []
     for _ in range(count):
@@ -120,15 +120,20 @@ def retire(state_dir: Path, allocation: str) -> bool:
     """An allocation ended: its identity is revoked (its workers' connections close) and
     its credentials file removed; its folder (script, Slurm output, logs) stays. False
     when there was nothing left to retire."""
-    token = allocation.removeprefix(IDENTITY_PREFIX)
     removed = False
-    for creds in (state_dir / SLURM_DIR).glob(f"*-{token}/worker.json"):
-        creds.unlink(missing_ok=True)
-        removed = True
+    for folder in _folders(state_dir, allocation):
+        if (folder / "worker.json").exists():
+            (folder / "worker.json").unlink(missing_ok=True)
+            removed = True
     if all(user.name != allocation for user in users.load(state_dir)):
         return removed
     accounts.revoke(state_dir, allocation)
     return True
+
+
+def _folders(state_dir: Path, allocation: str) -> list[Path]:
+    """The allocation's folder (``STATE_DIR/slurm/<wf>-<token>``), if it is here."""
+    return list((state_dir / SLURM_DIR).glob(f"*-{allocation.removeprefix(IDENTITY_PREFIX)}"))
 
 
 def orphans(state_dir: Path, recorded: set[str], now: float) -> list[str]:
@@ -148,10 +153,7 @@ def cancel_unrecorded(state_dir: Path, allocation: str) -> list[str]:
     """The Slurm jobs of an allocation that was never recorded (sbatch took it, its
     answer was lost): found by their script's path in one ``squeue``, and cancelled.
     Their ids; none where Slurm's commands are missing or fail."""
-    token = allocation.removeprefix(IDENTITY_PREFIX)
-    scripts = {
-        str(path.resolve()) for path in (state_dir / SLURM_DIR).glob(f"*-{token}/job.sbatch")
-    }
+    scripts = {str((folder / "job.sbatch").resolve()) for folder in _folders(state_dir, allocation)}
     if not scripts:
         return []
     command = ["squeue", "-h", "-u", getpass.getuser(), "-o", "%i|%o"]

@@ -32,7 +32,7 @@ import msgspec
 from jobstream.errors import ConfigError
 from jobstream.model import Resources
 from jobstream.slurm.script import SlurmScheduler, scheduler_named
-from jobstream.spec.units import gres_gpus, slurm_mem_mib, slurm_time_seconds
+from jobstream.spec.units import gres_gpus, slurm_mem_mib
 
 STARTING_S = 30.0  # an allocation started this recently still counts as queued
 
@@ -85,8 +85,8 @@ class Offer(NamedTuple):
 
 def offer_of(scheduler: SlurmScheduler) -> Offer:
     """What the scheduler's allocations offer; ConfigError naming an unreadable field."""
+    walltime = scheduler.walltime_s()
     try:
-        walltime = slurm_time_seconds(scheduler.walltime)
         gpus, mib = gres_gpus(scheduler.gres), slurm_mem_mib(scheduler.mem)
     except ValueError as exc:
         raise ConfigError(f"slurm scheduler {scheduler.name!r}: {exc}") from None

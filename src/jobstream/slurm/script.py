@@ -37,6 +37,13 @@ class SlurmScheduler(msgspec.Struct, kw_only=True, frozen=True):
     ntasks_per_node: int | None = None
     extra: str | None = None
 
+    def walltime_s(self) -> float:
+        """Its walltime in seconds, read as Slurm reads ``--time``; ConfigError if not."""
+        try:
+            return slurm_time_seconds(self.walltime)
+        except ValueError as exc:
+            raise ConfigError(f"slurm scheduler {self.name!r}: {exc}") from None
+
 
 def scheduler_named(extras: dict[str, Any], name: str, wf: str) -> SlurmScheduler:
     """The workflow's scheduler of this name; a one-line error naming the ones it has."""
@@ -99,10 +106,7 @@ def batch_script(
         '${SLURM_MEM_PER_NODE:+--memory "${SLURM_MEM_PER_NODE}m"}'
     )
     start = f"{command} {resources}"
-    try:  # in seconds: the worker reads a bare number so, Slurm as minutes
-        walltime = f"{slurm_time_seconds(scheduler.walltime):.0f}"
-    except ValueError as exc:
-        raise ConfigError(f"slurm scheduler {scheduler.name!r}: {exc}") from None
+    walltime = f"{scheduler.walltime_s():.0f}"  # seconds: a bare number to the worker
     if scheduler.nodes > 1:  # one worker per node
         start = f"srun --nodes=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 {start}"
     return "\n".join(
