@@ -80,6 +80,15 @@ async def test_a_workflow_runs_in_allocations_that_schedule_nodes_submits(
         assert refused.returncode == 2 and "has gpu_node, broken" in refused.stderr
         failed = await run("slurm", "schedule-nodes", wf, "--scheduler", "broken")
         assert failed.returncode == 2 and "invalid partition" in failed.stderr.lower()
+        node = str(tmp_path / "node.json")
+        assert (
+            await run("users", "add", "node", "--role", "compute", "--out", node)
+        ).returncode == 0
+        as_node = await run(
+            "--creds", node, "slurm", "schedule-nodes", wf, "--scheduler", "gpu_node"
+        )
+        assert as_node.returncode == 2 and "for the server's admin" in as_node.stderr
+        assert (await run("users", "revoke", "node")).returncode == 0
         listed = await run("users", "list", "--json")
         assert [u["role"] for u in json.loads(listed.stdout)] == ["admin"]  # taken back
         assert not list((tmp_path / ".jobstream" / "slurm").glob("*"))

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -13,18 +14,33 @@ from jobstream.cli.common import (
     NatsUrl,
     StateDir,
     err,
+    fail,
     guarded,
     on_server,
     out,
     print_json,
     settings_from,
 )
+from jobstream.config import Settings
 from jobstream.host.allocations import IDLE_TIMEOUT_S, listed
 from jobstream.host.allocations import schedule_nodes as allocate
 from jobstream.host.autoalloc import autoalloc as keep_allocating
+from jobstream.host.credentials import role_of
 from jobstream.slurm.autoalloc import Limits
 
 DEFAULT = Limits()
+T = TypeVar("T")
+
+
+def on_slurm(settings: Settings, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``func(conn, *args)`` as the admin: allocations are made with the server's
+    users file and its Slurm user. A submitter or a compute identity is refused before
+    anything is written or submitted."""
+    if role_of(settings.creds) != "admin":
+        fail(f"`jobstream slurm` is for the server's admin, not a {role_of(settings.creds)}", 2)
+    return on_server(settings, func, *args, name="jobstream-slurm")
+
+
 IdleTimeout = Annotated[
     float, typer.Option(help="a worker without work this many seconds ends its allocation")
 ]
@@ -55,16 +71,8 @@ def schedule_nodes(
     (STATE_DIR/slurm/WORKFLOW-TOKEN/worker.json, mode 0600). Run it on the server's host.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    made = on_server(
-        settings,
-        allocate,
-        settings,
-        workflow,
-        scheduler,
-        num,
-        not dry_run,
-        idle_timeout,
-        name="jobstream-slurm",
+    made = on_slurm(
+        settings, allocate, settings, workflow, scheduler, num, not dry_run, idle_timeout
     )
     if json_output:
         print_json([{f: getattr(a, f) for f in a.__struct_fields__} for a in made])
@@ -135,9 +143,8 @@ def autoalloc(
         backoff_s=backoff,
         max_backoff_s=max(backoff, DEFAULT.max_backoff_s),
     )
-    submitted = on_server(
-        settings, keep_allocating, settings, workflow, scheduler or [], limits, err.print,
-        name="jobstream-slurm",
+    submitted = on_slurm(
+        settings, keep_allocating, settings, workflow, scheduler or [], limits, err.print
     )  # fmt: skip
     if json_output:
         print_json({"workflow": workflow, "allocations_submitted": submitted})
@@ -159,7 +166,7 @@ def allocations(
     workers.slurm_job_id.
     """
     settings = settings_from(nats_url=nats_url, state_dir=state_dir)
-    rows = on_server(settings, listed, settings, workflow, name="jobstream-slurm")
+    rows = on_slurm(settings, listed, settings, workflow)
     if json_output:
         print_json(rows)
         return

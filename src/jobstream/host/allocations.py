@@ -103,15 +103,18 @@ async def schedule_nodes(
             )
             try:
                 job_id = await sbatch(script)
-            except BaseException:
-                accounts.revoke(settings.state_dir, identity)  # at once, even when cancelled
+                submitted_now = SlurmAllocationSubmitted(
+                    at=time.time(), actor=user_actor(), allocation=identity,
+                    slurm_job_id=job_id, wf=wf, scheduler=chosen.name, nodes=chosen.nodes,
+                    walltime_s=walltime_s,
+                )  # fmt: skip
+                await conn.store.append(submitted_now, 0)
+            except BaseException:  # taken back at once, even when cancelled
+                if job_id is not None:  # sbatch took it, the log did not: nobody would know it
+                    scancel(job_id)
+                accounts.revoke(settings.state_dir, identity)
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            submitted_now = SlurmAllocationSubmitted(
-                at=time.time(), actor=user_actor(), allocation=identity, slurm_job_id=job_id,
-                wf=wf, scheduler=chosen.name, nodes=chosen.nodes, walltime_s=walltime_s,
-            )  # fmt: skip
-            await conn.store.append(submitted_now, 0)
         made.append(Allocation(wf, chosen.name, identity, str(folder), str(script), job_id))
     return made
 
@@ -165,10 +168,15 @@ def cancel_unrecorded(state_dir: Path, allocation: str) -> list[str]:
     for line in listed.stdout.splitlines():
         job, _, script = line.strip().partition("|")
         if script in scripts:
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(["scancel", job], capture_output=True, timeout=SBATCH_TIMEOUT_S)
-                found.append(job)
+            scancel(job)
+            found.append(job)
     return found
+
+
+def scancel(job: str) -> None:
+    """Cancel a Slurm job (nothing if Slurm's commands fail)."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(["scancel", job], capture_output=True, timeout=SBATCH_TIMEOUT_S)
 
 
 async def sbatch(script: Path) -> str:
