@@ -34,10 +34,24 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C (SIGINT) interrupts the command, as it does one typed at a terminal. A
+    shell that starts the test suite in the background ignores SIGINT for it, and an
+    ignored signal stays ignored in every program it starts: the command would then
+    run on through a Ctrl-C (as it should, started that way)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start a long-running command (server, worker) with its output in ``log``."""
     with open(log, "wb") as out:
-        return subprocess.Popen([*CLI, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [*CLI, *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_as_from_a_terminal,
+        )
 
 
 def wait_for_server(state_dir: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> str:

@@ -26,6 +26,7 @@ from jobstream.streams.urls import Address, Endpoint, addresses
 from jobstream.streams.wire import (
     IDLE_HEARTBEAT,
     NO_MESSAGES,
+    PING,
     PONG,
     REQUEST_EXPIRED,
     FrameBuffer,
@@ -43,6 +44,8 @@ from jobstream.streams.wire import (
 READ_CHUNK = 1 << 20
 DELETE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
+LOGIN_ATTEMPTS = 3  # see _log_in: a login refused while the server re-reads its users
+LOGIN_RETRY_S = 0.05
 
 
 class BulkUnavailable(Exception):
@@ -318,6 +321,29 @@ async def reachable(endpoint: Endpoint) -> bool:
         return False
 
 
+async def _log_in(frames: Socket, greeting: bytes) -> None:
+    """Send the login and wait for the server's answer to a PING behind it: the login is
+    taken (ConnectionError, with the server's -ERR, when it is not).
+
+    Waiting matters: nats-server re-reading its users (one added or revoked) refuses
+    every connection that has not yet logged in at that moment, whoever it is; a
+    reader that went on at once would lose its connection mid-read. Before the
+    answer, that refusal is told apart and the login is tried again.
+    """
+    frames.send(greeting + PING)
+    with anyio.fail_after(CONNECT_TIMEOUT_S):
+        while True:
+            found = frames.received.frame()
+            if found is None:
+                await frames.fill()
+            elif found[0].startswith(b"PONG"):
+                return
+            elif found[0].startswith(b"-ERR"):
+                raise ConnectionError(found[0].decode())
+            elif found[0].startswith(b"PING"):
+                frames.send(PONG)
+
+
 @contextlib.asynccontextmanager
 async def pull_consumer(
     js: JetStreamContext, endpoint: Endpoint, subject_filter: str, from_seq: int
@@ -337,12 +363,20 @@ async def pull_consumer(
         ),
     )
     try:
-        async with greeted(endpoint) as (frames, secure, where):
-            inbox = bulk_inbox(where.user, secrets.token_hex(8))
-            frames.send(hello(inbox, where.user, where.password, tls=secure))
-            reader = PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
-            reader.pending_at_start = info.num_pending
-            yield reader
+        for attempt in range(LOGIN_ATTEMPTS):
+            await anyio.sleep(LOGIN_RETRY_S * attempt)
+            async with greeted(endpoint) as (frames, secure, where):
+                inbox = bulk_inbox(where.user, secrets.token_hex(8))
+                try:
+                    await _log_in(frames, hello(inbox, where.user, where.password, tls=secure))
+                except ConnectionError:
+                    if attempt == LOGIN_ATTEMPTS - 1:
+                        raise
+                    continue
+                reader = PullReader(frames, pull_subject(EVENTS_STREAM, info.name), inbox)
+                reader.pending_at_start = info.num_pending
+                yield reader
+                return
     finally:
         # Bounded: with the server gone this would wait out the request timeout.
         with anyio.move_on_after(DELETE_TIMEOUT_S, shield=True), contextlib.suppress(Exception):

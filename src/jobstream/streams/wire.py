@@ -22,6 +22,7 @@ from jobstream import codec
 from jobstream.streams.subjects import ACK_PREFIX
 
 ACK = b"+ACK"  # JetStream's positive acknowledgement of a delivered message
+PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 IDLE_HEARTBEAT = 100  # status codes of pull requests: a sign of life,
 NO_MESSAGES, REQUEST_EXPIRED = 404, 408  # and the two ends of a request that are not errors
