@@ -76,6 +76,12 @@ def test_several_nodes_start_one_worker_each_with_srun() -> None:
     )
 
 
+def parse_with_scheduler(entry: dict[str, str]) -> None:
+    """Parse a one-job spec whose one Slurm scheduler is ``entry``."""
+    spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
+    parse_spec(json.dumps(spec), "w.json", "json")
+
+
 @pytest.mark.parametrize(
     ("field", "value", "says"),
     [
@@ -91,9 +97,8 @@ def test_a_value_that_would_add_lines_or_options_to_the_script_is_refused(
     """A spec (perhaps a submitter's) must not put commands into a script that the
     server's user submits: refused when submitted, and again when the script is made."""
     entry = {"name": "s", "account": "proj", field: value}
-    spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
     with pytest.raises(SpecError, match=f"{field}.*{says}"):
-        parse_spec(json.dumps(spec), "w.json", "json")
+        parse_with_scheduler(entry)
     scheduler = msgspec.convert(entry, SlurmScheduler)
     with pytest.raises(ConfigError, match=says):
         sbatch_lines(scheduler, {})
@@ -112,10 +117,8 @@ def test_a_value_that_would_add_lines_or_options_to_the_script_is_refused(
 def test_a_scheduler_autoalloc_could_not_read_is_refused_at_submission(
     field: str, value: str, says: str
 ) -> None:
-    entry = {"name": "s", "account": "proj", field: value}
-    spec = {"name": "w", "slurm_schedulers": [entry], "jobs": [{"name": "j", "command": "true"}]}
     with pytest.raises(SpecError, match=f"slurm_schedulers.*{field}.*{says}"):
-        parse_spec(json.dumps(spec), "w.json", "json")
+        parse_with_scheduler({"name": "s", "account": "proj", field: value})
 
 
 def test_a_slurm_time_is_read_as_slurm_reads_it() -> None:
@@ -124,3 +127,9 @@ def test_a_slurm_time_is_read_as_slurm_reads_it() -> None:
     ]  # fmt: skip
     scheduler = SlurmScheduler(name="s", account="p", walltime="90")  # minutes, to Slurm
     assert "*) left=5400 ;;" in script(scheduler)
+
+
+def test_a_default_named_extra_is_an_option_beside_the_schedulers_own_extra() -> None:
+    """sbatch's own ``--extra`` from slurm_defaults; it was dropped for a while."""
+    lines = sbatch_lines(SlurmScheduler(name="s", account="p", extra="--exclusive"), {"extra": "t"})
+    assert "#SBATCH --extra=t" in lines and lines[-1] == "#SBATCH --exclusive"

@@ -147,7 +147,7 @@ def plan(
             queued[allocation.scheduler] = queued.get(allocation.scheduler, 0) + 1
     in_queue = sum(queued.values())
     nodes = sum(allocation.nodes for allocation in allocations)
-    count = len(allocations)
+    opened = len(allocations)
     most = limits.max_allocations or math.inf
     submit: list[str] = []
     turn = True
@@ -160,12 +160,12 @@ def plan(
                 and held[name] < (caps or {}).get(name, math.inf)
                 and in_queue < limits.max_queued
                 and nodes + size <= limits.max_nodes
-                and count < most
+                and opened < most
             ):
                 submit.append(name)
                 queued[name] += 1
                 held[name] += 1
-                in_queue, nodes, count = in_queue + 1, nodes + size, count + 1
+                in_queue, nodes, opened = in_queue + 1, nodes + size, opened + 1
                 turn = True
     return Plan(submit, unserved, waiting)
 

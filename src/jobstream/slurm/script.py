@@ -72,15 +72,14 @@ def sbatch_lines(scheduler: SlurmScheduler, defaults: dict[str, Any]) -> list[st
     }
     for key, value in defaults.items():
         options.setdefault(key.replace("_", "-"), value)
-    options["extra"] = scheduler.extra
-    for key, value in options.items():  # checked at submission, and again: specs are old
+    # Checked at submission, and again here: a stored spec may predate the checks.
+    for key, value in {**options, "extra": scheduler.extra}.items():
         problem = None if value is None else sbatch_problem(key, value)
         if problem:
             raise ConfigError(f"slurm scheduler {scheduler.name!r}: {problem}")
-    extra = options.pop("extra")
     lines = [f"#SBATCH --{key}={value}" for key, value in options.items() if value is not None]
-    if extra:
-        lines.append(f"#SBATCH {extra}")
+    if scheduler.extra:
+        lines.append(f"#SBATCH {scheduler.extra}")
     return lines
 
 

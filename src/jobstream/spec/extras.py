@@ -31,6 +31,10 @@ AUTOALLOC_TRIGGER = "on_jobs_ready"  # schedule_nodes actions with it turn autoa
 SBATCH_FIELDS = ("account", "partition", "qos", "gres", "mem", "tmp", "walltime", "extra")
 _OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Scheduler fields autoalloc reads, and how (each takes None as unset, but walltime).
+_READ_BY_AUTOALLOC: dict[str, Callable[[Any], object]] = {
+    "walltime": slurm_time_seconds, "gres": gres_gpus, "mem": slurm_mem_mib,
+}  # fmt: skip
 
 
 def sbatch_problem(key: str, value: object) -> str | None:
@@ -111,17 +115,15 @@ def actions_enable(extras: dict[str, Any]) -> dict[str, int]:
 
 
 def _check_sbatch_options(raw: RawWorkflow, loc: Locator) -> None:
-    readers: dict[str, Callable[[Any], object]] = {
-        "walltime": slurm_time_seconds, "gres": gres_gpus, "mem": slurm_mem_mib,
-    }  # fmt: skip
     for position, scheduler in enumerate(raw.slurm_schedulers or ()):
         for field in SBATCH_FIELDS:
             value = getattr(scheduler, field)
             problem = None if value is None else sbatch_problem(field, value)
-            try:
-                readers.get(field, str)(value)
-            except ValueError as exc:
-                problem = problem or str(exc)
+            if problem is None and field in _READ_BY_AUTOALLOC:
+                try:
+                    _READ_BY_AUTOALLOC[field](value)
+                except ValueError as exc:
+                    problem = str(exc)
             if problem:
                 loc.fail(("slurm_schedulers", position, field), problem)
     for name, value in (raw.slurm_defaults or {}).items():
